@@ -1,0 +1,45 @@
+"""Command line: ``python -m lmfacts <command> ...`` (also the ``lmfacts`` console script).
+
+Commands are registered in :data:`COMMANDS`; each registrar adds a subparser and sets
+``func`` (``Namespace -> int`` exit status) as its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from lmfacts.report.cli import UsageError, add_report_command
+
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "report": add_report_command,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="lmfacts", description="lmfacts: replication reports for LM-internals claims")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    sub.required = True
+    for register in COMMANDS.values():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit status (2 for usage errors, as argparse does)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"lmfacts: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Convert a GGUF file once into a plain Hugging Face directory, cached by the file's sha256.
+
+The first load dequantises the GGUF with transformers' GGUF loader (slow: ~15 s for 135M params),
+strips the quantizer markers and saves an fp32 HF directory (model + tokenizer) under
+``<cache>/gguf/<sha256 prefix>/``. Later loads boot that directory by path (~1 s). The
+quantisation summary (read with ``gguf.GGUFReader``) is stored next to it in ``lmfacts-gguf.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from lmfacts.models.cache import build_dir_atomic, cache_root, sha256_file, write_json_atomic
+
+META_FILE = "lmfacts-gguf.json"
+_FLOAT_TYPES = {"F32", "F16", "BF16", "F64"}
+_GROUP_ORDER = ["attention", "MLP", "embeddings", "unembedding", "other", "norms"]
+
+
+def _tensor_group(name: str) -> str:
+    """Map a GGUF tensor name (``blk.3.attn_q.weight``) to a coarse group name."""
+    parts = name.split(".")
+    stem = parts[2] if parts[0] == "blk" and len(parts) > 2 else parts[0]
+    if "norm" in stem:
+        return "norms"
+    if stem in ("token_embd", "token_types", "position_embd"):
+        return "embeddings"
+    if stem == "output":
+        return "unembedding"
+    if stem.startswith("attn"):
+        return "attention"
+    if stem.startswith("ffn"):
+        return "MLP"
+    return "other"
+
+
+def summarise_gguf_quantization(path: Path) -> dict[str, Any]:
+    """Read the tensor types of a GGUF file and summarise them.
+
+    Returns a dict with ``summary`` (e.g. ``"GGUF Q4_1 (attention/MLP), Q8_0 (embeddings)"``; float
+    norms are left out), ``tensor_types`` ({group: {type: count}}) and ``gguf_architecture``.
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for tensor in reader.tensors:
+        counts[_tensor_group(tensor.name)][tensor.tensor_type.name] += 1
+    arch_field = reader.fields.get("general.architecture")
+    gguf_arch = bytes(arch_field.parts[arch_field.data[0]]).decode() if arch_field is not None else None
+
+    by_type: dict[str, list[str]] = defaultdict(list)
+    type_weight: Counter[str] = Counter()
+    for group, types in counts.items():
+        if group == "norms":
+            continue
+        for qtype, n in types.items():
+            by_type[qtype].append(group)
+            by_type[qtype].sort(key=lambda g: _GROUP_ORDER.index(g))
+            type_weight[qtype] += n
+    quantised = [t for t in type_weight if t not in _FLOAT_TYPES]
+    if quantised:
+        order = sorted(type_weight, key=lambda t: (t in _FLOAT_TYPES, -type_weight[t]))
+        summary = "GGUF " + ", ".join(f"{t} ({'/'.join(by_type[t])})" for t in order)
+    else:
+        summary = "GGUF " + "/".join(sorted(type_weight)) + " (unquantised)"
+    return {
+        "summary": summary,
+        "tensor_types": {g: dict(c) for g, c in counts.items()},
+        "gguf_architecture": gguf_arch,
+    }
+
+
+def load_gguf_direct(path: Path, dtype: Any = None) -> tuple[Any, Any]:
+    """Dequantise a GGUF file with transformers: return ``(hf_model in eval mode, tokenizer)``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32
+    )
+    return model.eval(), tok
+
+
+def _architecture_class(model: Any, hint: str | None) -> str:
+    """Return the HF architecture class name of a GGUF-loaded model (its concrete class)."""
+    name = type(model).__name__
+    if name.endswith(("ForCausalLM", "LMHeadModel")):
+        return name
+    if hint:
+        return hint
+    raise RuntimeError(f"Cannot determine the HF architecture class of the GGUF model ({name}).")
+
+
+def _convert(path: Path, out: Path, sha256: str, architecture_hint: str | None) -> None:
+    """Dequantise ``path`` and save it, its tokenizer and the metadata file into ``out``."""
+    t0 = time.perf_counter()
+    model, tok = load_gguf_direct(path)
+    arch = _architecture_class(model, architecture_hint)
+    model.config.architectures = [arch]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    del model
+    meta = summarise_gguf_quantization(path)
+    meta.update(
+        source=str(path.resolve()),
+        sha256=sha256,
+        architecture_class=arch,
+        convert_s=round(time.perf_counter() - t0, 2),
+    )
+    write_json_atomic(out / META_FILE, meta)
+
+
+def converted_dir_for(path: Path) -> Path:
+    """Return the cache directory a GGUF file converts into (whether or not it exists yet)."""
+    return cache_root() / "gguf" / sha256_file(path)[:24]
+
+
+def ensure_gguf_converted(path: Path, architecture_hint: str | None = None) -> tuple[Path, dict[str, Any], bool]:
+    """Return ``(hf_dir, metadata, converted_now)`` for a GGUF file, converting it on first use."""
+    path = Path(path)
+    final = converted_dir_for(path)
+    converted_now = False
+    if not (final / META_FILE).is_file():
+        sha = sha256_file(path)
+        build_dir_atomic(final, lambda tmp: _convert(path, tmp, sha, architecture_hint))
+        converted_now = True
+    meta = json.loads((final / META_FILE).read_text())
+    return final, meta, converted_now

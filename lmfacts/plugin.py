@@ -1,0 +1,337 @@
+"""The lmfacts pytest plugin: options, parametrisation over (model, device), records, the report.
+
+Registered through the ``pytest11`` entry point (and by the root ``conftest.py`` in an
+un-installed checkout). Importing it never imports torch or transformer_lens.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmfacts.claims import ClaimSpec
+from lmfacts.context import ClaimContext
+from lmfacts.options import Target, add_options, read_options
+from lmfacts.report.recorder import USER_PROPERTY, ClaimRecord
+
+SESSION_KEY = pytest.StashKey["Any"]()
+RECORD_KEY = pytest.StashKey[ClaimRecord]()
+MODEL_PROPERTY = "lmfacts_model"
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _load_hypothesis_profile(config: pytest.Config) -> dict[str, Any]:
+    from lmfacts.profiles import load_profile, register_profiles, select_profile
+
+    register_profiles()
+    try:
+        name = select_profile(config.getoption("hypothesis_profile", None), os.environ)
+        return load_profile(name)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate the options (usage errors before any test runs) and hang the session on the config."""
+    config.addinivalue_line("markers", "lmfacts_claim(spec): the catalogue claim a test measures (set by @claim)")
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+        config.option.dist = "loadgroup"  # one model's tests go to one worker
+    from lmfacts.expectations import ExpectationFileError
+    from lmfacts.report.paths import git_short_sha, new_run_id
+    from lmfacts.session import LmfactsSession
+
+    options = read_options(config)
+    profile = _load_hypothesis_profile(config)
+    worker = _is_worker(config)
+    run_id = config.workerinput.get("lmfacts_run_id", "worker") if worker else new_run_id(
+        git_sha=git_short_sha(REPO_DIR))
+    command = "pytest " + " ".join(shlex.quote(a) for a in config.invocation_params.args)
+    try:
+        session = LmfactsSession(options, command=command, is_controller=not worker, profile=profile,
+                                 run_id=run_id, repo_dir=REPO_DIR)
+    except ExpectationFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    if not worker and not config.option.collectonly:
+        config.pluginmanager.register(RunReporter(session), "lmfacts-run-reporter")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # xdist controller → worker
+    lm = node.config.stash.get(SESSION_KEY, None)
+    if lm is not None:
+        node.workerinput["lmfacts_run_id"] = lm.run_id
+
+
+def _session(config: pytest.Config) -> Any:
+    return config.stash.get(SESSION_KEY, None)
+
+
+def _spec(item: pytest.Item) -> ClaimSpec | None:
+    mark = item.get_closest_marker("lmfacts_claim")
+    return mark.args[0] if mark else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    options = config.stash[SESSION_KEY].options
+    mark = metafunc.definition.get_closest_marker("lmfacts_claim")
+    prefix = f"{mark.args[0].id}-" if mark else ""
+    targets = options.targets
+    metafunc.parametrize("target", targets, ids=[prefix + t.id for t in targets], scope="session")
+
+
+@pytest.fixture(scope="session")
+def lmfacts_session(pytestconfig: pytest.Config) -> Any:
+    """The run's :class:`lmfacts.session.LmfactsSession`."""
+    lm = _session(pytestconfig)
+    if lm is None:
+        raise RuntimeError("lmfacts session not started")
+    return lm
+
+
+@pytest.fixture(scope="session")
+def ctx(lmfacts_session: Any, target: Target) -> Any:
+    """The :class:`lmfacts.context.ClaimContext` of one (model, device); the model loads here once."""
+    context = ClaimContext(lmfacts_session, target)
+    context.model("raw")
+    yield context
+    lmfacts_session.release_target(target)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each target's tests together, raw-processing claims before compat ones; group for xdist."""
+    order = {"raw": 0, "compat": 1}
+
+    def key(pair: tuple[int, pytest.Item]) -> tuple[Any, ...]:
+        i, item = pair
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec else None
+        if target is None:
+            return (0, "", 0, i)
+        spec = _spec(item)
+        return (1, target.id, order.get(spec.processing if spec else "raw", 0), i)
+
+    targets_first: dict[str, int] = {}
+    for _, item in enumerate(items):
+        callspec = getattr(item, "callspec", None)
+        t = callspec.params.get("target") if callspec else None
+        if t is not None:
+            targets_first.setdefault(t.id, len(targets_first))
+            item.add_marker(pytest.mark.xdist_group(name=t.id))
+    items[:] = [it for _, it in sorted(enumerate(items), key=lambda p: (
+        key(p)[0], targets_first.get(key(p)[1], -1), key(p)[2], key(p)[3]))]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from lmfacts.claims import CLAIMS
+
+    lm = _session(session.config)
+    if lm is None or not CLAIMS:
+        return
+    bad = [e for e in lm.expectations if e.claim not in CLAIMS]
+    collected = {s.id for s in (_spec(i) for i in session.items) if s}
+    if bad and collected:
+        e = bad[0]
+        raise pytest.UsageError(f"{e.file}: expectation[{e.index}].claim: unknown claim {e.claim!r}; "
+                                f"known: {sorted(CLAIMS)}")
+
+
+def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
+    return ClaimRecord(claim=spec.id, title=spec.title, source=spec.source, nodeid=item.nodeid,
+                       model=target.model, device=target.device, dtype=lm.options.dtype,
+                       processing=spec.processing)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    spec = _spec(item)
+    callspec = getattr(item, "callspec", None)
+    lm = _session(item.config)
+    if spec is None or callspec is None or "target" not in callspec.params or lm is None:
+        return
+    item.stash[RECORD_KEY] = _new_record(item, spec, callspec.params["target"], lm)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Before a claim's body: point ctx at this test, resolve its expectation, apply skip / xfail."""
+    spec = _spec(item)
+    record = item.stash.get(RECORD_KEY, None)
+    context = getattr(item, "funcargs", {}).get("ctx")
+    if spec is None or record is None or not isinstance(context, ClaimContext):
+        return
+    context.begin(spec, record)
+    from lmfacts.expectations import ModelFacts, resolve
+
+    info = context.model().info
+    facts = ModelFacts(names=tuple(n for n in (context.target.model, info.name, info.hf_id_or_path) if n),
+                       architecture=info.architecture, is_encoder=bool(info.is_encoder),
+                       normalization=info.normalization, quantized=info.quantization is not None)
+    exp = resolve(context.session.expectations, spec.id, facts)
+    context.expectation = exp
+    record.expectation_kind = exp.kind
+    if exp.measured_by:
+        record.conventions["baseline_measured_by"] = exp.measured_by
+    if exp.skip:
+        record.reason = exp.skip
+        pytest.skip(exp.skip)
+    if exp.xfail:
+        record.reason = exp.xfail
+        item.add_marker(pytest.mark.xfail(reason=exp.xfail, strict=True))
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.when != "call" and report.failed:
+        return "error"
+    if report.failed and "XPASS(strict)" in str(report.longrepr):
+        return "xpassed"
+    return report.outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    record = item.stash.get(RECORD_KEY, None)
+    if record is None:
+        return report
+    if report.when == "call" or report.outcome != "passed":
+        record.outcome = _outcome(report)
+        record.duration_s = round(record.duration_s + report.duration, 4)
+        if record.outcome in ("failed", "error") and not record.reason:
+            record.reason = _short_reason(report)
+        elif record.outcome == "skipped" and not record.reason:
+            record.reason = _skip_reason(report)
+        elif record.outcome == "xfailed" and not record.reason:
+            record.reason = getattr(report, "wasxfail", None)
+        if record.outcome not in ("failed", "xpassed"):
+            record.witness = None
+        report.user_properties.append((USER_PROPERTY, record.to_dict()))
+        context = item.funcargs.get("ctx") if hasattr(item, "funcargs") else None
+        if isinstance(context, ClaimContext):
+            loaded = context.session.pool.loaded
+            if loaded is not None:
+                report.user_properties.append((MODEL_PROPERTY, loaded.info.to_dict()))
+            if report.when == "call":
+                context.end()
+    return report
+
+
+def _short_reason(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return text.strip().splitlines()[0][:500] if text.strip() else "failed"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+class RunReporter:
+    """Controller-side: appends each record as its test finishes, writes the report at the end."""
+
+    def __init__(self, session: Any) -> None:
+        self.lm = session
+        self.paths: dict[str, Path] = {}
+        self.error: str | None = None
+        self.diff_text: str | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        self.lm.open_store()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == MODEL_PROPERTY:
+                key = f"{value['name']}|{value['device']}|{value['weight_processing']}"
+                if key not in self.lm.models:
+                    self.lm.models[key] = value
+                    self.lm.write_run_info()
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY:
+                self.lm.add_result(value)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        lm = self.lm
+        lm.pool.release()
+        if lm.store is None:
+            return
+        from lmfacts.report.assemble import render_run
+
+        try:
+            lm.write_run_info()
+            self.paths = render_run(lm.run_dir)
+        except Exception as exc:  # a lost report must fail the run
+            self.error = f"could not write the report in {lm.run_dir}: {type(exc).__name__}: {exc}"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        if lm.options.compare_latest:
+            self._compare_latest(session)
+
+    def _compare_latest(self, session: pytest.Session) -> None:
+        import json
+
+        from lmfacts.report.diff import diff_runs, format_diff
+        from lmfacts.report.paths import latest_run
+
+        previous = latest_run(self.lm.options.report_dir, exclude=self.lm.run_dir)
+        if previous is None:
+            self.diff_text = "no earlier run to compare with"
+            return
+        a = json.loads((previous / "report.json").read_text())
+        b = json.loads((self.lm.run_dir / "report.json").read_text())
+        diff = diff_runs(a, b)
+        self.diff_text = f"compared with {previous}:\n{format_diff(diff)}"
+        if diff.regressions:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.error:
+            terminalreporter.section("lmfacts report", red=True)
+            terminalreporter.write_line(self.error, red=True)
+            return
+        if not self.paths:
+            return
+        import json
+
+        from lmfacts.report.summary import terminal_summary_lines
+
+        terminalreporter.section("lmfacts replication report")
+        report_json = Path(self.paths["json"]) if "json" in self.paths else None
+        if report_json and report_json.exists():
+            for line in terminal_summary_lines(json.loads(report_json.read_text())):
+                terminalreporter.write_line(line)
+        for kind, path in self.paths.items():
+            terminalreporter.write_line(f"{kind}: {path}")
+        if self.diff_text:
+            terminalreporter.write_line(self.diff_text)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lm = _session(config)
+    if lm is None:
+        return []
+    options = lm.options
+    return [f"lmfacts: models={', '.join(options.models)} devices={', '.join(options.devices)} "
+            f"dtype={options.dtype}"]
+

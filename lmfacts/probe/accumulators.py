@@ -1,0 +1,156 @@
+"""Mergeable streaming accumulators: each reduces a batch of activations into fixed-size sums.
+
+Memory is O(points × d²) at most (the covariance) and never grows with the number of prompts,
+except the per-prompt mean norms (O(prompts × points) floats) that the bootstrap over prompts needs.
+Every sum is kept in float64; per-batch matrix products run in float32 (then widen) for speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lmfacts.probe.batching import BOS, CONTENT, PAD
+
+CLASSES = {"pad": PAD, "bos": BOS, "content": CONTENT}
+
+
+@dataclass
+class NormSums:
+    """Sums of per-token L2 norms for each (point, position class), plus per-prompt content means."""
+
+    n_points: int
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    per_prompt: list[np.ndarray] = field(default_factory=list)  # one [b, n_points] array per batch
+    _batch: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in CLASSES:
+            self.sums[name] = np.zeros(self.n_points)
+            self.counts[name] = np.zeros(self.n_points)
+
+    def start_batch(self, batch_size: int) -> None:
+        """Open the per-prompt row block of a new batch (NaN until a point is seen)."""
+        self._batch = np.full((batch_size, self.n_points), np.nan)
+
+    def add(self, point: int, norms: torch.Tensor, classes: torch.Tensor) -> None:
+        """Add per-token norms [b, p] of one point."""
+        for name, cls in CLASSES.items():
+            sel = classes == cls
+            self.sums[name][point] += float(norms[sel].double().sum())
+            self.counts[name][point] += float(sel.sum())
+        content = (classes == CONTENT).double()
+        n = content.sum(1)
+        per = (norms.double() * content).sum(1) / n.clamp(min=1)
+        per[n == 0] = float("nan")
+        assert self._batch is not None
+        self._batch[:, point] = per.cpu().numpy()
+
+    def end_batch(self) -> None:
+        """Close the batch's per-prompt rows."""
+        if self._batch is not None:
+            self.per_prompt.append(self._batch)
+            self._batch = None
+
+    def mean(self, cls: str = "content") -> np.ndarray:
+        """Mean norm per point over positions of class ``cls`` (NaN where there were none)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts[cls] > 0, self.sums[cls] / self.counts[cls], np.nan)
+
+    def prompt_means(self) -> np.ndarray:
+        """[n_prompts, n_points] mean content norm of each prompt."""
+        return np.concatenate(self.per_prompt, 0) if self.per_prompt else np.zeros((0, self.n_points))
+
+
+@dataclass
+class DimensionMoments:
+    """Per-dimension power sums Σx, Σx², Σx³, Σx⁴ (float64) over content tokens of one point."""
+
+    d: int
+    n: float = 0.0
+    s1: np.ndarray = field(init=False)
+    s2: np.ndarray = field(init=False)
+    s3: np.ndarray = field(init=False)
+    s4: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.s1, self.s2, self.s3, self.s4 = (np.zeros(self.d) for _ in range(4))
+
+    def add(self, x: torch.Tensor) -> None:
+        """Add content vectors x [n, d]."""
+        x = x.double()
+        x2 = x * x
+        self.n += x.shape[0]
+        self.s1 += x.sum(0).cpu().numpy()
+        self.s2 += x2.sum(0).cpu().numpy()
+        self.s3 += (x2 * x).sum(0).cpu().numpy()
+        self.s4 += (x2 * x2).sum(0).cpu().numpy()
+
+    def mean(self) -> np.ndarray:
+        """Per-dimension mean."""
+        return self.s1 / self.n
+
+    def variance(self) -> np.ndarray:
+        """Per-dimension population variance."""
+        m = self.mean()
+        return self.s2 / self.n - m * m
+
+    def kurtosis(self) -> np.ndarray:
+        """Per-dimension Pearson kurtosis (Gaussian = 3) across tokens."""
+        m = self.mean()
+        e2, e3, e4 = self.s2 / self.n, self.s3 / self.n, self.s4 / self.n
+        var = e2 - m * m
+        m4 = e4 - 4 * m * e3 + 6 * m * m * e2 - 3 * m**4
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return m4 / (var * var)
+
+
+@dataclass
+class PointStats:
+    """Everything the distribution claims need at one residual point, over content tokens."""
+
+    d: int
+    moments: DimensionMoments = field(init=False)
+    rotated_moments: DimensionMoments = field(init=False)
+    token_kurtosis_sum: float = 0.0
+    rotated_token_kurtosis_sum: float = 0.0
+    n_tokens: float = 0.0
+    cov_sum: np.ndarray = field(init=False)
+    max_signed: np.ndarray = field(init=False)
+    min_signed: np.ndarray = field(init=False)
+    topk_counts: np.ndarray = field(init=False)
+    abs_sum: np.ndarray = field(init=False)
+    sample: torch.Tensor | None = None  # [≤cap, d] uniform sample of content token vectors
+    sample_keys: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.moments = DimensionMoments(self.d)
+        self.rotated_moments = DimensionMoments(self.d)
+        self.cov_sum = np.zeros((self.d, self.d))
+        self.max_signed = np.full(self.d, -np.inf)
+        self.min_signed = np.full(self.d, np.inf)
+        self.topk_counts = np.zeros(self.d)
+        self.abs_sum = np.zeros(self.d)
+
+
+def per_token_kurtosis(x: torch.Tensor) -> torch.Tensor:
+    """Pearson kurtosis of each row across its dimensions (the RS post's convention)."""
+    x = x.double()
+    c = x - x.mean(-1, keepdim=True)
+    c2 = c * c
+    return (c2 * c2).mean(-1) / c2.mean(-1).square()
+
+
+def update_sample(stats: PointStats, x: torch.Tensor, keys: torch.Tensor, cap: int) -> None:
+    """Keep the ``cap`` rows with the smallest random keys (a mergeable uniform reservoir)."""
+    if stats.sample is None:
+        pool_x, pool_k = x, keys
+    else:
+        pool_x, pool_k = torch.cat([stats.sample, x]), torch.cat([stats.sample_keys, keys])
+    if pool_k.numel() > cap:
+        idx = torch.topk(pool_k, cap, largest=False).indices
+        pool_x, pool_k = pool_x[idx], pool_k[idx]
+    stats.sample, stats.sample_keys = pool_x.detach().float().cpu(), pool_k.cpu()

@@ -1,0 +1,143 @@
+"""Markdown rendering of a report: a claims × models matrix, then per-model tables by source post.
+
+Short enough for a GitHub job summary: lists are left out, values are rounded to 4
+significant digits, long texts are cut.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmfacts.report.assemble import claim_order, model_order
+from lmfacts.report.fmt import compact
+from lmfacts.report.outcomes import (
+    OUTCOMES,
+    cell_text,
+    group_sort_key,
+    group_title,
+    model_name,
+    source_group,
+    symbol,
+)
+
+
+def md_escape(text: Any, max_len: int | None = None) -> str:
+    """Text safe inside a markdown table cell: one line, ``|`` escaped, HTML-sensitive chars as entities."""
+    s = "" if text is None else str(text)
+    s = " ".join(s.split())
+    if max_len is not None and len(s) > max_len:
+        s = s[: max_len - 1] + "…"
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _header_lines(report: dict[str, Any]) -> list[str]:
+    run = report.get("run") or {}
+    versions = run.get("versions") or {}
+    corpus = run.get("corpus") or {}
+    hyp = run.get("hypothesis") or {}
+    lines = [f"# lmfacts replication report — run `{md_escape(run.get('id', '?'))}`", ""]
+    facts = []
+    if run.get("created_utc"):
+        facts.append(f"created {md_escape(run['created_utc'])}")
+    if run.get("lmfacts_version"):
+        facts.append(f"lmfacts {md_escape(run['lmfacts_version'])}")
+    for key in ("torch", "transformer_lens", "transformers", "python"):
+        if versions.get(key):
+            facts.append(f"{key} {md_escape(versions[key])}")
+    if hyp.get("profile"):
+        facts.append(f"Hypothesis profile `{md_escape(hyp['profile'])}`")
+    if corpus.get("sha256"):
+        n = f", {corpus['n_prompts']} prompts" if corpus.get("n_prompts") is not None else ""
+        facts.append(f"corpus `{md_escape(str(corpus['sha256'])[:12])}`{md_escape(n)}")
+    if facts:
+        lines += [" · ".join(facts), ""]
+    counts = (report.get("summary") or {}).get("counts") or {}
+    lines.append(
+        "**"
+        + ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
+        + "**"
+        if any(counts.get(o) for o in OUTCOMES)
+        else "**no results recorded**"
+    )
+    lines.append("")
+    return lines
+
+
+def _matrix_lines(report: dict[str, Any]) -> list[str]:
+    results = report.get("results") or []
+    models = model_order(report)
+    claims = claim_order(report)
+    if not claims:
+        return []
+    titles: dict[str, str] = {}
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        claim = str(r.get("claim") or "?")
+        titles.setdefault(claim, r.get("title") or "")
+        cells.setdefault((claim, model_name(r)), []).append(r)
+    notes: list[str] = []
+    rows = []
+    for claim in claims:
+        row = [f"**{md_escape(claim)}**", md_escape(titles.get(claim), 60)]
+        for model in models:
+            recs = cells.get((claim, model), [])
+            text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
+            marks = []
+            for r in recs:
+                if r.get("outcome") == "skipped" and r.get("reason"):
+                    note = md_escape(r["reason"], 160)
+                    if note not in notes:
+                        notes.append(note)
+                    mark = f"[{notes.index(note) + 1}]"
+                    if mark not in marks:
+                        marks.append(mark)
+            row.append(md_escape(text) + "".join(marks))
+        rows.append(row)
+    lines = ["## Claims × models", ""]
+    lines += _table(["claim", "title", *[md_escape(m) for m in models]], rows)
+    legend = ", ".join(f"{symbol(o)} {o}" for o in OUTCOMES)
+    lines += ["", f"<sub>{md_escape(legend)}</sub>", ""]
+    if notes:
+        lines += [f"{i}. {n}" for i, n in enumerate(notes, 1)]
+        lines.append("")
+    return lines
+
+
+def _model_lines(report: dict[str, Any], model: str) -> list[str]:
+    recs = [r for r in report.get("results") or [] if model_name(r) == model]
+    if not recs:
+        return []
+    lines = [f"## {md_escape(model)}", ""]
+    groups = sorted({source_group(r) for r in recs}, key=group_sort_key)
+    for group in groups:
+        lines += [f"### {md_escape(group_title(group))}", ""]
+        rows = []
+        for r in (r for r in recs if source_group(r) == group):
+            rows.append(
+                [
+                    md_escape(r.get("claim")),
+                    md_escape(r.get("statistic"), 80),
+                    md_escape(compact(r.get("measured"), lists=False, max_fields=4), 120),
+                    md_escape(compact(r.get("expected"), lists=False, max_fields=3), 80),
+                    md_escape(compact(r.get("tolerance"), lists=False, max_fields=3), 60),
+                    md_escape(symbol(str(r.get("outcome"))) + " " + str(r.get("outcome"))),
+                    md_escape(r.get("reason"), 120),
+                ]
+            )
+        lines += _table(["claim", "statistic", "measured", "expected", "tolerance", "outcome", "reason"], rows)
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The whole markdown report for a report dict (see module doc)."""
+    lines = _header_lines(report) + _matrix_lines(report)
+    for model in model_order(report):
+        lines += _model_lines(report, model)
+    return "\n".join(lines).rstrip() + "\n"

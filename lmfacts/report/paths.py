@@ -1,0 +1,84 @@
+"""Run ids and run-directory lookup.
+
+A run id is ``YYYYmmddTHHMMSSZ-<short git sha>`` (or ``-nogit``), so sorting run ids as
+strings sorts runs by start time.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+RUN_JSON = "run.json"
+RESULTS_JSONL = "results.jsonl"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+_RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9A-Za-z]+$")
+
+
+def new_run_id(now: datetime | None = None, git_sha: str | None = None) -> str:
+    """Return a sortable run id ``YYYYmmddTHHMMSSZ-<sha>`` for ``now`` (UTC) and a short git sha.
+
+    A naive ``now`` is taken to be UTC already; ``git_sha`` is cut to 7 characters and
+    replaced by ``nogit`` when missing or not alphanumeric.
+    """
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif now.tzinfo is not None:
+        now = now.astimezone(timezone.utc)
+    sha = (git_sha or "").strip()[:7]
+    if not sha or not sha.isalnum():
+        sha = "nogit"
+    return f"{now:%Y%m%dT%H%M%SZ}-{sha}"
+
+
+def is_run_id(name: str) -> bool:
+    """Whether ``name`` has the shape of a run id made by :func:`new_run_id`."""
+    return bool(_RUN_ID_RE.match(name))
+
+
+def git_short_sha(repo_dir: str | Path = ".") -> str | None:
+    """Short sha of HEAD in ``repo_dir``, or None when git is missing, times out or this is no repository."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=str(repo_dir),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = proc.stdout.strip()
+    if proc.returncode != 0 or not sha.isalnum():
+        return None
+    return sha
+
+
+def list_runs(report_dir: str | Path) -> list[Path]:
+    """Run directories under ``report_dir`` (those holding run.json or results.jsonl), oldest first."""
+    root = Path(report_dir)
+    if not root.is_dir():
+        return []
+    runs = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and ((p / RUN_JSON).is_file() or (p / RESULTS_JSONL).is_file())
+    ]
+    return sorted(runs, key=lambda p: p.name)
+
+
+def latest_run(report_dir: str | Path, exclude: str | Path | None = None) -> Path | None:
+    """The newest run directory under ``report_dir`` (by run-id name), or None.
+
+    ``exclude`` names a run to skip (a run id or a path whose last component is the run id),
+    e.g. the run in progress when looking for the previous one to diff against.
+    """
+    skip = Path(exclude).name if exclude is not None else None
+    runs = [p for p in list_runs(report_dir) if p.name != skip]
+    return runs[-1] if runs else None

@@ -1,0 +1,41 @@
+"""Compact claim × model verdict table for the end of a pytest run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmfacts.report.assemble import claim_order, model_order
+from lmfacts.report.outcomes import OUTCOMES, cell_text, model_name
+
+
+def terminal_summary_lines(report: dict[str, Any], *, ascii_only: bool = False, max_width: int = 24) -> list[str]:
+    """Lines of a fixed-width table: one row per claim, one column per model, then outcome counts.
+
+    ``ascii_only`` uses ``ok``/``FAIL`` instead of ``✓``/``✗`` for terminals without UTF-8;
+    model names longer than ``max_width`` are cut.
+    """
+    run_id = (report.get("run") or {}).get("id", "?")
+    counts = (report.get("summary") or {}).get("counts") or {}
+    total = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)) or "no results"
+    lines = [f"lmfacts run {run_id}: {total}"]
+    claims = claim_order(report)
+    if not claims:
+        return lines
+    models = model_order(report)
+    cells: dict[tuple[str, str], list[str]] = {}
+    for r in report.get("results") or []:
+        cells.setdefault((str(r.get("claim") or "?"), model_name(r)), []).append(str(r.get("outcome")))
+    headers = [m if len(m) <= max_width else m[: max_width - 1] + "…" for m in models]
+    table = [
+        [claim] + [cell_text(cells.get((claim, m), []), ascii_only=ascii_only) for m in models] for claim in claims
+    ]
+    widths = [max(len("claim"), *(len(row[0]) for row in table))]
+    widths += [max(len(h), *(len(row[i + 1]) for row in table)) for i, h in enumerate(headers)]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+
+    lines.append(fmt(["claim", *headers]))
+    lines.append(fmt(["-" * w for w in widths]))
+    lines += [fmt(row) for row in table]
+    return lines

@@ -1,0 +1,151 @@
+"""The state of one lmfacts pytest run: options, run directory, models, probe results.
+
+Hung on ``config.stash`` by the plugin. Heavy modules are imported only when a model or the probe
+is first needed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lmfacts.options import RunOptions, Target
+from lmfacts.pool import ModelPool
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a distribution, without importing it."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class LmfactsSession:
+    """Options, run directory and the shared expensive objects of one run."""
+
+    def __init__(self, options: RunOptions, *, command: str, is_controller: bool, profile: dict[str, Any],
+                 run_id: str, repo_dir: Path) -> None:
+        from lmfacts.expectations import load_all
+
+        self.options = options
+        self.command = command
+        self.is_controller = is_controller
+        self.profile = profile
+        self.run_id = run_id
+        self.run_dir = options.report_dir / run_id
+        self.repo_dir = repo_dir
+        self.pool = ModelPool(options, on_load=self._model_loaded)
+        self.expectations = load_all()
+        self.models: dict[str, dict[str, Any]] = {}
+        self._probes: dict[tuple[Target, str], Any] = {}
+        self._corpus: Any = None
+        self.store: Any = None
+        self.results: list[dict[str, Any]] = []
+
+    # -- corpus ------------------------------------------------------------------------------
+    @property
+    def corpus(self) -> Any:
+        """The prompt corpus (built-in or ``--prompts``), loaded once."""
+        if self._corpus is None:
+            from lmfacts.prompts.corpus import load_builtin_corpus, load_corpus_file
+
+            self._corpus = (load_corpus_file(self.options.prompts) if self.options.prompts
+                            else load_builtin_corpus())
+        return self._corpus
+
+    def probe_texts(self) -> list[str]:
+        """The prompts of corpus-level claims (``--max-prompts`` takes a stratified subset)."""
+        c = self.corpus
+        if self.options.max_prompts and self.options.max_prompts < len(c):
+            return list(c.sample(self.options.max_prompts, seed=0).texts)
+        return list(c.texts)
+
+    # -- models and probe -----------------------------------------------------------------------
+    def probe(self, target: Target, processing: str) -> Any:
+        """The probe result for (target, processing), computed once."""
+        key = (target, processing)
+        if key not in self._probes:
+            from lmfacts.probe.probe import run_probe
+
+            lm = self.pool.get(target, processing)
+            info = lm.info
+            self._probes[key] = run_probe(
+                lm.bridge, self.probe_texts(), prepend_bos=info.prepends_bos, padding_side=info.padding_side,
+                pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
+                device=info.device, batch_size=self.options.batch_size,
+            )
+        return self._probes[key]
+
+    def release_target(self, target: Target) -> None:
+        """Free the model and probe results of ``target`` once its tests are done."""
+        self._probes = {k: v for k, v in self._probes.items() if k[0] != target}
+        self.pool.release()
+
+    def _model_loaded(self, lm: Any) -> None:
+        info = lm.info.to_dict()
+        self.models[f"{info['name']}|{info['device']}|{info['weight_processing']}"] = info
+        if self.is_controller:
+            self.write_run_info()
+
+    # -- run.json -------------------------------------------------------------------------------
+    def run_info(self) -> dict[str, Any]:
+        """The content of ``run.json``."""
+        from lmfacts import __version__
+
+        corpus: dict[str, Any]
+        try:
+            c = self.corpus
+            corpus = {"source": str(c.source), "sha256": c.sha256, "n_prompts": len(c),
+                      "n_probe_prompts": len(self.probe_texts())}
+        except Exception as exc:  # reported, and the claims that need it fail on their own
+            corpus = {"error": str(exc)}
+        return {
+            "schema_version": 1,
+            "run": {
+                "id": self.run_id,
+                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "lmfacts_version": __version__,
+                "command": self.command,
+                "versions": {
+                    "torch": package_version("torch"),
+                    "transformer_lens": package_version("transformer-lens"),
+                    "transformers": package_version("transformers"),
+                    "hypothesis": package_version("hypothesis"),
+                    "numpy": package_version("numpy"),
+                    "python": platform.python_version(),
+                },
+                "platform": platform.platform(),
+                "hypothesis": self.profile,
+                "corpus": corpus,
+                "devices": list(self.options.devices),
+                "options": self.options.to_dict(),
+                "env": {k: os.environ[k] for k in ("CI", "HF_HUB_OFFLINE", "LMFACTS_CACHE_DIR") if k in os.environ},
+                "argv": sys.argv,
+            },
+            "models": list(self.models.values()),
+        }
+
+    def open_store(self) -> None:
+        """Create the run directory and write ``run.json`` (controller only)."""
+        from lmfacts.report.store import RunStore
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.store = RunStore(self.run_dir)
+        self.write_run_info()
+
+    def write_run_info(self) -> None:
+        """(Re)write ``run.json``."""
+        if self.store is not None:
+            self.store.write_run_info(self.run_info())
+
+    def add_result(self, record: dict[str, Any]) -> None:
+        """Append one record to ``results.jsonl`` as soon as its test finishes."""
+        self.results.append(record)
+        if self.store is not None:
+            self.store.append_result(record)

@@ -1,0 +1,166 @@
+"""Uniform weight views across every TransformerBridge family (nothing model-specific in claims).
+
+Per layer: W_Q, W_K, W_V [heads, d_model, d_head] (grouped-query K/V expanded to one per query
+head), W_O [heads, d_head, d_model], W_OV = W_V·W_O per head, W_in / W_gate [d_model, d_mlp],
+W_out [d_mlp, d_model], biases (None where the model has none), norm gains and biases; plus the
+embedding, positional embedding and unembedding. All tensors are detached float32 copies made
+under ``no_grad``. Which TransformerLens processing the weights carry (``raw`` or ``compat``) is
+``WeightViews.processing``, recorded by every claim that uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+READING = ("W_Q", "W_K", "W_V", "W_in", "W_gate")
+WRITING = ("W_O", "W_out")
+
+
+@dataclass
+class LayerWeights:
+    """The weights of one block, in TransformerLens orientation (x @ W)."""
+
+    W_Q: torch.Tensor
+    W_K: torch.Tensor
+    W_V: torch.Tensor
+    W_O: torch.Tensor
+    b_Q: torch.Tensor | None
+    b_K: torch.Tensor | None
+    b_V: torch.Tensor | None
+    b_O: torch.Tensor | None
+    W_in: torch.Tensor
+    W_gate: torch.Tensor | None
+    W_out: torch.Tensor
+    b_in: torch.Tensor | None
+    b_out: torch.Tensor | None
+    ln1_w: torch.Tensor | None
+    ln1_b: torch.Tensor | None
+    ln2_w: torch.Tensor | None
+    ln2_b: torch.Tensor | None
+
+    def matrix(self, name: str) -> torch.Tensor | None:
+        """A weight as one 2-D matrix [d_in, d_out] (heads concatenated along the head axis)."""
+        w = getattr(self, name)
+        if w is None:
+            return None
+        if name in ("W_Q", "W_K", "W_V"):
+            return w.permute(1, 0, 2).reshape(w.shape[1], -1)  # [d_model, heads·d_head]
+        if name == "W_O":
+            return w.reshape(-1, w.shape[-1])  # [heads·d_head, d_model]
+        return w
+
+
+def _t(x: object) -> torch.Tensor | None:
+    if x is None:
+        return None
+    assert isinstance(x, torch.Tensor)
+    return x.detach().float().clone()
+
+
+def _attr(obj: object, name: str) -> torch.Tensor | None:
+    try:
+        return _t(getattr(obj, name))
+    except AttributeError:
+        return None
+
+
+def _expand_kv(w: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
+    """Repeat grouped K/V heads so there is one per query head (GQA)."""
+    if w is None or w.shape[0] == n_heads:
+        return w
+    return w.repeat_interleave(n_heads // w.shape[0], dim=0)
+
+
+class WeightViews:
+    """Weight accessors over a TransformerBridge; see the module docstring."""
+
+    def __init__(self, bridge: object, processing: str) -> None:
+        self.bridge = bridge
+        self.processing = processing
+        self.cfg = bridge.cfg  # type: ignore[attr-defined]
+        self.n_layers: int = self.cfg.n_layers
+        self.n_heads: int = self.cfg.n_heads
+
+    def layer(self, i: int) -> LayerWeights:
+        """The weights of block ``i``."""
+        if not 0 <= i < self.n_layers:
+            raise IndexError(f"layer {i} out of range for a {self.n_layers}-layer model")
+        blk = self.bridge.blocks[i]  # type: ignore[attr-defined]
+        attn, mlp = blk.attn, blk.mlp
+        with torch.no_grad():
+            return LayerWeights(
+                W_Q=_t(attn.W_Q), W_K=_expand_kv(_t(attn.W_K), self.n_heads),
+                W_V=_expand_kv(_t(attn.W_V), self.n_heads), W_O=_t(attn.W_O),
+                b_Q=_attr(attn, "b_Q"), b_K=_expand_kv(_attr(attn, "b_K"), self.n_heads),
+                b_V=_expand_kv(_attr(attn, "b_V"), self.n_heads), b_O=_attr(attn, "b_O"),
+                W_in=_t(mlp.W_in), W_gate=_attr(mlp, "W_gate"), W_out=_t(mlp.W_out),
+                b_in=_attr(mlp, "b_in"), b_out=_attr(mlp, "b_out"),
+                ln1_w=_attr(blk.ln1, "weight") if hasattr(blk, "ln1") else None,
+                ln1_b=_attr(blk.ln1, "bias") if hasattr(blk, "ln1") else None,
+                ln2_w=_attr(blk.ln2, "weight") if hasattr(blk, "ln2") else None,
+                ln2_b=_attr(blk.ln2, "bias") if hasattr(blk, "ln2") else None,
+            )
+
+    def layers(self) -> Iterator[tuple[int, LayerWeights]]:
+        """Every block's weights, one block at a time (memory stays O(one layer))."""
+        for i in range(self.n_layers):
+            yield i, self.layer(i)
+
+    @staticmethod
+    def ov(layer: LayerWeights) -> torch.Tensor:
+        """W_OV = W_V · W_O per head: [heads, d_model, d_model]."""
+        return torch.einsum("hdk,hke->hde", layer.W_V, layer.W_O)
+
+    @staticmethod
+    def ov_frobenius(layer: LayerWeights) -> torch.Tensor:
+        """‖W_V W_O‖_F per head without forming the d×d product: sqrt(Σ (W_VᵀW_V) ∘ (W_O W_Oᵀ))."""
+        gv = torch.einsum("hdk,hdl->hkl", layer.W_V.double(), layer.W_V.double())
+        go = torch.einsum("hke,hle->hkl", layer.W_O.double(), layer.W_O.double())
+        return (gv * go).sum((1, 2)).clamp(min=0).sqrt().float()
+
+    def embedding(self) -> torch.Tensor:
+        """W_E [vocab, d_model]."""
+        with torch.no_grad():
+            return _t(self.bridge.W_E)  # type: ignore[attr-defined]
+
+    def positional(self) -> torch.Tensor | None:
+        """W_pos [n_ctx, d_model] for learned positions, else None."""
+        with torch.no_grad():
+            return _attr(self.bridge, "W_pos")
+
+    def unembedding(self) -> torch.Tensor:
+        """W_U [d_model, vocab]."""
+        with torch.no_grad():
+            return _t(self.bridge.W_U)  # type: ignore[attr-defined]
+
+    def final_norm(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(gain, bias) of the final norm; bias None for RMSNorm."""
+        ln = getattr(self.bridge, "ln_final", None)
+        if ln is None:
+            return None, None
+        with torch.no_grad():
+            return _attr(ln, "weight"), _attr(ln, "bias")
+
+    def norm_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Every norm gain and bias: (name, vector), e.g. ("blocks.3.ln1.weight", …)."""
+        for i, lw in self.layers():
+            for name in ("ln1_w", "ln1_b", "ln2_w", "ln2_b"):
+                v = getattr(lw, name)
+                if v is not None:
+                    yield f"blocks.{i}.{name[:3]}.{'weight' if name.endswith('w') else 'bias'}", v
+        w, b = self.final_norm()
+        if w is not None:
+            yield "ln_final.weight", w
+        if b is not None:
+            yield "ln_final.bias", b
+
+    def matrices(self, names: tuple[str, ...] = READING + WRITING) -> Iterator[tuple[str, int, torch.Tensor]]:
+        """(weight name, layer, 2-D matrix) for every block and every requested weight that exists."""
+        for i, lw in self.layers():
+            for name in names:
+                m = lw.matrix(name)
+                if m is not None:
+                    yield name, i, m
