@@ -22,6 +22,7 @@ specific entry are inherited unless the more specific one overrides them.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,8 +164,9 @@ def load_file(path: Path, known_claims: set[str] | None = None) -> list[Expectat
 
 
 def default_dir() -> Path:
-    """The repository's ``fixtures/expectations`` directory."""
-    return Path(__file__).resolve().parents[1] / "fixtures" / "expectations"
+    """``$LMFACTS_EXPECTATIONS_DIR`` if set, else the repository's ``fixtures/expectations``."""
+    env = os.environ.get("LMFACTS_EXPECTATIONS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "fixtures" / "expectations"
 
 
 def load_all(directory: Path | None = None, known_claims: set[str] | None = None) -> list[Expectation]:

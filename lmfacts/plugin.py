@@ -256,9 +256,10 @@ class RunReporter:
         self.error: str | None = None
         self.diff_text: str | None = None
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection(self, session: pytest.Session) -> None:
-        self.lm.open_store()
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Open the run directory only when the run collected claims (the engine's tests write none)."""
+        if any(_spec(item) is not None for item in session.items):
+            self.lm.open_store()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -276,9 +277,9 @@ class RunReporter:
         lm.pool.release()
         if lm.store is None:
             return
-        from lmfacts.report.assemble import render_run
-
         try:
+            from lmfacts.report.render import render_run
+
             lm.write_run_info()
             self.paths = render_run(lm.run_dir)
         except Exception as exc:  # a lost report must fail the run

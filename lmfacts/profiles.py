@@ -54,7 +54,7 @@ _FALSY = frozenset({"", "0", "false", "no", "off", "n", "f"})
 _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # Fast local iteration; failures are still saved to the default example database so the
     # next run replays them first.
-    "lmfacts-dev": {"max_examples": 10, "deadline": None},
+    "lmfacts-dev": {"max_examples": 10, "derandomize": False, "deadline": None},
     # Reproducible CI: same examples on every run, nothing read from or written to disk, and a
     # reproduction blob printed for every failure.
     "lmfacts-ci": {
@@ -66,14 +66,19 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     },
     # Randomised exploration; counter-examples are kept in the default directory database
     # (.hypothesis/examples) so a nightly failure can be replayed locally.
-    "lmfacts-nightly": {"max_examples": 100, "deadline": None, "print_blob": True},
+    "lmfacts-nightly": {"max_examples": 100, "derandomize": False, "deadline": None, "print_blob": True},
 }
 
 
 def register_profiles() -> None:
-    """Register the ``lmfacts-*`` Hypothesis profiles (idempotent; does not load any)."""
+    """Register the ``lmfacts-*`` Hypothesis profiles (idempotent; does not load any).
+
+    Each profile derives from Hypothesis's built-in ``"default"`` profile, never from whatever
+    profile is loaded at the time (which may be Hypothesis's auto-loaded ``"ci"``).
+    """
+    parent = settings.get_profile("default")
     for name, kwargs in _PROFILE_SETTINGS.items():
-        settings.register_profile(name, **kwargs)
+        settings.register_profile(name, parent=parent, **kwargs)
 
 
 def _valid_names() -> str:

@@ -50,9 +50,28 @@ def torch_dtype(name: str) -> Any:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep library warnings (deprecations, generation-flag notes) out of the way while booting."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    """Keep library warnings and progress bars out of the way while loading (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    bars_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if bars_on:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int = 0) -> Iterator[None]:
+    """Seed torch inside ``fork_rng`` so any randomly initialised parameters (e.g. a missing MLM head)
+    are reproducible, without disturbing the caller's RNG state."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         yield
 
 
@@ -140,7 +159,7 @@ def _boot_path(
     from transformer_lens.model_bridge import TransformerBridge
 
     hub.check_remote_code(model_dir / "config.json", trust_remote_code, str(model_dir))
-    with _quiet():
+    with _quiet(), _seeded():
         return TransformerBridge.boot_transformers(
             str(model_dir), trust_remote_code=trust_remote_code, **boot_kwargs
         )
@@ -181,7 +200,8 @@ def _load_gguf_file(
     path: Path, hint: str | None, boot_kwargs: dict[str, Any], notes: list[str]
 ) -> tuple[Any, Path, str]:
     """Convert (first time) and boot a GGUF file; return (bridge, converted dir, quantisation summary)."""
-    converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
+    with _quiet():
+        converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
     notes.append(
         f"GGUF converted to {converted} in {meta.get('convert_s')} s"
         if now
@@ -355,7 +375,7 @@ def _load_hub(
     plan = hub.plan_hub_load(ref.target, revision, trust_remote_code)
     ctx = hub.offline_mode() if plan.offline else contextlib.nullcontext()
     try:
-        with ctx, _quiet():
+        with ctx, _quiet(), _seeded():
             bridge = TransformerBridge.boot_transformers(
                 ref.target, revision=revision, trust_remote_code=trust_remote_code, **boot_kwargs
             )

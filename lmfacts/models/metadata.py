@@ -111,7 +111,7 @@ def head_params_missing(hf_model: Any, keys: set[str] | None) -> list[str]:
     missing = []
     for name, param in params.items():
         in_body = bool(prefix) and name.startswith(prefix + ".")
-        if name in ("", None) or in_body or strip(name) in stored or param.data_ptr() in present_ptrs:
+        if in_body or strip(name) in stored or param.data_ptr() in present_ptrs:
             continue
         missing.append(name.replace("._original_component", ""))
     return missing

@@ -7,7 +7,6 @@ several models, which would mistake a genuine trailing EOS for padding).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -59,8 +58,6 @@ def make_batch(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int, p
         ids, was_truncated = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=n_ctx)
         if was_truncated:
             truncated.append(i)
-            warnings.warn(f"prompt {text[:40]!r}… is longer than the model's context ({n_ctx}); truncated",
-                          stacklevel=2)
         rows.append(ids)
     width = max(len(r) for r in rows)
     tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)

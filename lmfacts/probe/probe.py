@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -261,6 +262,9 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
             bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks, attention_mask=batch.attention_mask,
                                   return_type=None)
             probe.end()
+    if truncated:
+        warnings.warn(f"{len(truncated)} prompt(s) longer than the model's context ({n_ctx} tokens) were "
+                      f"truncated, e.g. {truncated[0][:40]!r}…", stacklevel=2)
     return ProbeResult(
         n_layers=L, d_model=d, n_prompts=len(texts), n_content_tokens=n_content, has_resid_mid=probe.has_mid,
         resid=probe.resid, resid_mid=probe.resid_mid, attn_out=probe.attn_out, mlp_out=probe.mlp_out,

@@ -43,7 +43,7 @@ code,pre,.mono{font-family:"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",mo
 .box{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .box h4{margin:0 0 6px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:0}
-dl.kv dt{color:var(--muted)}dl.kv dd{margin:0;word-break:break-word}
+dl.kv dt{color:var(--muted)}dl.kv dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse;background:#fff;border:1px solid var(--line);width:100%}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f0f4f8;font-weight:600;font-size:12.5px}
@@ -133,7 +133,7 @@ def _header(report: dict[str, Any]) -> str:
         [("corpus", esc(corpus.get("source"))),
          ("sha256", f'<code class="small">{esc(corpus.get("sha256"))}</code>' if corpus.get("sha256") else None),
          ("prompts", esc(corpus.get("n_prompts")))]
-        + [(f"hypothesis {k}" if k != "profile" else "Hypothesis profile", esc(v)) for k, v in hyp.items()]
+        + [("Hypothesis profile" if k in ("profile", "name") else f"hypothesis {k}", esc(v)) for k, v in hyp.items()]
     )
     opts = run.get("options") or {}
     opt_box = _kv([(k, esc(fmt_scalar(v, max_str=80) if not isinstance(v, (list, dict)) else json.dumps(v)))
@@ -257,7 +257,8 @@ def _record(r: dict[str, Any], rec_id: str) -> str:
              if r.get("tolerance") is not None else None),
             ("reason", esc(r.get("reason"))),
             ("source", esc(r.get("source"))),
-            ("conventions", esc(", ".join(f"{k}={fmt_scalar(v)}" for k, v in conv.items())) if conv else None),
+            ("expectation", esc(r.get("expectation_kind"))),
+            ("conventions", esc(", ".join(f"{k}={fmt_scalar(v, max_str=200)}" for k, v in conv.items())) if conv else None),
             ("robust", esc(r.get("robust")) if r.get("robust") is not None else None),
             ("processing", esc(r.get("processing"))),
             ("control", f'<span class="mono">{esc(compact(r.get("control"), max_fields=10))}</span>'

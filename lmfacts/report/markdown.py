@@ -50,8 +50,9 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
     for key in ("torch", "transformer_lens", "transformers", "python"):
         if versions.get(key):
             facts.append(f"{key} {md_escape(versions[key])}")
-    if hyp.get("profile"):
-        facts.append(f"Hypothesis profile `{md_escape(hyp['profile'])}`")
+    profile = hyp.get("profile") or hyp.get("name")
+    if profile:
+        facts.append(f"Hypothesis profile `{md_escape(profile)}`")
     if corpus.get("sha256"):
         n = f", {corpus['n_prompts']} prompts" if corpus.get("n_prompts") is not None else ""
         facts.append(f"corpus `{md_escape(str(corpus['sha256'])[:12])}`{md_escape(n)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RUN_JSON = "run.json"
@@ -27,9 +27,9 @@ def new_run_id(now: datetime | None = None, git_sha: str | None = None) -> str:
     replaced by ``nogit`` when missing or not alphanumeric.
     """
     if now is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     elif now.tzinfo is not None:
-        now = now.astimezone(timezone.utc)
+        now = now.astimezone(UTC)
     sha = (git_sha or "").strip()[:7]
     if not sha or not sha.isalnum():
         sha = "nogit"

@@ -50,7 +50,9 @@ def as_finite_array(
     return arr
 
 
-def check_window(window: object, n_layers: int, name: str = "window", *, min_points: int = 2) -> tuple[int, int]:
+def check_window(
+    window: object, n_layers: int, name: str = "window", *, min_points: int = 2
+) -> tuple[int, int]:
     """Validate an inclusive layer window ``(lo, hi)`` against ``n_layers`` and return it as ints.
 
     Requires ``0 <= lo < hi < n_layers`` and at least ``min_points`` layers in the window.

@@ -8,13 +8,18 @@ over rows is used, as the catalogue suggests). Definitions, with per-layer rates
 * ``ratio[l] = bos[l] / content[l]``; ``max_ratio`` and ``max_ratio_layer`` its maximum and argmax.
 * ``most_different_layer`` = the l maximising |log r_bos[l] - log r_content[l]| (the transition
   l-1 -> l where the two growth-rate profiles differ most).
-* Shape statistic ("huge early growth, then a plateau / U"): ``jump_layer`` = the l with the largest
-  BOS rate ``jump_rate``; ``plateau_rate`` = geometric mean of BOS rates over the transitions *after*
-  the jump (l > jump_layer) and ``content_rate_after`` the same for content. ``plateau`` is True iff
-  ``plateau_rate < content_rate_after / (1 + rate_tol)``: after its jump BOS grows more slowly than
-  content (flat, or dipping then recovering), so the BOS/content ratio shrinks.
-* ``anomalous = max_ratio >= ratio_threshold and plateau``. A BOS that is merely a constant multiple
-  of content (same profile) is therefore *not* anomalous; nor is one identical to content.
+* ``jump_layer`` / ``jump_rate``: the l with the largest BOS per-layer rate, and that rate.
+* Shape statistic ("huge early growth, then a plateau / U"), anchored at the *peak of the ratio*
+  p = ``max_ratio_layer`` (where BOS's excess growth over content ends):
+  ``early = p <= (n_layers - 1) / 2``; ``ratio_decline = (ratio[p] / ratio[-1]) ** (1 / (n_layers - 1 - p))``
+  is the per-layer factor by which the BOS/content ratio shrinks after the peak (1 when BOS tracks
+  content; 1.05 when BOS is flat and content grows 5%/layer; NaN if p is the last layer);
+  ``plateau = ratio_decline >= 1 + rate_tol``. ``plateau_rate`` and ``content_rate_after`` are the
+  geometric-mean per-layer rates of BOS and content after p (reported, not used in the verdict).
+* ``anomalous = max_ratio >= ratio_threshold and early and plateau``. A BOS that is merely a constant
+  multiple of content (same profile) is therefore *not* anomalous; nor is one identical to content.
+  Requiring an early peak makes the decline an average over >= half the layers, so per-layer noise
+  in the curves cannot fake it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class BosAnomaly(ResultMixin):
     most_different_layer: int
     jump_layer: int
     jump_rate: float
+    early: bool
+    ratio_decline: float
     plateau_rate: float | None
     content_rate_after: float | None
     plateau: bool
@@ -63,7 +70,7 @@ def bos_anomaly(
     content_norms: object,
     *,
     ratio_threshold: float = 2.0,
-    rate_tol: float = 0.01,
+    rate_tol: float = 0.02,
 ) -> BosAnomaly:
     """Compare the BOS norm trajectory with content positions' (definitions in the module docstring)."""
     bos = _curve(bos_norms, "bos_norms", "mean")
@@ -78,28 +85,32 @@ def bos_anomaly(
     log_rc = np.diff(np.log(content))
     most_diff = int(np.argmax(np.abs(log_rb - log_rc))) + 1
     jump = int(np.argmax(log_rb)) + 1
-    after_b, after_c = log_rb[jump:], log_rc[jump:]
-    if after_b.size:
-        plateau_rate = float(np.exp(after_b.mean()))
-        content_after = float(np.exp(after_c.mean()))
-        plateau = plateau_rate < content_after / (1.0 + rate_tol)
+    peak = int(np.argmax(ratio))
+    max_ratio = float(ratio[peak])
+    n_after = bos.size - 1 - peak
+    early = peak <= (bos.size - 1) / 2
+    if n_after > 0:
+        decline = float((max_ratio / ratio[-1]) ** (1.0 / n_after))
+        plateau_rate: float | None = float(np.exp(log_rb[peak:].mean()))
+        content_after: float | None = float(np.exp(log_rc[peak:].mean()))
     else:
-        plateau_rate = content_after = None
-        plateau = False
-    max_ratio = float(ratio.max())
+        decline, plateau_rate, content_after = float("nan"), None, None
+    plateau = bool(np.isfinite(decline) and decline >= 1.0 + rate_tol)
     return BosAnomaly(
         ratio=[float(v) for v in ratio],
         max_ratio=max_ratio,
-        max_ratio_layer=int(np.argmax(ratio)),
+        max_ratio_layer=peak,
         bos_rates=[float(v) for v in np.exp(log_rb)],
         content_rates=[float(v) for v in np.exp(log_rc)],
         most_different_layer=most_diff,
         jump_layer=jump,
         jump_rate=float(np.exp(log_rb[jump - 1])),
+        early=bool(early),
+        ratio_decline=decline,
         plateau_rate=plateau_rate,
         content_rate_after=content_after,
-        plateau=bool(plateau),
+        plateau=plateau,
         ratio_threshold=ratio_threshold,
         rate_tol=float(rate_tol),
-        anomalous=bool(max_ratio >= ratio_threshold and plateau),
+        anomalous=bool(max_ratio >= ratio_threshold and early and plateau),
     )

@@ -71,7 +71,9 @@ class FrobeniusCheck(ResultMixin):
     within_tolerance: bool
 
 
-def frobenius_identity_error(w: object, n_samples: int, seed: int = 0, *, n_se: float = 4.0) -> FrobeniusCheck:
+def frobenius_identity_error(
+    w: object, n_samples: int, seed: int = 0, *, n_se: float = 4.0
+) -> FrobeniusCheck:
     """Compare the Monte-Carlo E||Wx||^2 with ||W||_F^2 using the exact Gaussian standard error."""
     arr = _matrix(w)
     n_se = check_positive(n_se, "n_se")

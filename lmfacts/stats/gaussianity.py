@@ -86,7 +86,9 @@ def bulk_ks_distance(x: object, central: float = 0.99) -> float:
     i = np.arange(n)
     keep = (i / n >= lo) & ((i + 1) / n <= 1.0 - lo)
     if not np.any(keep):
-        raise ValueError(f"central: {central} keeps no sample points for n={n}; use a larger sample or central")
+        raise ValueError(
+            f"central: {central} keeps no sample points for n={n}; use a larger sample or central"
+        )
     cdf = sps.norm.cdf(z[keep])
     upper = (i[keep] + 1) / n - cdf
     lower = cdf - i[keep] / n
@@ -111,7 +113,9 @@ def expected_max_abs_z(n: int) -> float:
 
     guess = sps.norm.isf(0.5 / n)  # near the median of the maximum
     upper = guess + 12.0
-    parts = [integrate.quad(tail, a, b, limit=200, epsabs=1e-12)[0] for a, b in ((0.0, guess), (guess, upper))]
+    parts = [
+        integrate.quad(tail, a, b, limit=200, epsabs=1e-12)[0] for a, b in ((0.0, guess), (guess, upper))
+    ]
     return float(sum(parts))
 
 

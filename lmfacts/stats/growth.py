@@ -127,7 +127,9 @@ def fit_growth_rate(
     resid = logy - (intercept + slope * layers)
     ss_tot = float(np.sum((logy - logy.mean()) ** 2))
     ss_res = float(np.sum(resid**2))
-    r2 = 1.0 if ss_tot == 0.0 else 1.0 - ss_res / ss_tot
+    # A curve flat to round-off is fitted perfectly by slope 0: call that R^2 = 1 (0/0 otherwise).
+    flat_tol = 1e-24 * logy.size * max(1.0, float(np.max(np.abs(logy)))) ** 2
+    r2 = 1.0 if ss_tot <= flat_tol else 1.0 - ss_res / ss_tot
 
     interval: tuple[float, float] | None = None
     method = "none"

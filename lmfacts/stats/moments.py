@@ -70,7 +70,9 @@ def kurtosis(x: object, axis: int = -1) -> np.ndarray | float:
     return float(k) if k.ndim == 0 else k
 
 
-def power_sums(x: object, axis: int = 0, shift: object = 0.0) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def power_sums(
+    x: object, axis: int = 0, shift: object = 0.0
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(n, s1, s2, s3, s4)`` with ``s_k = sum((x - shift)**k, axis)`` in float64.
 
     The inputs :func:`kurtosis_from_moments` expects; ``shift`` broadcasts against the reduced shape.
@@ -105,7 +107,9 @@ def kurtosis_from_moments(
     shape = sums[0].shape
     for s, name in zip(sums[1:], ("s2", "s3", "s4"), strict=True):
         if s.shape != shape:
-            raise ValueError(f"{name}: shape {s.shape} differs from s1's {shape}; pass per-dimension sums of one shape")
+            raise ValueError(
+                f"{name}: shape {s.shape} differs from s1's {shape}; pass per-dimension sums of one shape"
+            )
     shift_arr = as_finite_array(shift, "shift")
     a1, a2, a3, a4 = (s / n for s in sums)
     if np.any(a2 < 0) or np.any(a4 < 0):

@@ -34,7 +34,9 @@ def top_k_dims(values: object, k: int) -> np.ndarray:
 def _index_sets(sets: object, name: str) -> np.ndarray:
     arr = np.asarray(sets)
     if arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name}: expected a non-empty integer array of dimension indices, got dtype {arr.dtype}")
+        raise ValueError(
+            f"{name}: expected a non-empty integer array of dimension indices, got dtype {arr.dtype}"
+        )
     if np.any(arr < 0):
         raise ValueError(f"{name}: dimension indices must be >= 0")
     return arr

@@ -102,7 +102,9 @@ def _check_rank_range(rank_range: object, p: int) -> tuple[int, int]:
 def _fit_sorted(sv: np.ndarray, lo: int, hi: int) -> PowerLawFit:
     ys = sv[lo - 1 : hi]
     if np.any(ys <= 0):
-        raise ValueError(f"singular_values: zeros inside rank_range ({lo}, {hi}); choose a range of positive values")
+        raise ValueError(
+            f"singular_values: zeros inside rank_range ({lo}, {hi}); choose a range of positive values"
+        )
     x = np.log(np.arange(lo, hi + 1, dtype=np.float64))
     y = np.log(ys)
     xc = x - x.mean()
@@ -110,8 +112,11 @@ def _fit_sorted(sv: np.ndarray, lo: int, hi: int) -> PowerLawFit:
     intercept = float(y.mean() - slope * x.mean())
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     ss_res = float(np.sum((y - intercept - slope * x) ** 2))
-    r2 = 1.0 if ss_tot == 0 else 1.0 - ss_res / ss_tot
-    return PowerLawFit(exponent=-slope, intercept=intercept, r_squared=r2, rank_range=(lo, hi), n_points=hi - lo + 1)
+    flat_tol = 1e-24 * y.size * max(1.0, float(np.max(np.abs(y)))) ** 2  # flat to round-off: R^2 = 1
+    r2 = 1.0 if ss_tot <= flat_tol else 1.0 - ss_res / ss_tot
+    return PowerLawFit(
+        exponent=-slope, intercept=intercept, r_squared=r2, rank_range=(lo, hi), n_points=hi - lo + 1
+    )
 
 
 def fit_power_law(singular_values: object, rank_range: tuple[int, int] | None = None) -> PowerLawFit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -66,8 +66,8 @@ def test_json_safe_values(tmp_path):
 
 
 def test_run_ids_sort_by_time():
-    early = new_run_id(datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "abcdef123456")
-    late = new_run_id(datetime(2025, 11, 1, 0, 0, 0, tzinfo=timezone.utc), None)
+    early = new_run_id(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "abcdef123456")
+    late = new_run_id(datetime(2025, 11, 1, 0, 0, 0, tzinfo=UTC), None)
     assert early == "20250102T030405Z-abcdef1"
     assert late == "20251101T000000Z-nogit"
     assert sorted([late, early]) == [early, late]

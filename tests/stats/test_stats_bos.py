@@ -24,7 +24,12 @@ def jump_then_flat(n_layers: int, jump_at: int = 2, factor: float = 20.0) -> np.
 
 
 @settings(max_examples=20, deadline=None)
-@given(n_layers=st.integers(8, 48), jump_at=st.integers(1, 4), factor=st.floats(5.0, 100.0), seed=st.integers(0, 1000))
+@given(
+    n_layers=st.integers(8, 48),
+    jump_at=st.integers(1, 3),
+    factor=st.floats(5.0, 100.0),
+    seed=st.integers(0, 1000),
+)
 def test_planted_bos_jump_then_plateau_flagged(n_layers: int, jump_at: int, factor: float, seed: int) -> None:
     res = bos_anomaly(jump_then_flat(n_layers, jump_at, factor), content_curve(n_layers, seed=seed))
     assert res.anomalous and res.plateau
@@ -33,6 +38,7 @@ def test_planted_bos_jump_then_plateau_flagged(n_layers: int, jump_at: int, fact
     assert res.max_ratio_layer == jump_at
     assert res.plateau_rate == pytest.approx(1.0)
     assert res.content_rate_after == pytest.approx(1.05, abs=0.01)
+    assert res.ratio_decline == pytest.approx(1.05, abs=0.01) and res.early
 
 
 def test_20x_jump_at_layer_2() -> None:
@@ -53,9 +59,25 @@ def test_bos_like_content_not_flagged(n_layers: int, scale: float, seed: int) ->
 
 def test_u_shape_flagged() -> None:
     layers = np.arange(30)
-    bos = np.where(layers < 3, 10.0 * 8.0**layers, 10.0 * 8.0**3 * 0.97 ** (layers - 3) * 1.002 ** ((layers - 3) ** 2))
+    bos = np.where(
+        layers < 3, 10.0 * 8.0**layers, 10.0 * 8.0**3 * 0.97 ** (layers - 3) * 1.002 ** ((layers - 3) ** 2)
+    )
     res = bos_anomaly(bos, content_curve(30))
     assert res.anomalous and res.plateau_rate is not None and res.plateau_rate < 1.05
+    assert res.max_ratio_layer == 3 and res.jump_layer in (1, 2, 3)
+
+
+def test_late_jump_is_not_early() -> None:
+    res = bos_anomaly(jump_then_flat(20, jump_at=15), content_curve(20))
+    assert res.max_ratio >= 2 and res.plateau and not res.early and not res.anomalous
+
+
+def test_final_layer_peak_has_no_decline() -> None:
+    bos = np.full(10, 10.0)
+    bos[-1] = 1000.0
+    res = bos_anomaly(bos, content_curve(10))
+    assert np.isnan(res.ratio_decline) and not res.plateau and not res.anomalous
+    assert res.to_dict()["ratio_decline"] is None
 
 
 def test_to_dict_and_bad_input() -> None:

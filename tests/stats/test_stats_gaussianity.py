@@ -37,8 +37,15 @@ def test_expected_max_abs_z_exact_and_monte_carlo() -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=seeds, loc=st.floats(-100, 100), scale=st.floats(1e-3, 1e3), dtype=st.sampled_from([np.float32, np.float64]))
-def test_gaussian_sample_is_gaussian_without_outliers(seed: int, loc: float, scale: float, dtype: type) -> None:
+@given(
+    seed=seeds,
+    loc=st.floats(-100, 100),
+    scale=st.floats(1e-3, 1e3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_gaussian_sample_is_gaussian_without_outliers(
+    seed: int, loc: float, scale: float, dtype: type
+) -> None:
     n = 20_000
     x = np.random.default_rng(seed).normal(loc, scale, n).astype(dtype)
     assert bulk_ks_distance(x) < 3.0 / np.sqrt(n)

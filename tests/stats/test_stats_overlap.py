@@ -19,7 +19,9 @@ def test_top_k_dims_order_and_sign() -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 50), d=st.integers(8, 200), n_planted=st.integers(1, 4))
+@given(
+    seed=st.integers(0, 2**31 - 1), n=st.integers(2, 50), d=st.integers(8, 200), n_planted=st.integers(1, 4)
+)
 def test_planted_outlier_dims_consistent(seed: int, n: int, d: int, n_planted: int) -> None:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))

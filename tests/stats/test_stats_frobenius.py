@@ -43,7 +43,9 @@ def test_low_rank_and_row_vector_convention() -> None:
     for mat in (w, w.T):
         res = frobenius_identity_error(mat, 20_000, seed=3)
         assert res.within_tolerance
-        assert res.se == pytest.approx(np.sqrt(2 / 20_000) * frobenius_sq(w), rel=1e-9)  # rank 1: ||W^TW||_F = ||W||_F^2
+        assert res.se == pytest.approx(
+            np.sqrt(2 / 20_000) * frobenius_sq(w), rel=1e-9
+        )  # rank 1: ||W^TW||_F = ||W||_F^2
 
 
 def test_detects_a_wrong_identity() -> None:
@@ -71,3 +73,11 @@ def test_to_dict_and_bad_input() -> None:
         mean_sq_norm_of_random_products(np.eye(2), 0)
     with pytest.raises(ValueError, match="W"):
         frobenius_sq(np.array([[1.0, np.inf]]))
+
+
+def test_monte_carlo_mean_is_exactly_the_sample_mean() -> None:
+    """Same seed, same draws: the estimator is the plain mean of ||W x_i||^2 (no hidden bias)."""
+    w = np.random.default_rng(5).standard_normal((7, 3))
+    x = np.random.default_rng(11).standard_normal((300, 3))
+    direct = float(np.mean(np.sum((x @ w.T) ** 2, axis=1)))
+    assert mean_sq_norm_of_random_products(w, 300, seed=11) == pytest.approx(direct, rel=1e-12)

@@ -24,7 +24,9 @@ def planted_norms(rate: float, n_prompts: int, n_layers: int, seed: int, sigma: 
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), rate=st.floats(0.9, 1.2), dtype=st.sampled_from([np.float32, np.float64]))
+@given(
+    seed=st.integers(0, 2**31 - 1), rate=st.floats(0.9, 1.2), dtype=st.sampled_from([np.float32, np.float64])
+)
 def test_planted_rate_recovered(seed: int, rate: float, dtype: type) -> None:
     norms = planted_norms(rate, 40, 30, seed).astype(dtype)
     fit = fit_growth_rate(norms, (0, 29), n_boot=200, seed=seed)

@@ -1,0 +1,115 @@
+"""A randomly initialised twin of a loaded model: the control for claims about what training produces.
+
+The twin has the loaded model's HF config (``lm.bridge.original_model.config``) and class, is
+initialised by HF under a fixed seed (no download, no checkpoint), put in ``eval()`` mode and booted
+with ``TransformerBridge`` using the loaded model's own tokenizer. A claim such as "weights are nearly
+Gaussian" or "the residual basis is privileged" is only evidence about *training* if the twin does
+not show it too.
+
+One twin is kept per process (the last one asked for), with its probe results on a small corpus
+subset, because BF-3, BF-7, BF-8 and RS-1 all use it; :func:`release_twin` drops it.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmfacts.models.loading import LoadedModel, _quiet, torch_dtype
+from lmfacts.models.metadata import build_model_info
+
+TWIN_SEED = 0
+TWIN_PROBE_PROMPTS = 32
+
+
+@dataclass
+class _TwinCache:
+    key: tuple[str, str, str, int]
+    twin: LoadedModel
+    probes: dict[int, Any] = field(default_factory=dict)
+
+
+_CACHE: _TwinCache | None = None
+
+
+def _twin_key(lm: LoadedModel, seed: int) -> tuple[str, str, str, int]:
+    info = lm.info
+    return (info.name, info.device, info.dtype, seed)
+
+
+def build_random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
+    """A new same-config, randomly initialised copy of ``lm`` (seeded, eval mode, raw processing).
+
+    The HF model class of ``lm`` (e.g. ``LlamaForCausalLM``, ``BertForMaskedLM``) is instantiated
+    from a copy of its config with any quantisation config removed; the global torch RNG is not
+    disturbed (the seed is applied inside ``fork_rng``).
+    """
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+
+    t0 = time.perf_counter()
+    original = lm.bridge.original_model
+    config = copy.deepcopy(original.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    cls = type(original)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with _quiet():
+            model = cls(config)
+    model = model.to(device=lm.info.device, dtype=torch_dtype(lm.info.dtype)).eval()
+    with _quiet():
+        bridge = TransformerBridge.boot_transformers(
+            f"lmfacts-twin/{lm.info.name}", hf_model=model, tokenizer=lm.tokenizer, device=lm.info.device,
+            dtype=torch_dtype(lm.info.dtype),
+        )
+    bridge.eval()
+    info = build_model_info(
+        bridge, name=f"{lm.info.name} (random twin, seed {seed})", source="random-twin",
+        hf_id_or_path=lm.info.hf_id_or_path, revision=None, has_lm_head=lm.info.has_lm_head,
+        quantization=None, device=lm.info.device, dtype=lm.info.dtype, load_s=time.perf_counter() - t0,
+        notes=[f"{cls.__name__}(config) under torch.manual_seed({seed}); HF default initialisation"],
+    )
+    return LoadedModel(bridge, info)
+
+
+def random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
+    """The cached random twin of ``lm`` (built on first use; a different model replaces the cache)."""
+    global _CACHE
+    key = _twin_key(lm, seed)
+    if _CACHE is None or _CACHE.key != key:
+        release_twin()
+        _CACHE = _TwinCache(key, build_random_twin(lm, seed))
+    return _CACHE.twin
+
+
+def twin_probe(lm: LoadedModel, texts: Sequence[str], *, n_prompts: int = TWIN_PROBE_PROMPTS,
+               seed: int = TWIN_SEED, batch_size: int = 16) -> Any:
+    """The probe result of the twin on the first ``n_prompts`` of ``texts`` (computed once per twin).
+
+    It uses the loaded model's tokenisation settings (BOS, padding side, pad id, context length).
+    """
+    from lmfacts.probe.probe import run_probe
+
+    twin = random_twin(lm, seed)
+    assert _CACHE is not None
+    n = min(n_prompts, len(texts))
+    if n not in _CACHE.probes:
+        info = lm.info
+        _CACHE.probes[n] = run_probe(
+            twin.bridge, list(texts[:n]), prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
+            pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
+            device=info.device, batch_size=batch_size,
+        )
+    return _CACHE.probes[n]
+
+
+def release_twin() -> None:
+    """Drop the cached twin and its probe results."""
+    global _CACHE
+    if _CACHE is not None:
+        _CACHE.twin.release()
+    _CACHE = None

@@ -1,0 +1,36 @@
+"""Shared helpers for the engine's tests: run pytest on the claim suite in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_pytest(*args: str, report_dir: Path, env: dict[str, str] | None = None,
+               timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``python -m pytest ARGS --report-dir REPORT_DIR`` from the repo root; return (result, seconds)."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("PYTEST_XDIST_WORKER", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", *args, "--report-dir", str(report_dir),
+                           "-p", "no:cacheprovider"],
+                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return proc, time.perf_counter() - t0
+
+
+def only_run_dir(report_dir: Path) -> Path:
+    """The single run directory written under ``report_dir``."""
+    runs = [p for p in report_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, f"expected one run dir in {report_dir}, found {runs}"
+    return runs[0]
+
+
+def load_report(report_dir: Path) -> dict:
+    """The report.json of the single run under ``report_dir``."""
+    return json.loads((only_run_dir(report_dir) / "report.json").read_text())

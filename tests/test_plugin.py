@@ -1,0 +1,128 @@
+"""The plugin's contract: options, usage errors, test ids and selection, the report, xdist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, load_report, run_pytest
+
+
+def _ids(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_collect_only_does_not_import_torch() -> None:
+    code = ("import sys, pytest; rc = pytest.main(['--collect-only', '-q', 'claims/', '-p', 'no:cacheprovider']);"
+            "heavy = [m for m in ('torch', 'transformer_lens', 'transformers') if m in sys.modules];"
+            "print('HEAVY', heavy); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_unknown_model_is_a_fast_usage_error(tmp_path: Path) -> None:
+    proc, seconds = run_pytest("claims/", "--model", "does-not-exist", report_dir=tmp_path)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert seconds < 10
+    err = proc.stderr + proc.stdout
+    assert "does-not-exist" in err and "gpt2-xl" in err and "smollm2-135m" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dtype", "float64"], "--dtype"),
+    (["--device", "gpu"], "--device"),
+    (["--device", "cuda:7"], "cuda"),
+    (["--prompts", "no/such/file.txt"], "--prompts"),
+    (["--batch-size", "0"], "positive integer"),
+])
+def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], needle: str) -> None:
+    proc, _ = run_pytest("claims/", "--collect-only", *args, report_dir=tmp_path)
+    assert proc.returncode in (pytest.ExitCode.USAGE_ERROR, 2), proc.stdout + proc.stderr
+    assert needle in proc.stderr + proc.stdout
+
+
+def test_hub_model_without_hub_fails_fast_with_instructions(tmp_path: Path) -> None:
+    from lmfacts.models.hub import hub_reachable
+
+    if hub_reachable():
+        pytest.skip("a model hub is reachable from here; the offline failure path cannot be exercised")
+    proc, seconds = run_pytest("claims/", "-k", "RN-1 and not RN-1p", "--model", "gpt2-xl", "-q",
+                               report_dir=tmp_path, env={"HF_HUB_OFFLINE": "0"})
+    assert proc.returncode != 0
+    assert seconds < 25  # < 15 s of lmfacts's own, plus interpreter and import start-up
+    out = proc.stdout + proc.stderr
+    assert "HF cache" in out or "HF_HUB_OFFLINE" in out, out[-3000:]
+
+
+def test_test_ids_carry_claim_model_device_and_select_with_k(tmp_path: Path) -> None:
+    base = ["claims/", "--collect-only", "-q", "--model", "tiny-gpt2", "--model", "tiny-bert"]
+    proc, _ = run_pytest(*base, report_dir=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = _ids(proc)
+    assert any("[RN-1-tiny-gpt2-cpu]" in i for i in ids), ids[:5]
+    rn, _ = run_pytest(*base, "-k", "RN", report_dir=tmp_path)
+    rn_ids = _ids(rn)
+    assert rn_ids and all("[RN-" in i for i in rn_ids), rn_ids
+    assert len(rn_ids) == sum("[RN-" in i for i in ids)
+    bfrs, _ = run_pytest(*base, "-k", "BF or RS", report_dir=tmp_path)
+    bfrs_ids = _ids(bfrs)
+    assert all("[BF-" in i or "[RS-" in i for i in bfrs_ids), bfrs_ids
+    assert len(bfrs_ids) == sum("[BF-" in i or "[RS-" in i for i in ids)
+    model, _ = run_pytest(*base, "-k", "tiny-bert", report_dir=tmp_path)
+    assert _ids(model) and all("tiny-bert" in i for i in _ids(model))
+
+
+def test_rn1_report_matches_the_contract(tmp_path: Path) -> None:
+    proc, _ = run_pytest("claims/", "-k", "RN-1 and not RN-1p", "--model", "tiny-gpt2", "--model", "tiny-bert",
+                         "--max-prompts", "12", "-q", report_dir=tmp_path)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    report = load_report(tmp_path)
+    assert report["schema_version"] == 1
+    assert {"id", "created_utc", "lmfacts_version", "command", "versions"} <= set(report["run"])
+    assert {"torch", "transformer_lens", "transformers"} <= set(report["run"]["versions"])
+    model_keys = {"name", "source", "architecture", "n_layers", "d_model", "device", "dtype", "quantization",
+                  "weight_processing", "load_s"}
+    assert report["models"] and all(model_keys <= set(m) for m in report["models"])
+    by_model = {r["model"]: r for r in report["results"] if r["claim"] == "RN-1"}
+    gpt2 = by_model["tiny-gpt2"]
+    keys = {"claim", "nodeid", "model", "device", "outcome", "statistic", "measured", "expected", "source",
+            "reason", "duration_s"}
+    assert keys <= set(gpt2)
+    assert gpt2["outcome"] in ("passed", "failed")
+    m = gpt2["measured"]
+    assert {"rate", "window", "r2", "norms"} <= set(m)
+    assert len(m["norms"]) == 4 + 1  # tiny-gpt2: 4 blocks plus the final residual
+    bert = by_model["tiny-bert"]
+    assert bert["outcome"] == "skipped" and "encoder" in bert["reason"]
+
+
+def test_malformed_expectation_file_names_file_and_key(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "broken.toml").write_text('schema = 1\n[[expectation]]\nclaim = "RN-1"\nsource = "x"\n')
+    proc, _ = run_pytest("claims/", "--collect-only", "-q", report_dir=tmp_path / "r",
+                         env={"LMFACTS_EXPECTATIONS_DIR": str(exp)})
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    err = proc.stderr + proc.stdout
+    assert "broken.toml" in err and "match" in err
+
+
+def test_xdist_two_workers_write_one_complete_report(tmp_path: Path) -> None:
+    pytest.importorskip("xdist")
+    args = ["claims/", "-k", "RN-1 and not RN-1p", "--model", "tiny-gpt2", "--model", "tiny-llama",
+            "--model", "tiny-neox", "--max-prompts", "8", "-n", "2", "-q"]
+    proc, _ = run_pytest(*args, report_dir=tmp_path)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    report = load_report(tmp_path)
+    got = sorted(r["model"] for r in report["results"] if r["claim"] == "RN-1")
+    assert got == ["tiny-gpt2", "tiny-llama", "tiny-neox"]
+    assert all(r["outcome"] in ("passed", "failed", "xfailed", "skipped") for r in report["results"])
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert (run_dir / "report.md").exists() and (run_dir / "report.html").exists()
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["claim"] for line in lines)
