@@ -24,6 +24,16 @@ MODEL_PROPERTY = "lmfacts_model"
 REPO_DIR = Path(__file__).resolve().parents[1]
 
 
+def _register_hypothesis_profiles() -> None:
+    """Register lmfacts's profiles before Hypothesis's plugin loads ``--hypothesis-profile NAME``."""
+    from lmfacts.profiles import register_profiles
+
+    register_profiles()
+
+
+_register_hypothesis_profiles()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
@@ -38,7 +48,7 @@ def _load_hypothesis_profile(config: pytest.Config) -> dict[str, Any]:
     register_profiles()
     try:
         name = select_profile(config.getoption("hypothesis_profile", None), os.environ)
-        return load_profile(name)
+        return load_profile(name, seed=config.getoption("hypothesis_seed", None))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 

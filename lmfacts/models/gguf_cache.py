@@ -9,6 +9,7 @@ quantisation summary (read with ``gguf.GGUFReader``) is stored next to it in ``l
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -132,6 +133,8 @@ def ensure_gguf_converted(path: Path, architecture_hint: str | None = None) -> t
     final = converted_dir_for(path)
     converted_now = False
     if not (final / META_FILE).is_file():
+        if final.is_dir():  # not written by us (our writes are atomic): rebuild it
+            shutil.rmtree(final)
         sha = sha256_file(path)
         build_dir_atomic(final, lambda tmp: _convert(path, tmp, sha, architecture_hint))
         converted_now = True

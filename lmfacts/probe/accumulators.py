@@ -67,43 +67,58 @@ class NormSums:
 
 @dataclass
 class DimensionMoments:
-    """Per-dimension power sums Σx, Σx², Σx³, Σx⁴ (float64) over content tokens of one point."""
+    """Per-dimension power sums of (x − shift): Σ, Σ², Σ³, Σ⁴ over content tokens of one point.
+
+    Each batch's sums are taken in float32 (fast) and added into float64 totals. ``shift`` is the
+    first batch's per-dimension mean, so the central moments recovered from raw sums do not suffer
+    cancellation on dimensions with a large mean (massive activations).
+    """
 
     d: int
     n: float = 0.0
+    shift: np.ndarray | None = None
     s1: np.ndarray = field(init=False)
     s2: np.ndarray = field(init=False)
     s3: np.ndarray = field(init=False)
     s4: np.ndarray = field(init=False)
+    _shift_t: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.s1, self.s2, self.s3, self.s4 = (np.zeros(self.d) for _ in range(4))
 
     def add(self, x: torch.Tensor) -> None:
-        """Add content vectors x [n, d]."""
-        x = x.double()
-        x2 = x * x
+        """Add content vectors x [n, d] (float32)."""
+        if self._shift_t is None:
+            self._shift_t = x.mean(0)
+            self.shift = self._shift_t.double().cpu().numpy()
+        y = x - self._shift_t
+        y2 = y * y
+        sums = torch.stack([y.sum(0), y2.sum(0), (y2 * y).sum(0), (y2 * y2).sum(0)]).double().cpu().numpy()
         self.n += x.shape[0]
-        self.s1 += x.sum(0).cpu().numpy()
-        self.s2 += x2.sum(0).cpu().numpy()
-        self.s3 += (x2 * x).sum(0).cpu().numpy()
-        self.s4 += (x2 * x2).sum(0).cpu().numpy()
+        self.s1 += sums[0]
+        self.s2 += sums[1]
+        self.s3 += sums[2]
+        self.s4 += sums[3]
 
-    def mean(self) -> np.ndarray:
-        """Per-dimension mean."""
-        return self.s1 / self.n
-
-    def variance(self) -> np.ndarray:
-        """Per-dimension population variance."""
-        m = self.mean()
-        return self.s2 / self.n - m * m
-
-    def kurtosis(self) -> np.ndarray:
-        """Per-dimension Pearson kurtosis (Gaussian = 3) across tokens."""
-        m = self.mean()
+    def _central(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = self.s1 / self.n  # mean of (x − shift)
         e2, e3, e4 = self.s2 / self.n, self.s3 / self.n, self.s4 / self.n
         var = e2 - m * m
         m4 = e4 - 4 * m * e3 + 6 * m * m * e2 - 3 * m**4
+        return m, var, m4
+
+    def mean(self) -> np.ndarray:
+        """Per-dimension mean."""
+        shift = self.shift if self.shift is not None else 0.0
+        return shift + self.s1 / self.n
+
+    def variance(self) -> np.ndarray:
+        """Per-dimension population variance."""
+        return self._central()[1]
+
+    def kurtosis(self) -> np.ndarray:
+        """Per-dimension Pearson kurtosis (Gaussian = 3) across tokens."""
+        _, var, m4 = self._central()
         with np.errstate(invalid="ignore", divide="ignore"):
             return m4 / (var * var)
 
@@ -137,8 +152,7 @@ class PointStats:
 
 
 def per_token_kurtosis(x: torch.Tensor) -> torch.Tensor:
-    """Pearson kurtosis of each row across its dimensions (the RS post's convention)."""
-    x = x.double()
+    """Pearson kurtosis of each row across its dimensions (the RS post's convention), in float32."""
     c = x - x.mean(-1, keepdim=True)
     c2 = c * c
     return (c2 * c2).mean(-1) / c2.mean(-1).square()

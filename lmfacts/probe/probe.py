@@ -125,12 +125,13 @@ class _Probe:
 
     # -- hooks -----------------------------------------------------------------------------
     def _norms(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        xf = x.detach().float()
+        norms = x.detach().float().norm(dim=-1)
         assert self.batch is not None
-        real = self.batch.attention_mask.bool()
-        if not torch.isfinite(xf[real]).all():
-            raise NonFiniteActivationError(f"non-finite activation at {name}: the model produced NaN/inf")
-        return xf.norm(dim=-1)
+        if not torch.isfinite(norms[self.batch.attention_mask.bool()]).all():
+            raise NonFiniteActivationError(
+                f"non-finite activation at {name}: the model produced NaN/inf on a real token "
+                "(try --dtype float32, or check the weights)")
+        return norms
 
     def on_resid(self, point: int, x: torch.Tensor, name: str) -> None:
         assert self.batch is not None
@@ -191,12 +192,13 @@ class _Probe:
         if xc.shape[0] == 0:
             return
         st.moments.add(xc)
-        st.token_kurtosis_sum += float(per_token_kurtosis(xc).sum())
+        st.token_kurtosis_sum += float(per_token_kurtosis(xc).double().sum())
         st.n_tokens += xc.shape[0]
-        st.max_signed = np.maximum(st.max_signed, xc.max(0).values.double().cpu().numpy())
-        st.min_signed = np.minimum(st.min_signed, xc.min(0).values.double().cpu().numpy())
         ax = xc.abs()
-        st.abs_sum += ax.double().sum(0).cpu().numpy()
+        ext = torch.stack([xc.max(0).values, xc.min(0).values, ax.sum(0)]).double().cpu().numpy()
+        st.max_signed = np.maximum(st.max_signed, ext[0])
+        st.min_signed = np.minimum(st.min_signed, ext[1])
+        st.abs_sum += ext[2]
         k = min(TOPK_DIMS, self.d)
         top = torch.topk(ax, k, dim=-1).indices.reshape(-1)
         st.topk_counts += torch.bincount(top, minlength=self.d).double().cpu().numpy()
@@ -207,7 +209,7 @@ class _Probe:
         if self.plan.rotated:
             xr = xc @ self.rotation
             st.rotated_moments.add(xr)
-            st.rotated_token_kurtosis_sum += float(per_token_kurtosis(xr).sum())
+            st.rotated_token_kurtosis_sum += float(per_token_kurtosis(xr).double().sum())
 
 
 def _hooks(probe: _Probe, n_layers: int) -> list[tuple[str, object]]:

@@ -272,7 +272,7 @@ def _record(r: dict[str, Any], rec_id: str) -> str:
         if isinstance(r.get("witness"), dict) else ""
     figs = "".join(_figure(f) for f in r.get("figures") or [])
     figs = f'<div class="figs">{figs}</div>' if figs else ""
-    raw = {k: r.get(k) for k in ("measured", "expected", "tolerance", "control") if r.get(k) is not None}
+    raw = {k: r.get(k) for k in ("measured", "expected", "tolerance", "control") if r.get(k) not in (None, {}, [])}
     details = f"<details><summary>full values (JSON)</summary>{_json_block(raw)}</details>" if raw else ""
     return (
         f'<section class="record o-{esc(outcome)}" id="{esc(rec_id)}">'

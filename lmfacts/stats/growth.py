@@ -10,8 +10,9 @@ Conventions
 * Confidence interval of ``r``:
   - 2-D input: percentile bootstrap over prompts (rows resampled with replacement, the per-layer
     mean recomputed from the resample, the slope refitted) -- ``ci_method == "bootstrap_prompts"``.
-  - 1-D input: the classical OLS t-interval of the slope, exponentiated
-    (``ci_method == "ols_t"``); it needs >= 3 layers in the window, otherwise ``ci`` is ``None``.
+  - 1-D input (or a single prompt): the classical OLS t-interval of the slope, exponentiated
+    (``ci_method == "ols_t"``, assumes independent per-layer residuals); it needs >= 3 layers in
+    the window, otherwise ``ci`` is ``None`` (``ci_method == "none"``, also when ``n_boot == 0``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ def fit_growth_rate(
     interval: tuple[float, float] | None = None
     method = "none"
     tail = (1.0 - level) / 2.0
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]  # one prompt: nothing to resample, use the 1-D (OLS) interval
     if arr.ndim == 2 and n_boot > 0:
         method = "bootstrap_prompts"
         rng = np.random.default_rng(seed)

@@ -136,3 +136,34 @@ def test_sha256_cached_by_size_and_mtime(tmp_path: Path) -> None:
     f.write_bytes(b"abd" * 1000)
     os.utime(f, ns=(1, 1))
     assert sha256_file(f) == hashlib.sha256(b"abd" * 1000).hexdigest()
+
+
+def _fake_hf_cache(root: Path, hf_id: str) -> Path:
+    """Lay out a tiny GPT-2 in the Hugging Face cache format (models--org--name/snapshots/<sha>)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / ("models--" + hf_id.replace("/", "--"))
+    _save_tiny("tiny-gpt2", repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return repo
+
+
+def test_hub_id_boots_from_local_cache_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    hf_id = "lmfacts-test/tiny-gpt2"
+    _fake_hf_cache(tmp_path / "hf", hf_id)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    t0 = time.perf_counter()
+    loaded = load_model(hf_id, revision="main")
+    assert time.perf_counter() - t0 < 15
+    assert (loaded.info.source, loaded.info.hf_id_or_path, loaded.info.revision) == ("hub", hf_id, "main")
+    assert any("offline" in note for note in loaded.info.notes) and loaded.info.has_lm_head
+    assert constants.HF_HUB_OFFLINE is False or os.environ.get("HF_HUB_OFFLINE") == "1"  # restored
+    reference = build_tiny_model("tiny-gpt2")
+    toks = reference.bridge.to_tokens("cached hub models load offline")
+    with torch.no_grad():
+        assert torch.equal(loaded.bridge(toks), reference.bridge(toks))
+    with pytest.raises(ModelUnavailableError, match="revision 'v9'"):
+        load_model(hf_id, revision="v9")

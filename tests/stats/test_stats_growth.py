@@ -150,3 +150,12 @@ def test_bad_options_raise() -> None:
         fit_growth_rate(np.ones((3, 5)), (0, 4), n_boot=-1)
     with pytest.raises(ValueError, match="window"):
         growth_curvature(np.ones(10), (0, 2))
+
+
+def test_single_prompt_uses_ols_interval_and_no_ci_cases() -> None:
+    norms = planted_norms(1.05, 1, 20, seed=4)
+    fit = fit_growth_rate(norms, (0, 19))
+    assert fit.ci_method == "ols_t" and fit.n_prompts == 1 and fit.ci is not None
+    assert fit.ci[0] < fit.ci[1]
+    assert fit_growth_rate(planted_norms(1.05, 5, 20, 0), (0, 19), n_boot=0).ci is None
+    assert fit_growth_rate(np.array([1.0, 2.0]), (0, 1)).ci is None

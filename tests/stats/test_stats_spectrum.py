@@ -21,18 +21,18 @@ from lmfacts.stats.spectrum import (
 def planted_power_law_matrix(m: int, n: int, exponent: float, seed: int, scale: float = 1.0) -> np.ndarray:
     """U diag(scale * k**-exponent) V^T with Haar-random orthogonal U, V."""
     rng = np.random.default_rng(seed)
-    u, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
     p = min(m, n)
+    u, _ = np.linalg.qr(rng.standard_normal((m, p)))  # reduced QR: orthonormal columns
+    v, _ = np.linalg.qr(rng.standard_normal((n, p)))
     sv = scale * np.arange(1, p + 1, dtype=np.float64) ** -exponent
-    return (u[:, :p] * sv) @ v[:, :p].T
+    return (u * sv) @ v.T
 
 
 def svals(x: np.ndarray) -> np.ndarray:
     return np.linalg.svd(x, compute_uv=False)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), exponent=st.floats(0.5, 1.5), scale=st.floats(1e-3, 1e3))
 def test_planted_power_law_recovered_and_called(seed: int, exponent: float, scale: float) -> None:
     w = planted_power_law_matrix(256, 512, exponent, seed, scale)

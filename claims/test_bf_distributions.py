@@ -1,0 +1,615 @@
+"""Distribution claims BF-1 … BF-8 (source: "Basic Facts about Language Model Internals", Conjecture;
+seeds/basic-facts-about-lm-internals.txt).
+
+Shared conventions: weights are the raw HF weights (``processing="raw"``; TransformerLens compat
+processing would fold norms into them); activations are read by the corpus probe at
+``blocks.{l}.hook_resid_pre`` (point l, the stream entering block l) and the final ``resid_post``
+(point L), over content positions only (BOS and padding excluded). On BERT-style post-LN encoders
+``resid_pre`` of block l>0 is the LayerNorm output of block l-1 and point 0 is the embedding
+LayerNorm output. Claims about what training produces (BF-3, BF-7, BF-8) are also computed on a
+randomly initialised twin of the model (same config, seed 0; :mod:`lmfacts.models.twin`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lmfacts.claims import claim
+from lmfacts.context import ClaimContext
+
+SAMPLE_VALUES = 65_536  # values per matrix / gradient / activation sample for KS, max|z| and tail fits
+TAIL_FIT_VALUES = 20_000  # values per sample for the (slow) Gaussian / Laplace / logistic MLE fits
+
+
+def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size <= n:
+        return x
+    return np.random.default_rng(seed).choice(x, n, replace=False)
+
+
+def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float) -> dict[str, Any]:
+    """Gaussianity verdict, excess kurtosis, tail family and Hill index of one flattened sample."""
+    from lmfacts.stats.gaussianity import gaussian_with_outliers, hill_tail_index, tail_comparison
+    from lmfacts.stats.moments import kurtosis
+
+    full = np.asarray(x, dtype=np.float64).ravel()
+    s = _subsample(full, SAMPLE_VALUES)
+    v = gaussian_with_outliers(s, bulk_tol=bulk_tol, outlier_factor=outlier_factor)
+    tails = tail_comparison(_subsample(s, TAIL_FIT_VALUES, seed=1))
+    return {"n": v.n, "bulk_ks": v.bulk_ks, "max_abs_z": v.max_abs_z, "expected_max_abs_z": v.expected_max_abs_z,
+            "outlier_excess": v.outlier_excess, "bulk_gaussian": v.bulk_gaussian, "has_outliers": v.has_outliers,
+            "gaussian_with_outliers": v.gaussian_with_outliers,
+            "excess_kurtosis": float(kurtosis(full)) - 3.0,
+            "best_tail_family": tails.best, "loglik_per_sample": tails.loglik_per_sample,
+            "hill_tail_index": hill_tail_index(s, max(10, s.size // 100))}
+
+
+def _quantized_skip(ctx: ClaimContext, what: str) -> None:
+    q = ctx.info.quantization
+    if q is not None:
+        ctx.skip(f"weights are quantised ({q}): {what} would measure the quantiser, not the trained weights "
+                 "(catalogue: weight-distribution claims N/A on quantised weights); model and twin values are "
+                 "recorded in measured/control")
+
+
+def _twin_note(ctx: ClaimContext, twin_shows: bool, why: str) -> None:
+    ctx.measured(twin_also_shows=twin_shows)
+    if twin_shows:
+        ctx.measured(twin_note=f"the randomly initialised twin shows this too, so it is not evidence about "
+                               f"training: {why}")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("BF-1", title="residual activations are nearly Gaussian with outliers",
+       source="BF §Activations Are Nearly Gaussian With Outliers")
+def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
+    """BF-1: the bulk of residual activations is Gaussian, the extremes are far beyond a Gaussian's.
+
+    Statistic, per residual point l in the window (default: resid_pre of blocks 1 … L-1; the
+    embedding point 0 and the final point are reported but not judged): all entries of a uniform
+    sample of ≤512 content token vectors (tokens × d_model values pooled, as the post's histogram "across
+    a sequence at a block"), robust-standardised (median, IQR/1.349). Bulk: KS distance to N(0,1) over
+    the central 99% ≤ ``bulk_tol``; outliers: max|z| ≥ ``outlier_factor`` × E[max|Z|] for n Gaussian
+    draws. The claim holds if at least ``min_share`` of the window's points pass both. Hook:
+    ``blocks.{l}.hook_resid_pre``; positions: content (no BOS, no pad); processing: raw.
+    Contested (BF comments: exponential / logistic tails): the best of Gaussian / Laplace / logistic
+    MLE fits and the Hill tail index are reported beside the verdict. Alternative convention:
+    each dimension z-scored by its own corpus mean/std before pooling (removes per-dimension scale).
+    """
+    exp = ctx.expectation
+    info = ctx.info
+    L = info.n_layers
+    lo, hi = exp.get("window", [1, max(1, L - 1)])
+    bulk_tol, factor = exp.get("bulk_tol", 0.03), exp.get("outlier_factor", 1.5)
+    min_share = exp.get("min_share", 0.5)
+    probe = ctx.probe()
+    per_point: list[dict[str, Any]] = []
+    alt_pass: list[bool] = []
+    for p in range(L + 1):
+        st = probe.points[p]
+        if st.sample is None:
+            continue
+        x = st.sample.double().numpy()
+        s = _shape_stats(x, bulk_tol=bulk_tol, outlier_factor=factor)
+        mean, sd = st.moments.mean(), np.sqrt(np.maximum(st.moments.variance(), 1e-30))
+        s_alt = _shape_stats((x - mean) / sd, bulk_tol=bulk_tol, outlier_factor=factor)
+        s["point"] = p
+        s["per_dimension_standardised"] = {k: s_alt[k] for k in ("bulk_ks", "outlier_excess", "gaussian_with_outliers",
+                                                                 "best_tail_family")}
+        per_point.append(s)
+        if lo <= p <= hi:
+            alt_pass.append(bool(s_alt["gaussian_with_outliers"]))
+    judged = [s for s in per_point if lo <= s["point"] <= hi]
+    ctx.require(bool(judged), f"no residual samples in the window {lo}–{hi}")
+    share = float(np.mean([s["gaussian_with_outliers"] for s in judged]))
+    share_alt = float(np.mean(alt_pass))
+    holds, holds_alt = share >= min_share, share_alt >= min_share
+    families = [s["best_tail_family"] for s in judged]
+    ctx.statistic("share of residual points (window) whose pooled activations have a Gaussian bulk (robust KS over "
+                  "the central 99%) and max|z| beyond the Gaussian expectation for n")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
+                    pooling="all dims of ≤512 sampled tokens pooled (post's histogram)", standardise="robust",
+                    processing="raw", encoder_semantics="post-LN: resid_pre = previous block's LayerNorm output"
+                    if info.is_encoder else "pre-norm residual stream")
+    ctx.measured(share=share, window=[lo, hi], per_point=per_point,
+                 bulk_gaussian_share=float(np.mean([s["bulk_gaussian"] for s in judged])),
+                 outlier_share=float(np.mean([s["has_outliers"] for s in judged])),
+                 tail_family_counts={f: families.count(f) for f in sorted(set(families))},
+                 median_hill_tail_index=float(np.median([s["hill_tail_index"] for s in judged])),
+                 alternatives={"per_dimension_standardised": {"share": share_alt, "holds": holds_alt}})
+    ctx.robust(holds == holds_alt)
+    ctx.expected(min_share=min_share)
+    ctx.tolerance(bulk_tol=bulk_tol, outlier_factor=factor)
+    ctx.figure({"id": "bf1-shape", "title": "BF-1 bulk KS and outlier excess per point", "xlabel": "point",
+                "ylabel": "value", "logy": True, "logx": False,
+                "series": [{"label": "bulk KS", "x": [s["point"] for s in per_point],
+                            "y": [s["bulk_ks"] for s in per_point], "style": "line"},
+                           {"label": "max|z| / E[max|Z|]", "x": [s["point"] for s in per_point],
+                            "y": [s["outlier_excess"] for s in per_point], "style": "dashed"}],
+                "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
+    ctx.check(holds, f"only {share:.2f} of points {lo}–{hi} are Gaussian-in-the-bulk with outliers (need ≥ "
+                     f"{min_share}); bulk-Gaussian share {ctx.record.measured['bulk_gaussian_share']:.2f}, "
+                     f"outlier share {ctx.record.measured['outlier_share']:.2f}")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("BF-2", title="outlier dimensions are consistent across positions and blocks",
+       source="BF §Outliers Are Consistent Through The Residual Stream")
+def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
+    """BF-2: the few largest-magnitude dimensions are the same across token positions and blocks.
+
+    Across positions, per residual point: mean pairwise overlap |A∩B|/k of the top-k (k = 8) |x|
+    dimension sets of every pair of content tokens, computed exactly from the probe's per-dimension
+    counts (``PointStats.topk_counts``); averaged over the window (default points 1 … L-1).
+    Across blocks: top-k dimensions of each window point by mean |x| over content tokens, mean
+    pairwise overlap over points. Both must reach ``min_overlap`` (default 0.25: on average 2 of 8 dims
+    shared, the post's "one positive one negative" outlier pair) and exceed ``chance_factor`` × the
+    chance level k/d. Hook: ``blocks.{l}.hook_resid_pre``; positions: content; processing: raw.
+    Alternative: across blocks with k = 2.
+    """
+    from lmfacts.probe.probe import TOPK_DIMS
+    from lmfacts.stats.overlap import consistency_across, top_k_dims
+    from lmfacts.stats.trends import overlap_from_counts
+
+    exp = ctx.expectation
+    info = ctx.info
+    L, d = info.n_layers, info.d_model
+    lo, hi = exp.get("window", [1, max(1, L - 1)])
+    min_overlap, chance_factor = exp.get("min_overlap", 0.25), exp.get("chance_factor", 5.0)
+    probe = ctx.probe()
+    k = min(TOPK_DIMS, d)
+    pos_overlap, mean_abs = [], []
+    for p in range(lo, hi + 1):
+        st = probe.points[p]
+        n = int(st.n_tokens)
+        if n < 2:
+            continue
+        pos_overlap.append(overlap_from_counts(st.topk_counts, n, k))
+        mean_abs.append(st.abs_sum / n)
+    ctx.require(len(pos_overlap) >= 2, f"fewer than 2 residual points with ≥ 2 content tokens in {lo}–{hi}")
+    across_pos = float(np.mean(pos_overlap))
+    blocks_k = consistency_across(top_k_dims(np.stack(mean_abs), k), d)
+    blocks_2 = consistency_across(top_k_dims(np.stack(mean_abs), 2), d)
+    chance = k / d
+    ctx.statistic("mean pairwise top-8 |x| dimension-set overlap across content tokens (per point, averaged) and "
+                  "across blocks (top-8 by mean |x|), vs chance k/d")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre", positions="content (no BOS, no pad)", k=k, magnitude="|x|",
+                    processing="raw")
+    ctx.measured(across_positions=across_pos, across_blocks=blocks_k.mean_overlap, chance=chance,
+                 per_point_across_positions=pos_overlap, window=[lo, hi], top_dims_across_blocks=blocks_k.top_dims,
+                 top_dim_frequency=blocks_k.top_dim_frequency,
+                 alternatives={"across_blocks_k2": blocks_2.mean_overlap})
+    need = max(min_overlap, chance_factor * chance)
+    holds = across_pos >= need and blocks_k.mean_overlap >= need
+    ctx.robust(holds == (across_pos >= need and blocks_2.mean_overlap >= max(min_overlap, chance_factor * 2 / d)))
+    ctx.expected(min_overlap=need)
+    ctx.figure({"id": "bf2-overlap", "title": "BF-2 top-8 overlap across positions", "xlabel": "point",
+                "ylabel": "mean pairwise overlap", "logy": False, "logx": False,
+                "series": [{"label": "across positions", "x": list(range(lo, lo + len(pos_overlap))),
+                            "y": pos_overlap, "style": "line"},
+                           {"label": "chance k/d", "x": [lo, hi], "y": [chance, chance], "style": "dashed"}],
+                "vspans": []})
+    ctx.check(across_pos >= need, f"top-{k} overlap across positions {across_pos:.3f} < {need:.3f} "
+                                  f"(chance {chance:.3f})")
+    ctx.check(blocks_k.mean_overlap >= need, f"top-{k} overlap across blocks {blocks_k.mean_overlap:.3f} < "
+                                             f"{need:.3f} (chance {chance:.3f})")
+
+
+# ---------------------------------------------------------------------------------------------
+def _matrix_shapes(views: Any, names: tuple[str, ...]) -> list[tuple[str, int, np.ndarray]]:
+    return [(n, i, m.numpy()) for n, i, m in views.matrices(names)]
+
+
+def _weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor: float) -> dict[str, Any]:
+    from lmfacts.weights import READING, WRITING, WeightViews
+
+    views = WeightViews(bridge, "raw")
+    rows = []
+    for name, layer, m in _matrix_shapes(views, READING + WRITING):
+        s = _shape_stats(m, bulk_tol=bulk_tol, outlier_factor=factor)
+        ok = abs(s["excess_kurtosis"]) <= kurt_tol and s["bulk_gaussian"] and not s["has_outliers"]
+        rows.append({"weight": name, "layer": layer, "excess_kurtosis": s["excess_kurtosis"],
+                     "bulk_ks": s["bulk_ks"], "outlier_excess": s["outlier_excess"],
+                     "best_tail_family": s["best_tail_family"], "gaussian_no_outliers": bool(ok)})
+    share = float(np.mean([r["gaussian_no_outliers"] for r in rows]))
+    return {"share": share, "median_abs_excess_kurtosis": float(np.median([abs(r["excess_kurtosis"]) for r in rows])),
+            "median_bulk_ks": float(np.median([r["bulk_ks"] for r in rows])),
+            "share_with_outliers": float(np.mean([r["outlier_excess"] >= factor for r in rows])), "matrices": rows}
+
+
+@claim("BF-3", title="weight matrices are nearly Gaussian without outliers", source="BF §Weights Are Nearly Gaussian")
+def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
+    """BF-3: the entries of every weight matrix are close to Gaussian and have no outliers.
+
+    Statistic, per block and per matrix (W_Q, W_K, W_V, W_O, W_in, W_gate, W_out; K/V as stored with
+    grouped-query heads repeated, which leaves the entry distribution unchanged): excess kurtosis of
+    all entries (|·| ≤ ``kurt_tol``), robust KS distance of the central 99% to N(0,1) (≤ ``bulk_tol``,
+    on a 65 536-entry sample) and no outliers (max|z| < ``outlier_factor`` × E[max|Z|]). Holds if at
+    least ``min_share`` of the matrices pass all three. Weights: raw HF weights. Control: the random
+    twin (HF init is Gaussian, so it passes by construction; the claim is that training keeps it so).
+    Quantised weights: not applicable (the values are quantiser levels).
+    """
+    from lmfacts.models.twin import random_twin
+
+    exp = ctx.expectation
+    kurt_tol, bulk_tol = exp.get("kurt_tol", 1.0), exp.get("bulk_tol", 0.03)
+    factor, min_share = exp.get("outlier_factor", 1.5), exp.get("min_share", 0.9)
+    lm = ctx.model()
+    res = _weight_gaussianity(lm.bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
+    twin = _weight_gaussianity(random_twin(lm).bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
+    ctx.statistic("share of weight matrices with |excess kurtosis| ≤ tol, bulk KS ≤ tol and no outliers")
+    ctx.conventions(weights="raw HF weights", matrices="W_Q W_K W_V W_O W_in (W_gate) W_out per block",
+                    standardise="robust", sample=f"{SAMPLE_VALUES} entries per matrix for KS/max|z|")
+    ctx.measured(**res)
+    ctx.control(share=twin["share"], median_abs_excess_kurtosis=twin["median_abs_excess_kurtosis"],
+                median_bulk_ks=twin["median_bulk_ks"], seed=0)
+    _twin_note(ctx, twin["share"] >= min_share, "HF initialises these matrices from a Gaussian")
+    ctx.expected(min_share=min_share)
+    ctx.tolerance(kurt_tol=kurt_tol, bulk_tol=bulk_tol, outlier_factor=factor)
+    _quantized_skip(ctx, "the entry distribution")
+    bad = [f"{r['weight']}@{r['layer']}" for r in res["matrices"] if not r["gaussian_no_outliers"]][:8]
+    ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of weight matrices are Gaussian without outliers "
+                                         f"(need ≥ {min_share}); e.g. {bad}")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("BF-4", title="norm gains and biases are heavy-tailed with outliers", source="BF §Except For LayerNorm Parameters")
+def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
+    """BF-4: LayerNorm/RMSNorm gains (and biases) are heavy-tailed with outliers, unlike the matrices.
+
+    Statistic, per norm vector (ln1/ln2 of every block and the final norm; gains and, for LayerNorm,
+    biases): excess kurtosis and max|z| / E[max|Z|] (robust z). Holds if the median gain vector has
+    outlier excess ≥ ``outlier_factor`` (and, for biases where present, too). Where the expectation
+    gives a published centre (gpt2-medium, block 5: ≈0.45 with a left tail towards 0), the median gain
+    of that block must lie within ``center_tol`` of it and more of its |z| > 3 outliers must lie below
+    the median than above. Weights: raw (compat folding would set gains to 1). Norm parameters are
+    stored unquantised (F32) even in GGUF files, so this runs on quantised models (the quantisation
+    covers attention/MLP matrices and embeddings).
+    """
+    from lmfacts.stats.gaussianity import outlier_excess, robust_standardise
+    from lmfacts.stats.moments import kurtosis
+    from lmfacts.weights import WeightViews
+
+    exp = ctx.expectation
+    factor = exp.get("outlier_factor", 1.5)
+    lm = ctx.model()
+    views = WeightViews(lm.bridge, "raw")
+    rows: dict[str, list[dict[str, Any]]] = {"weight": [], "bias": []}
+    for name, v in views.norm_parameters():
+        x = v.double().numpy()
+        kind = "bias" if name.endswith("bias") else "weight"
+        if np.ptp(x) == 0 or np.quantile(x, 0.75) == np.quantile(x, 0.25):
+            rows[kind].append({"name": name, "constant": True})
+            continue
+        z = robust_standardise(x)
+        rows[kind].append({"name": name, "median": float(np.median(x)), "excess_kurtosis": float(kurtosis(x)) - 3,
+                           "outlier_excess": outlier_excess(x), "left_outliers": int((z < -3).sum()),
+                           "right_outliers": int((z > 3).sum())})
+    gains = [r for r in rows["weight"] if not r.get("constant")]
+    biases = [r for r in rows["bias"] if not r.get("constant")]
+    ctx.require(bool(gains), "no non-constant norm gains (all gains equal: untrained or folded norms)")
+    med_gain = float(np.median([r["outlier_excess"] for r in gains]))
+    med_bias = float(np.median([r["outlier_excess"] for r in biases])) if biases else None
+    ctx.statistic("median over norm vectors of max|z| / E[max|Z|] (robust z), gains and biases separately")
+    ctx.conventions(weights="raw", vectors="ln1, ln2 per block + final norm",
+                    quantisation="norm parameters are unquantised (F32) in GGUF files" if ctx.info.quantization
+                    else "none")
+    ctx.measured(median_gain_outlier_excess=med_gain, median_bias_outlier_excess=med_bias,
+                 median_gain_excess_kurtosis=float(np.median([r["excess_kurtosis"] for r in gains])),
+                 median_gain=float(np.median([r["median"] for r in gains])), gains=gains, biases=biases,
+                 has_biases=bool(rows["bias"]))
+    ctx.expected(outlier_factor=factor)
+    ctx.check(med_gain >= factor, f"norm gains are not heavy-tailed: median outlier excess {med_gain:.2f} < {factor}")
+    if med_bias is not None:
+        ctx.check(med_bias >= factor, f"norm biases are not heavy-tailed: median outlier excess {med_bias:.2f} < "
+                                      f"{factor}")
+    if "center" in exp.params:
+        block = exp.get("center_block", 5)
+        sel = [r for r in gains if r["name"].startswith(f"blocks.{block}.")]
+        ctx.require(bool(sel), f"block {block} has no norm gains")
+        centre = float(np.median([r["median"] for r in sel]))
+        left = sum(r["left_outliers"] for r in sel)
+        right = sum(r["right_outliers"] for r in sel)
+        ctx.measured(block_center=centre, block_left_outliers=left, block_right_outliers=right)
+        ctx.expected(center=exp["center"], center_block=block)
+        ctx.tolerance(center_tol=exp["center_tol"])
+        ctx.check(abs(centre - exp["center"]) <= exp["center_tol"],
+                  f"block {block} gains centred at {centre:.3f}, expected {exp['center']} ± {exp['center_tol']}")
+        ctx.check(left > right, f"block {block} gain outliers are not left-tailed ({left} below vs {right} above)")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("BF-5", title="writing weights grow with depth, reading weights do not",
+       source="BF §Writing Weights Grow Throughout The Network And Reading Weights Are Constant")
+def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
+    """BF-5: Frobenius norms of the writing weights (W_O, W_out) rise with depth; reading weights
+    (W_Q, W_K, W_in) are flat, or drop early and then stay flat.
+
+    Statistic: per block Frobenius norm of each matrix (K as stored, GQA heads not repeated). Writing:
+    Spearman ρ(layer, norm) ≥ ``min_rho`` for both W_O and W_out. Reading: over the late window
+    (blocks ≥ round(L/4), after any early drop) the per-layer rate exp(slope of log-norm vs layer)
+    lies within 1 ± ``flat_tol`` for W_Q, W_K and W_in. Weights: raw (compat's centring changes W_O and
+    W_out on LayerNorm models). Quantised weights: norms are kept by the quantiser to well under 1%, so the
+    claim runs (the quantisation is recorded).
+    """
+    from lmfacts.stats.trends import depth_trend
+
+    exp = ctx.expectation
+    min_rho, flat_tol = exp.get("min_rho", 0.5), exp.get("flat_tol", 0.01)
+    lm = ctx.model()
+    b = lm.bridge
+    L = ctx.info.n_layers
+    ctx.require(L >= 4, f"{L} layers are too few for a depth trend")
+    norms: dict[str, list[float]] = {n: [] for n in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")}
+    import torch
+
+    with torch.no_grad():
+        for i in range(L):
+            blk = b.blocks[i]
+            for n in norms:
+                mod = blk.attn if n in ("W_Q", "W_K", "W_V", "W_O") else blk.mlp
+                w = getattr(mod, n, None)
+                if w is not None:
+                    norms[n].append(float(w.detach().float().norm()))
+    norms = {n: v for n, v in norms.items() if len(v) == L}
+    start = round(L / 4)
+    trends = {n: depth_trend(v).to_dict() for n, v in norms.items()}
+    late = {n: depth_trend(v[start:]).to_dict() for n, v in norms.items() if L - start >= 3}
+    writing_ok = {n: trends[n]["spearman"] >= min_rho for n in ("W_O", "W_out")}
+    reading_ok = {n: abs(late[n]["rate"] - 1) <= flat_tol for n in ("W_Q", "W_K", "W_in") if n in late}
+    ctx.statistic("writing: Spearman ρ(layer, ‖W‖_F); reading: per-layer rate of ‖W‖_F over blocks ≥ L/4")
+    ctx.conventions(weights="raw", norm="Frobenius", late_window=[start, L - 1],
+                    quantisation=ctx.info.quantization or "none")
+    ctx.measured(norms=norms, trends=trends, late_trends=late, writing_rises=writing_ok, reading_flat=reading_ok)
+    ctx.expected(min_rho=min_rho)
+    ctx.tolerance(flat_tol=flat_tol)
+    ctx.figure({"id": "bf5-norms", "title": "BF-5 weight Frobenius norms per block", "xlabel": "block",
+                "ylabel": "‖W‖_F", "logy": True, "logx": False,
+                "series": [{"label": n, "x": list(range(L)), "y": v,
+                            "style": "line" if n in ("W_O", "W_out") else "dashed"} for n, v in norms.items()],
+                "vspans": [{"lo": start, "hi": L - 1, "label": "reading-flat window"}]})
+    ctx.check(all(writing_ok.values()), f"writing weights do not rise with depth: ρ = "
+              f"{ {n: round(trends[n]['spearman'], 3) for n in ('W_O', 'W_out')} } (need ≥ {min_rho})")
+    ctx.check(all(reading_ok.values()), f"reading weights are not flat after block {start}: rates "
+              f"{ {n: round(late[n]['rate'], 4) for n in reading_ok} } (need 1 ± {flat_tol})")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("BF-6", title="per-example gradients are nearly Gaussian with zero mean", source="BF §Gradients Are Highly Gaussian")
+def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
+    """BF-6: per-example gradients of the attention QKV weights are Gaussian with zero mean (few outliers).
+
+    Statistic: for ``n_prompts`` corpus prompts (default 4, a stratified sample, one prompt per
+    backward pass so nothing is averaged) and blocks {0, L/2, L-1}, the gradient of the prompt's mean
+    next-token loss w.r.t. the Q, K and V weights of the block, all entries pooled. Zero mean:
+    |mean|/std ≤ ``mean_tol``; Gaussian bulk: robust KS of the central 99% ≤ ``bulk_tol``. Holds if at
+    least ``min_share`` of (prompt, block) gradients pass both. Outliers (max|z| vs E[max|Z|]) and the
+    best of Gaussian / Laplace / logistic fits are reported. Weights: raw. Needs an LM head (decoders).
+    """
+    from lmfacts.gradients import per_example_qkv_gradients
+
+    info = ctx.info
+    ctx.require(info.has_lm_head, "no trained LM head (encoder checkpoint without one): there is no next-token "
+                                  "loss to differentiate")
+    ctx.require(not info.is_encoder, "bidirectional encoder: next-token loss is not its training objective")
+    exp = ctx.expectation
+    n_prompts, bulk_tol = exp.get("n_prompts", 4), exp.get("bulk_tol", 0.03)
+    mean_tol, min_share = exp.get("mean_tol", 0.05), exp.get("min_share", 0.5)
+    factor = exp.get("outlier_factor", 1.5)
+    L = info.n_layers
+    layers = sorted({0, L // 2, L - 1})
+    texts = list(ctx.session.corpus.sample(n_prompts, seed=0).texts)
+    lm = ctx.model()
+    examples = per_example_qkv_gradients(lm.bridge, texts, layers, prepend_bos=info.prepends_bos,
+                                         n_ctx=min(info.n_ctx, 256), device=info.device)
+    rows = []
+    for j, ex in enumerate(examples):
+        for layer, g in ex.grads.items():
+            s = _shape_stats(g, bulk_tol=bulk_tol, outlier_factor=factor)
+            mean_ratio = float(abs(g.mean()) / max(g.std(), 1e-30))
+            rows.append({"prompt": j, "layer": layer, "mean_over_std": mean_ratio, "bulk_ks": s["bulk_ks"],
+                         "outlier_excess": s["outlier_excess"], "excess_kurtosis": s["excess_kurtosis"],
+                         "best_tail_family": s["best_tail_family"],
+                         "passes": bool(mean_ratio <= mean_tol and s["bulk_gaussian"])})
+    ctx.require(bool(rows), "no prompt had two or more tokens")
+    share = float(np.mean([r["passes"] for r in rows]))
+    families = [r["best_tail_family"] for r in rows]
+    ctx.statistic("share of per-example QKV weight gradients with |mean|/std ≤ tol and a Gaussian bulk (robust KS)")
+    ctx.conventions(loss="mean next-token cross-entropy of one prompt", params="Q,K,V weights (no biases)",
+                    layers=layers, prompts=f"{len(examples)} stratified corpus prompts (seed 0), ≤256 tokens",
+                    weights="raw")
+    ctx.measured(share=share, gradients=rows, losses=[ex.loss for ex in examples],
+                 median_bulk_ks=float(np.median([r["bulk_ks"] for r in rows])),
+                 median_outlier_excess=float(np.median([r["outlier_excess"] for r in rows])),
+                 tail_family_counts={f: families.count(f) for f in sorted(set(families))},
+                 param_names={str(k): v for k, v in examples[0].param_names.items()})
+    ctx.expected(min_share=min_share)
+    ctx.tolerance(bulk_tol=bulk_tol, mean_tol=mean_tol)
+    ctx.check(share >= min_share, f"only {share:.2f} of per-example QKV gradients are zero-mean Gaussian in the bulk "
+                                  f"(need ≥ {min_share}); median bulk KS {ctx.record.measured['median_bulk_ks']:.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+def _weight_spectra(bridge: Any, device: str) -> list[tuple[str, int, tuple[int, int], np.ndarray]]:
+    """Singular values of every block matrix; svdvals batched over layers per weight type on ``device``."""
+    import torch
+
+    out: list[tuple[str, int, tuple[int, int], np.ndarray]] = []
+    L = bridge.cfg.n_layers
+    with torch.no_grad():
+        for name in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out"):
+            mats = []
+            for i in range(L):
+                mod = bridge.blocks[i].attn if name in ("W_Q", "W_K", "W_V", "W_O") else bridge.blocks[i].mlp
+                w = getattr(mod, name, None)
+                if w is None:
+                    break
+                w = w.detach().float()
+                if name in ("W_Q", "W_K", "W_V"):
+                    w = w.permute(1, 0, 2).reshape(w.shape[1], -1)  # [d_model, heads·d_head], KV not repeated
+                elif name == "W_O":
+                    w = w.reshape(-1, w.shape[-1])
+                mats.append(w)
+            if len(mats) != L:
+                continue
+            sv = torch.linalg.svdvals(torch.stack(mats).to(device)).double().cpu().numpy()
+            out += [(name, i, tuple(mats[i].shape), sv[i]) for i in range(L)]
+    return out
+
+
+def _spectrum_verdicts(bridge: Any, device: str, *, r2_min: float, mp_tol: float) -> dict[str, Any]:
+    from lmfacts.stats.spectrum import compare_to_marchenko_pastur
+    from lmfacts.stats.trends import tail_falloff
+
+    rows = []
+    for name, layer, shape, sv in _weight_spectra(bridge, device):
+        c = compare_to_marchenko_pastur(sv, shape, r2_min=r2_min, mp_tol=mp_tol)
+        rows.append({"weight": name, "layer": layer, "shape": list(shape), "exponent": c.fit.exponent,
+                     "r2": c.fit.r_squared, "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
+                     "tail_falloff": tail_falloff(sv, c.fit.exponent, c.fit.intercept)})
+    return {"share": float(np.mean([r["is_power_law"] for r in rows])),
+            "median_exponent": float(np.median([r["exponent"] for r in rows])),
+            "median_r2": float(np.median([r["r2"] for r in rows])),
+            "median_mp_log_distance": float(np.median([r["mp_log_distance"] for r in rows])),
+            "median_tail_falloff": float(np.median([r["tail_falloff"] for r in rows])), "matrices": rows}
+
+
+@claim("BF-7", title="weight singular values follow a power law, unlike Marchenko–Pastur",
+       source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)")
+def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
+    """BF-7: singular values vs rank are a power law over the bulk with a sharp fall-off at the end,
+    clearly unlike the Marchenko–Pastur spectrum of a Gaussian matrix of the same shape.
+
+    Statistic, per block matrix (W_Q, W_K, W_V as stored — GQA K/V not repeated —, W_O, W_in, W_gate,
+    W_out): all singular values (``torch.linalg.svdvals`` batched over layers on the model's device),
+    OLS of log σ_k on log k over the bulk ranks [5%, 50%] (R² ≥ ``r2_min``) and the RMS log distance to
+    the MP baseline of the same shape scaled over the same ranks (≥ ``mp_tol``): ``is_power_law`` needs
+    both (a Gaussian matrix fits a line on a narrow range but matches MP). Holds if at least
+    ``min_share`` of matrices are power laws. The fall-off (mean log gap of the last 5% of ranks below
+    the fitted power law) is reported. Control: the random twin (Gaussian init: must look like MP).
+    Quantised weights: not applicable (quantisation noise lifts the tail of the spectrum).
+    """
+    from lmfacts.models.twin import random_twin
+
+    exp = ctx.expectation
+    r2_min, mp_tol, min_share = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1), exp.get("min_share", 0.9)
+    lm = ctx.model()
+    dev = ctx.info.device
+    res = _spectrum_verdicts(lm.bridge, dev, r2_min=r2_min, mp_tol=mp_tol)
+    twin = _spectrum_verdicts(random_twin(lm).bridge, dev, r2_min=r2_min, mp_tol=mp_tol)
+    ctx.statistic("share of weight matrices whose singular values fit a power law over bulk ranks (R²) and are far "
+                  "from the Marchenko–Pastur spectrum of the same shape (RMS log distance)")
+    ctx.conventions(weights="raw", ranks="bulk [ceil(5%), floor(50%)] of min(shape)", svd="svdvals on "
+                    f"{dev}, batched over layers per weight type", mp_baseline="expected MP quantiles, scale fitted "
+                    "over the bulk ranks")
+    ctx.measured(**res)
+    ctx.control(share=twin["share"], median_mp_log_distance=twin["median_mp_log_distance"],
+                median_r2=twin["median_r2"], median_exponent=twin["median_exponent"], seed=0)
+    _twin_note(ctx, twin["share"] >= min_share, "a Gaussian-initialised twin already has a power-law-like, non-MP "
+                                                "spectrum by this test")
+    ctx.expected(min_share=min_share)
+    ctx.tolerance(r2_min=r2_min, mp_tol=mp_tol)
+    first = [r for r in res["matrices"] if r["layer"] == 0]
+    ctx.figure({"id": "bf7-summary", "title": "BF-7 distance from Marchenko–Pastur per matrix (block 0 … L-1)",
+                "xlabel": "matrix index", "ylabel": "RMS log distance to MP", "logy": False, "logx": False,
+                "series": [{"label": "model", "x": list(range(len(res["matrices"]))),
+                            "y": [r["mp_log_distance"] for r in res["matrices"]], "style": "line"},
+                           {"label": "random twin", "x": list(range(len(twin["matrices"]))),
+                            "y": [r["mp_log_distance"] for r in twin["matrices"]], "style": "dashed"}],
+                "vspans": []})
+    del first
+    _quantized_skip(ctx, "the singular-value spectrum")
+    ctx.check(twin["share"] < min_share, f"the random twin passes too ({twin['share']:.2f} of matrices): the test "
+                                         "cannot tell a Gaussian matrix from a power law here")
+    ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of weight matrices have a power-law, non-MP "
+                                         f"spectrum (need ≥ {min_share}); median MP distance "
+                                         f"{res['median_mp_log_distance']:.3f}, median R² {res['median_r2']:.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float, mp_tol: float) -> dict[str, Any]:
+    import torch
+
+    from lmfacts.stats.spectrum import compare_to_marchenko_pastur, eigvals_to_singular
+
+    pts = [p for p in range(lo, hi + 1) if probe.points[p].n_tokens > 1]
+    covs = torch.from_numpy(np.stack([probe.covariance(p) for p in pts])).to(device)
+    eig = torch.linalg.eigvalsh(covs).cpu().numpy()
+    rows = []
+    for p, lam in zip(pts, eig, strict=True):
+        n = int(probe.points[p].n_tokens)
+        lam = np.clip(lam, 0, None)
+        sv = eigvals_to_singular(lam, n, ddof=0) if n > 1 else np.sqrt(lam)
+        d = sv.size
+        try:
+            c = compare_to_marchenko_pastur(sv, (n, d), r2_min=r2_min, mp_tol=mp_tol)
+        except ValueError as exc:  # zeros inside the bulk ranks (fewer tokens than dims)
+            rows.append({"point": p, "error": str(exc), "is_power_law": False})
+            continue
+        lo_r, hi_r = c.fit.rank_range
+        rows.append({"point": p, "exponent": c.fit.exponent, "r2": c.fit.r_squared,
+                     "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
+                     "top_sv_per_token": float(sv[0] / np.sqrt(n)),
+                     "bulk_log_sv_per_token": float(np.mean(np.log(sv[lo_r - 1:hi_r] / np.sqrt(n)))), "n_tokens": n})
+    return {"share": float(np.mean([r["is_power_law"] for r in rows])), "points": rows}
+
+
+@claim("BF-8", title="activation covariance spectra follow a power law, growing with depth",
+       source="BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values")
+def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
+    """BF-8: the covariance of residual activations has a power-law spectrum, larger in later layers.
+
+    Statistic, per residual point in the window (default 1 … L): covariance of content token vectors
+    from the probe's streaming accumulators (``ProbeResult.covariance``), eigenvalues by
+    ``torch.linalg.eigvalsh`` on the model's device, turned into singular values of the centred data
+    matrix (σ_k = sqrt(n λ_k)); power law = R² ≥ ``r2_min`` over the bulk ranks and RMS log distance ≥
+    ``mp_tol`` from the MP spectrum of an n × d Gaussian data matrix. Holds if at least ``min_share`` of
+    points are power laws and the spectra grow with depth: Spearman ρ(point, mean bulk log σ_k/√n) ≥
+    ``min_rho``. Hook: ``blocks.{l}.hook_resid_pre`` (+ final); positions: content; processing: raw.
+    Control: the random twin's own probe on 32 prompts. Post-LN encoders: the points are LayerNorm
+    outputs, whose scale is fixed by the norm, so the growth half is about LN gains there.
+    """
+    from lmfacts.models.twin import twin_probe
+    from lmfacts.stats.trends import depth_trend
+
+    exp = ctx.expectation
+    info = ctx.info
+    L = info.n_layers
+    lo, hi = exp.get("window", [1, L])
+    r2_min, mp_tol = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1)
+    min_share, min_rho = exp.get("min_share", 0.75), exp.get("min_rho", 0.5)
+    res = _covariance_spectra(ctx.probe(), info.device, lo, hi, r2_min, mp_tol)
+    ok_rows = [r for r in res["points"] if "bulk_log_sv_per_token" in r]
+    ctx.require(len(ok_rows) >= 3, "fewer than 3 points with a usable covariance spectrum")
+    trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in ok_rows]), [r["point"] for r in ok_rows])
+    twin = _covariance_spectra(twin_probe(ctx.model(), ctx.texts), info.device, lo, hi, r2_min, mp_tol)
+    twin_ok = [r for r in twin["points"] if "bulk_log_sv_per_token" in r]
+    twin_trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in twin_ok]),
+                             [r["point"] for r in twin_ok]) if len(twin_ok) >= 3 else None
+    ctx.statistic("share of residual points whose covariance spectrum is a power law far from MP; Spearman ρ of "
+                  "the bulk spectrum level vs depth")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
+                    covariance="population covariance over all corpus content tokens", processing="raw",
+                    ranks="bulk [ceil(5%), floor(50%)] of d_model")
+    ctx.measured(share=res["share"], depth_spearman=trend.spearman, depth_rate=trend.rate, points=res["points"],
+                 window=[lo, hi])
+    ctx.control(share=twin["share"], depth_spearman=None if twin_trend is None else twin_trend.spearman,
+                n_prompts=min(32, len(ctx.texts)), seed=0)
+    twin_shows = twin["share"] >= min_share and twin_trend is not None and twin_trend.spearman >= min_rho
+    _twin_note(ctx, twin_shows, "an untrained twin's activations have the same spectral shape and depth trend")
+    ctx.expected(min_share=min_share, min_rho=min_rho)
+    ctx.tolerance(r2_min=r2_min, mp_tol=mp_tol)
+    ctx.figure({"id": "bf8-level", "title": "BF-8 covariance spectrum level per point", "xlabel": "point",
+                "ylabel": "mean bulk log σ_k/√n", "logy": False, "logx": False,
+                "series": [{"label": "model", "x": [r["point"] for r in ok_rows],
+                            "y": [r["bulk_log_sv_per_token"] for r in ok_rows], "style": "line"},
+                           {"label": "random twin", "x": [r["point"] for r in twin_ok],
+                            "y": [r["bulk_log_sv_per_token"] for r in twin_ok], "style": "dashed"}],
+                "vspans": []})
+    ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of points have a power-law, non-MP covariance "
+                                         f"spectrum (need ≥ {min_share})")
+    ctx.check(trend.spearman >= min_rho, f"covariance spectra do not grow with depth: ρ = {trend.spearman:.2f} < "
+                                         f"{min_rho}")

@@ -1,0 +1,266 @@
+"""Privileged-basis claims RS-1 … RS-4 (source: "Residual Streams" / privileged basis, G. Ogden;
+seeds/residual-streams-privileged-basis.txt; code George-Ogden/residual-streams, prior-art §3b).
+
+Conventions shared with the BF claims: raw HF weights; the probe's residual points are
+``blocks.{l}.hook_resid_pre`` (l = 0 … L-1; point 0 is the embedding output) and the final
+``resid_post`` (point L, before the final norm), over content positions (BOS and padding excluded).
+The post itself used HF ``output_hidden_states`` (for GPT-2 the last entry is after ln_f) over all
+128 padded positions, including padding; those differences are recorded as conventions. On post-LN
+encoders the points are LayerNorm outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lmfacts.claims import claim
+from lmfacts.context import ClaimContext
+
+
+def _per_feature_kurtosis(moments: Any) -> float:
+    """Mean over dimensions of each dimension's Pearson kurtosis across tokens (NaN dims ignored)."""
+    k = moments.kurtosis()
+    k = k[np.isfinite(k)]
+    return float(np.mean(k)) if k.size else float("nan")
+
+
+def _kurtosis_profile(probe: Any) -> dict[str, list[float]]:
+    n = len(probe.points)
+    return {
+        "per_token": [probe.token_kurtosis(p) for p in range(n)],
+        "per_token_rotated": [probe.token_kurtosis(p, rotated=True) for p in range(n)],
+        "per_feature": [_per_feature_kurtosis(probe.points[p].moments) for p in range(n)],
+        "per_feature_rotated": [_per_feature_kurtosis(probe.points[p].rotated_moments) for p in range(n)],
+    }
+
+
+def _rs1_verdict(model_basis: list[float], rotated: list[float], lo: int, hi: int, min_kurt: float,
+                 rot_tol: float) -> tuple[bool, float, float]:
+    med = float(np.median(model_basis[lo:hi + 1]))
+    worst_rot = float(np.max(np.abs(np.asarray(rotated[lo:hi + 1]) - 3.0)))
+    return med >= min_kurt and worst_rot <= rot_tol, med, worst_rot
+
+
+@claim("RS-1", title="residual features have kurtosis ≫ 3 in the model basis, ≈ 3 after rotation",
+       source="RS §Privileged Basis (kurtosis)")
+def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
+    """RS-1: kurtosis (normal = 3) of residual features is well above 3 in the model's basis and ≈ 3
+    after a fixed random orthogonal rotation; already high at the embeddings for language models.
+
+    Statistic (the post's convention, ``scipy.stats.kurtosis(acts, axis=-1, fisher=False)`` averaged
+    over positions): per content token, Pearson kurtosis across the d_model dimensions, averaged over
+    every corpus content token, at each residual point. Rotated: the same after x ↦ x·R with one fixed
+    Haar-random orthogonal R (seed 1234, ``ProbeResult.rotation``). Holds if the median over the window
+    (default points 0 … L) is ≥ ``min_kurtosis`` (default 6 = twice the Gaussian value), every rotated
+    value is within ``rotated_tol`` of 3, and point 0 (embeddings) is ≥ ``min_kurtosis``. Alternative
+    convention: per feature across tokens (each dimension's kurtosis over the corpus, averaged over
+    dimensions). Published gpt2 values (prior-art §3b, MNLI, hidden states 0…12) are compared within a
+    factor where the expectation gives them. Control: the random twin's own probe on 32 prompts.
+    """
+    from lmfacts.models.twin import twin_probe
+
+    exp = ctx.expectation
+    info = ctx.info
+    L = info.n_layers
+    lo, hi = exp.get("window", [0, L])
+    min_kurt, rot_tol = exp.get("min_kurtosis", 6.0), exp.get("rotated_tol", 0.5)
+    prof = _kurtosis_profile(ctx.probe())
+    holds, med, worst = _rs1_verdict(prof["per_token"], prof["per_token_rotated"], lo, hi, min_kurt, rot_tol)
+    embed_ok = prof["per_token"][0] >= min_kurt
+    alt, alt_med, alt_worst = _rs1_verdict(prof["per_feature"], prof["per_feature_rotated"], lo, hi, min_kurt,
+                                           rot_tol)
+    alt = alt and prof["per_feature"][0] >= min_kurt
+    twin = _kurtosis_profile(twin_probe(ctx.model(), ctx.texts))
+    t_holds, t_med, t_worst = _rs1_verdict(twin["per_token"], twin["per_token_rotated"], lo, hi, min_kurt, rot_tol)
+    ctx.statistic("mean over content tokens of the per-token kurtosis across d_model (RS convention), model basis "
+                  "vs a fixed random rotation, per residual point")
+    ctx.conventions(kurtosis="per token across hidden dims (Pearson, normal = 3), averaged over tokens",
+                    hook="blocks.{l}.hook_resid_pre (+ final resid_post, before the final norm)",
+                    positions="content (no BOS, no pad); the post averaged over all 128 padded positions",
+                    rotation="one Haar-random orthogonal matrix, seed 1234", processing="raw")
+    ctx.measured(median_kurtosis=med, embedding_kurtosis=prof["per_token"][0], worst_rotated_deviation=worst,
+                 kurtosis=prof["per_token"], rotated=prof["per_token_rotated"], window=[lo, hi],
+                 alternatives={"per_feature_across_tokens": {"median": alt_med, "worst_rotated_deviation": alt_worst,
+                                                             "kurtosis": prof["per_feature"],
+                                                             "rotated": prof["per_feature_rotated"], "holds": alt}})
+    ctx.control(median_kurtosis=t_med, worst_rotated_deviation=t_worst, kurtosis=twin["per_token"],
+                n_prompts=min(32, len(ctx.texts)), seed=0)
+    ctx.measured(twin_also_shows=bool(t_holds))
+    if t_holds:
+        ctx.measured(twin_note="the randomly initialised twin also has kurtosis ≫ 3 in its own basis, so this is "
+                               "not evidence about training")
+    ctx.robust((holds and embed_ok) == alt)
+    ctx.expected(min_kurtosis=min_kurt, rotated=3.0)
+    ctx.tolerance(rotated_tol=rot_tol)
+    x = list(range(L + 1))
+    ctx.figure({"id": "rs1-kurtosis", "title": "RS-1 per-token kurtosis per residual point", "xlabel": "point",
+                "ylabel": "kurtosis", "logy": True, "logx": False,
+                "series": [{"label": "model basis", "x": x, "y": prof["per_token"], "style": "line"},
+                           {"label": "rotated", "x": x, "y": prof["per_token_rotated"], "style": "dashed"},
+                           {"label": "random twin", "x": x, "y": twin["per_token"], "style": "dotted"}],
+                "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
+    ref = exp.get("reference_kurtosis")
+    if ref is not None:
+        n = min(len(ref) - 1, L)  # the last published value is after ln_f: not comparable, left out
+        logs = np.abs(np.log(np.asarray(prof["per_token"][:n]) / np.asarray(ref[:n])))
+        ctx.measured(reference_max_log_ratio=float(logs.max()))
+        ctx.expected(reference_kurtosis=ref[:n])
+        ctx.tolerance(reference_log_tol=exp["reference_log_tol"])
+        ctx.check(float(logs.max()) <= exp["reference_log_tol"],
+                  f"kurtosis differs from the published values by up to ×{np.exp(logs.max()):.1f}")
+    ctx.check(med >= min_kurt, f"median model-basis kurtosis {med:.2f} < {min_kurt}: no privileged basis here")
+    ctx.check(worst <= rot_tol, f"rotated kurtosis deviates from 3 by up to {worst:.2f} (> {rot_tol})")
+    ctx.check(embed_ok, f"kurtosis at the embeddings {prof['per_token'][0]:.2f} < {min_kurt}")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("RS-2", title="the share of outlier features rises with depth", source="RS §Privileged Basis (outlier features)")
+def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
+    """RS-2: the share of features (dimensions) with at least one activation above the threshold rises with depth.
+
+    Statistic (the post's src/metrics/outliers.py): per residual point, the share of dimensions whose
+    maximum *signed* activation over every corpus content token exceeds t (strict ``>``); t = 10 for
+    decoders, 4 for encoders, 6 otherwise (the post's run-text.sh), from the expectation. Holds if the
+    share rises with depth (Spearman ρ(point, share) ≥ ``min_rho``) and the last point's share exceeds
+    the first's. Alternatives: |activation| instead of the signed maximum, and the other thresholds.
+    Hook: ``blocks.{l}.hook_resid_pre`` + final resid_post (before the final norm); positions: content
+    (the post used all padded positions incl. padding; BOS, which carries massive activations in many
+    decoders, is excluded here); processing: raw.
+    """
+    from lmfacts.stats.outliers import outlier_feature_share, outlier_feature_share_abs
+    from lmfacts.stats.trends import depth_trend
+
+    exp = ctx.expectation
+    t = exp.get("threshold", 6.0)
+    min_rho = exp.get("min_rho", 0.5)
+    probe = ctx.probe()
+    pts = [p for p in range(len(probe.points)) if probe.points[p].n_tokens > 0]
+    mx = [probe.points[p].max_signed for p in pts]
+    mabs = [np.maximum(probe.points[p].max_signed, -probe.points[p].min_signed) for p in pts]
+
+    def verdict(shares: list[float]) -> tuple[bool, float]:
+        rho = depth_trend(shares, pts).spearman if np.ptp(shares) > 0 else 0.0
+        return bool(rho >= min_rho and shares[-1] > shares[0]), float(rho)
+
+    shares = [outlier_feature_share(m, t).share for m in mx]
+    holds, rho = verdict(shares)
+    shares_abs = [outlier_feature_share_abs(m, t).share for m in mabs]
+    holds_abs, rho_abs = verdict(shares_abs)
+    other = {str(tt): [outlier_feature_share(m, tt).share for m in mx] for tt in (4.0, 6.0, 10.0) if tt != t}
+    ctx.statistic(f"share of dimensions whose max signed activation over content tokens exceeds t = {t}, per "
+                  "residual point; Spearman ρ with depth")
+    ctx.conventions(threshold=t, sign="signed (positive side, as the post's code)", comparison="strict >",
+                    hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
+                    processing="raw")
+    ctx.measured(shares=shares, spearman=rho, first=shares[0], last=shares[-1], points=pts,
+                 alternatives={"abs": {"shares": shares_abs, "spearman": rho_abs, "holds": holds_abs},
+                               "other_thresholds": other})
+    ctx.robust(holds == holds_abs)
+    ctx.expected(min_rho=min_rho, threshold=t)
+    ctx.figure({"id": "rs2-share", "title": f"RS-2 outlier feature share (t = {t})", "xlabel": "point",
+                "ylabel": "share of features", "logy": False, "logx": False,
+                "series": [{"label": "signed", "x": pts, "y": shares, "style": "line"},
+                           {"label": "|x|", "x": pts, "y": shares_abs, "style": "dashed"}], "vspans": []})
+    ctx.check(max(shares) > 0, f"no feature exceeds t = {t} anywhere: the share cannot rise")
+    ctx.check(holds, f"outlier-feature share does not rise with depth: ρ = {rho:.2f} (need ≥ {min_rho}), first "
+                     f"{shares[0]:.3f}, last {shares[-1]:.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict[str, Any]]:
+    info = ctx.info
+    ctx.require(info.has_lm_head, "no trained LM head (encoder checkpoint without one): next-token loss is "
+                                  "undefined; the post's classifier-head ablation needs a fine-tuned head")
+    ctx.require(not info.is_encoder, "bidirectional encoder: next-token loss is not defined for it")
+    texts = list(ctx.session.corpus.sample(min(n_prompts, len(ctx.session.corpus)), seed=0).texts)
+    kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
+              pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=min(info.n_ctx, 256),
+              device=info.device)
+    return ctx.model().bridge, texts, kw
+
+
+@claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation")
+def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
+    """RS-3: skipping the last k blocks hurts next-token loss far less than skipping the first k.
+
+    Statistic: mean next-token cross-entropy (nats, every real target token) on ``n_prompts`` (default
+    16) stratified corpus prompts (seed 0, ≤256 tokens), for the intact model and with blocks skipped:
+    a block is skipped by a forward hook on ``blocks.{i}.hook_resid_post`` returning the
+    ``blocks.{i}.hook_resid_pre`` value saved in the same forward (output := input). For each k in
+    ``ks`` (default 1, 2 and round(L/4)): Δ_head(k) = loss(skip blocks 0…k-1) − base, Δ_tail(k) =
+    loss(skip blocks L-k…L-1) − base. Holds if Δ_head(k) ≥ ``factor`` × max(Δ_tail(k), 0) and
+    Δ_head(k) > 0 for every k (default factor 2: "far less"). Decoders with an LM head only.
+    """
+    from lmfacts.ablation import next_token_loss, skip_block_hooks
+
+    exp = ctx.expectation
+    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 16))
+    L = ctx.info.n_layers
+    ks = sorted({k for k in exp.get("ks", [1, 2, max(1, round(L / 4))]) if 1 <= k < L})
+    factor = exp.get("factor", 2.0)
+    base = next_token_loss(bridge, texts, **kw).loss
+    rows = []
+    for k in ks:
+        head = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(k)), **kw).loss - base
+        tail = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(L - k, L)), **kw).loss - base
+        rows.append({"k": k, "delta_head": head, "delta_tail": tail,
+                     "ratio": head / tail if tail > 0 else float("inf"),
+                     "holds": bool(head > 0 and head >= factor * max(tail, 0.0))})
+    ctx.statistic("increase of mean next-token loss when the first k vs the last k blocks are skipped "
+                  "(block output := block input)")
+    ctx.conventions(ablation="forward hooks: blocks.{i}.hook_resid_post := saved blocks.{i}.hook_resid_pre",
+                    loss="mean next-token cross-entropy over real target tokens (nats)",
+                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤256 tokens", processing="raw")
+    ctx.measured(base_loss=base, uniform_loss=float(np.log(ctx.info.d_vocab)), per_k=rows)
+    ctx.expected(factor=factor, ks=ks)
+    ctx.figure({"id": "rs3-skip", "title": "RS-3 loss increase when skipping k blocks", "xlabel": "k",
+                "ylabel": "Δ loss (nats)", "logy": False, "logx": False,
+                "series": [{"label": "first k", "x": ks, "y": [r["delta_head"] for r in rows], "style": "line"},
+                           {"label": "last k", "x": ks, "y": [r["delta_tail"] for r in rows], "style": "dashed"}],
+                "vspans": []})
+    bad = [r for r in rows if not r["holds"]]
+    ctx.check(not bad, "skipping the last k blocks is not far less harmful than skipping the first k for k = "
+                       + ", ".join(f"{r['k']} (Δhead {r['delta_head']:.3f}, Δtail {r['delta_tail']:.3f})" for r in bad))
+
+
+@claim("RS-4", title="removing a block's skip connection destroys performance",
+       source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation")
+def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
+    """RS-4: the residual stream is the spine: removing one block's skip connection destroys performance.
+
+    Statistic: mean next-token loss (as RS-3, same prompts) when block i outputs its sublayers only, for
+    i in {0, L/2, L-1}. Sequential blocks (resid_mid exists): hooks set ``blocks.{i}.hook_resid_mid`` (=
+    ln2's input) := ``hook_attn_out`` and ``blocks.{i}.hook_resid_post`` := ``hook_mlp_out``, i.e. the
+    block computes MLP(ln2(Attn(ln1(x)))). Parallel blocks (GPT-NeoX): ``resid_post`` := attn_out +
+    mlp_out. Holds if the loss rises by at least ``min_increase`` nats (default 1.0, a factor e in
+    perplexity) at every tested block. For comparison the loss of skipping the whole block is reported.
+    Decoders with an LM head only.
+    """
+    from lmfacts.ablation import next_token_loss, remove_skip_hooks, skip_block_hooks
+
+    exp = ctx.expectation
+    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 16))
+    info = ctx.info
+    L = info.n_layers
+    min_inc = exp.get("min_increase", 1.0)
+    parallel = not all(f"blocks.{i}.hook_resid_mid" in bridge.hook_dict for i in range(L)) or info.parallel_attn_mlp
+    base = next_token_loss(bridge, texts, **kw).loss
+    rows = []
+    for i in sorted({0, L // 2, L - 1}):
+        no_skip = next_token_loss(bridge, texts, fwd_hooks=remove_skip_hooks(i, parallel=parallel), **kw).loss
+        skipped = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks([i]), **kw).loss
+        rows.append({"block": i, "delta_no_skip": no_skip - base, "delta_block_skipped": skipped - base,
+                     "holds": bool(no_skip - base >= min_inc)})
+    ctx.statistic("increase of mean next-token loss when one block's skip connection is removed "
+                  "(block output = its sublayers only)")
+    ctx.conventions(ablation="sequential: resid_mid := attn_out, resid_post := mlp_out; parallel: resid_post := "
+                    "attn_out + mlp_out (forward hooks)", block_kind="parallel" if parallel else "sequential",
+                    loss="mean next-token cross-entropy over real target tokens (nats)",
+                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤256 tokens", processing="raw")
+    ctx.measured(base_loss=base, uniform_loss=float(np.log(info.d_vocab)), per_block=rows)
+    ctx.expected(min_increase=min_inc)
+    bad = [r for r in rows if not r["holds"]]
+    ctx.check(not bad, "removing the skip connection does not destroy performance at block(s) "
+                       + ", ".join(f"{r['block']} (Δ {r['delta_no_skip']:.3f} nats)" for r in bad))

@@ -1,0 +1,116 @@
+"""Block ablations as forward hooks, and the next-token loss they are judged by (RS-3, RS-4).
+
+Nothing here copies a model: every ablation is a list of ``(hook name, fn)`` pairs for
+``bridge.run_with_hooks``.
+
+* **Skip a block** (:func:`skip_block_hooks`): the block's output is replaced by its input. A hook on
+  ``blocks.{i}.hook_resid_pre`` saves the stream entering block i; a hook on
+  ``blocks.{i}.hook_resid_post`` returns it, so block i+1 reads exactly what block i read. Skipping
+  consecutive blocks composes (each saves what the previous one passed on).
+* **Remove a block's skip connection** (:func:`remove_skip_hooks`): the block outputs its sublayers
+  only, without the residual term.
+
+  - Sequential block (GPT-2, Llama, …; ``resid_mid`` exists): ``resid_mid := attn_out`` (a hook on
+    ``blocks.{i}.hook_resid_mid``, which is the input of ``ln2``, so the MLP reads ``ln2(attn_out)``),
+    then ``resid_post := mlp_out`` (a hook on ``blocks.{i}.hook_resid_post`` returning the
+    ``hook_mlp_out`` value saved in the same forward). The block computes
+    ``y = MLP(ln2(Attn(ln1(x))))``.
+  - Parallel block (GPT-NeoX; no ``resid_mid``): ``resid_post := attn_out + mlp_out``, i.e.
+    ``y = Attn(ln1(x)) + MLP(ln2(x))``.
+
+:func:`next_token_loss` is the mean cross-entropy of predicting token t+1 from positions ≤ t, over
+every real (non-padding) target token of every prompt (the target after BOS counts; BOS itself is
+never a target), computed in float64 from the logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Hook = tuple[str, Callable[..., Any]]
+
+
+def skip_block_hooks(layers: Iterable[int]) -> list[Hook]:
+    """Hooks that replace each listed block's output (``resid_post``) by its input (``resid_pre``)."""
+    hooks: list[Hook] = []
+    for i in sorted(set(layers)):
+        saved: dict[str, torch.Tensor] = {}
+
+        def save(x: torch.Tensor, hook: Any, saved: dict[str, torch.Tensor] = saved) -> None:
+            saved["pre"] = x
+
+        def restore(x: torch.Tensor, hook: Any, saved: dict[str, torch.Tensor] = saved) -> torch.Tensor:
+            return saved.pop("pre")
+
+        hooks += [(f"blocks.{i}.hook_resid_pre", save), (f"blocks.{i}.hook_resid_post", restore)]
+    return hooks
+
+
+def remove_skip_hooks(layer: int, *, parallel: bool) -> list[Hook]:
+    """Hooks that remove the skip connection of block ``layer`` (see the module docstring)."""
+    saved: dict[str, torch.Tensor] = {}
+
+    def save(key: str) -> Callable[..., None]:
+        def fn(x: torch.Tensor, hook: Any) -> None:
+            saved[key] = x
+        return fn
+
+    def mid(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        return saved["attn"]
+
+    def post(x: torch.Tensor, hook: Any) -> torch.Tensor:
+        if parallel:
+            return saved.pop("attn") + saved.pop("mlp")
+        saved.pop("attn", None)
+        return saved.pop("mlp")
+
+    i = layer
+    hooks: list[Hook] = [(f"blocks.{i}.hook_attn_out", save("attn"))]
+    if not parallel:
+        hooks.append((f"blocks.{i}.hook_resid_mid", mid))
+    hooks += [(f"blocks.{i}.hook_mlp_out", save("mlp")), (f"blocks.{i}.hook_resid_post", post)]
+    return hooks
+
+
+@dataclass(frozen=True)
+class LossResult:
+    """Mean next-token loss (nats) over ``n_targets`` target tokens, and the per-prompt means."""
+
+    loss: float
+    n_targets: int
+    per_prompt: list[float]
+
+
+def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Hook] = (), prepend_bos: bool,
+                    padding_side: str, pad_id: int, n_ctx: int, device: str | torch.device = "cpu",
+                    batch_size: int = 16) -> LossResult:
+    """Mean next-token cross-entropy of ``texts`` under ``fwd_hooks`` (see the module docstring)."""
+    from lmfacts.probe.batching import make_batch
+
+    if not texts:
+        raise ValueError("next_token_loss needs at least one prompt")
+    total, count = 0.0, 0
+    per_prompt: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = make_batch(bridge, list(texts[start:start + batch_size]), prepend_bos=prepend_bos, n_ctx=n_ctx,
+                               padding_side=padding_side, pad_id=pad_id, device=device)
+            logits = bridge.run_with_hooks(batch.tokens, fwd_hooks=list(fwd_hooks),
+                                           attention_mask=batch.attention_mask, return_type="logits")
+            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+            target = batch.tokens[:, 1:]
+            nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            real = (batch.attention_mask[:, :-1].bool() & batch.attention_mask[:, 1:].bool())
+            if not torch.isfinite(nll[real]).all():
+                raise FloatingPointError("non-finite next-token loss: the (ablated) model produced NaN/inf logits")
+            total += float(nll[real].sum())
+            count += int(real.sum())
+            per = (nll * real).sum(1) / real.sum(1).clamp(min=1)
+            per_prompt += [float(v) if int(n) else float("nan") for v, n in zip(per, real.sum(1), strict=True)]
+    if count == 0:
+        raise ValueError("no target tokens: every prompt is a single token")
+    return LossResult(total / count, count, per_prompt)
