@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ class LmfactsSession:
             "schema_version": 1,
             "run": {
                 "id": self.run_id,
-                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 "lmfacts_version": __version__,
                 "command": self.command,
                 "versions": {
