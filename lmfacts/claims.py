@@ -4,6 +4,12 @@ A claim is a pytest test function decorated with :func:`claim`. The decorator re
 ID, title, source and weight processing in :data:`CLAIMS` (a duplicate ID is an error) and marks the
 test so the plugin parametrises it over every requested (model, device) with ids such as
 ``RN-1-smollm2-135m-cpu``.
+
+Claim IDs look like ``RN-1``: 2–4 capital letters, ``-``, a number. An optional trailing ``p``
+(``RN-1p``) names the *per-prompt variant* of the catalogue claim ``RN-1``: a Hypothesis test
+that checks the post's per-prompt statement one generated prompt at a time, next to the
+corpus-level test registered as ``RN-1``. Both belong to the same catalogue entry, and
+``pytest -k RN-1`` selects both (``-k "RN-1 and not RN-1p"`` only the corpus-level one).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Literal, TypeVar
 import pytest
 
 Processing = Literal["raw", "compat"]
-CLAIM_ID = re.compile(r"^[A-Z]{2,4}-\d+$")
+CLAIM_ID = re.compile(r"^[A-Z]{2,4}-\d+p?$")
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -52,7 +58,8 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
     registration of the same ID raises ``ValueError``.
     """
     if not CLAIM_ID.match(claim_id):
-        raise ValueError(f"claim id {claim_id!r} must look like 'RN-1' (letters, '-', number)")
+        raise ValueError(f"claim id {claim_id!r} must look like 'RN-1' (letters, '-', number, "
+                         f"optional 'p' for a per-prompt variant)")
     if processing not in ("raw", "compat"):
         raise ValueError(f"claim {claim_id}: processing must be 'raw' or 'compat', not {processing!r}")
 

@@ -25,10 +25,19 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 
 
 def _register_hypothesis_profiles() -> None:
-    """Register lmfacts's profiles before Hypothesis's plugin loads ``--hypothesis-profile NAME``."""
-    from lmfacts.profiles import register_profiles
+    """Register lmfacts's profiles before Hypothesis's plugin loads ``--hypothesis-profile NAME``.
+
+    The short names (``dev``, ``ci``, ``nightly``) are registered too, so Hypothesis's own plugin
+    accepts them; ``ci`` thereby replaces Hypothesis's built-in "ci" profile with lmfacts's, and
+    lmfacts loads its selected profile explicitly again in ``pytest_configure``.
+    """
+    from hypothesis import settings
+
+    from lmfacts.profiles import PROFILE_ALIASES, register_profiles
 
     register_profiles()
+    for short, full in PROFILE_ALIASES.items():
+        settings.register_profile(short, parent=settings.get_profile(full))
 
 
 _register_hypothesis_profiles()
@@ -74,6 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
                                  run_id=run_id, repo_dir=REPO_DIR)
     except ExpectationFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from lmfacts.prompts.corpus import CorpusError
+
+    try:
+        _ = session.corpus  # a malformed --prompts file is a usage error before any test runs
+    except CorpusError as exc:
+        raise pytest.UsageError(f"--prompts: {exc}") from None
     config.stash[SESSION_KEY] = session
     if not worker and not config.option.collectonly:
         config.pluginmanager.register(RunReporter(session), "lmfacts-run-reporter")
@@ -149,18 +164,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         key(p)[0], targets_first.get(key(p)[1], -1), key(p)[2], key(p)[3]))]
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """An expectation naming an unknown claim of a loaded claim family (a typo) is a usage error."""
     from lmfacts.claims import CLAIMS
 
     lm = _session(session.config)
     if lm is None or not CLAIMS:
         return
-    bad = [e for e in lm.expectations if e.claim not in CLAIMS]
-    collected = {s.id for s in (_spec(i) for i in session.items) if s}
-    if bad and collected:
-        e = bad[0]
-        raise pytest.UsageError(f"{e.file}: expectation[{e.index}].claim: unknown claim {e.claim!r}; "
-                                f"known: {sorted(CLAIMS)}")
+    families = {spec.family for spec in CLAIMS.values()}
+    for e in lm.expectations:
+        if e.claim not in CLAIMS and e.claim.split("-")[0] in families:
+            raise pytest.UsageError(f"{e.file}: expectation[{e.index}].claim: unknown claim {e.claim!r}; "
+                                    f"known: {sorted(CLAIMS)}")
 
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:

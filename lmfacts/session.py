@@ -54,9 +54,11 @@ class LmfactsSession:
         """The prompt corpus (built-in or ``--prompts``), loaded once."""
         if self._corpus is None:
             from lmfacts.prompts.corpus import load_builtin_corpus, load_corpus_file
+            from lmfacts.prompts.strategies import set_active_corpus
 
             self._corpus = (load_corpus_file(self.options.prompts) if self.options.prompts
                             else load_builtin_corpus())
+            set_active_corpus(self._corpus)
         return self._corpus
 
     def probe_texts(self) -> list[str]:

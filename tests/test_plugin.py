@@ -126,3 +126,20 @@ def test_xdist_two_workers_write_one_complete_report(tmp_path: Path) -> None:
     assert (run_dir / "report.md").exists() and (run_dir / "report.html").exists()
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     assert all(json.loads(line)["claim"] for line in lines)
+
+
+def test_malformed_prompts_file_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "no text field"}\n')
+    proc, _ = run_pytest("claims/", "--collect-only", "--prompts", str(bad), report_dir=tmp_path / "r")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    err = proc.stderr + proc.stdout
+    assert "p.jsonl" in err and ":2" in err
+
+
+def test_empty_prompt_in_txt_corpus_is_skipped_but_blank_jsonl_text_is_an_error(tmp_path: Path) -> None:
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"text": "   "}\n')
+    proc, _ = run_pytest("claims/", "--collect-only", "--prompts", str(bad), report_dir=tmp_path / "r")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "text" in proc.stderr + proc.stdout

@@ -22,6 +22,7 @@ from lmfacts.prompts.strategies import (
     spliced_prompts,
     token_truncated,
     truncated,
+    word_windows,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "spliced_prompts",
     "token_truncated",
     "truncated",
+    "word_windows",
 ]

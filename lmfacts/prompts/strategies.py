@@ -39,6 +39,10 @@ __all__ = [
     "truncated",
     "unusual_unicode",
     "very_long_prompts",
+    "word_windows",
+    "run_prompts",
+    "active_corpus",
+    "set_active_corpus",
 ]
 
 #: Default character budget of :func:`natural_prompts`: about 250 tokens of English, which keeps
@@ -329,6 +333,24 @@ def robustness_prompts() -> st.SearchStrategy[str]:
     return st.one_of(single_characters(), repeated_words(), very_long_prompts(), unusual_unicode())
 
 
+def word_windows(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A contiguous run of words from each generated text.
+
+    The number of words kept is drawn first and shrinks towards 1, then the start shrinks towards
+    the first word; so a failure that depends on one word shrinks to (nearly) that word alone.
+    """
+
+    @st.composite
+    def _window(draw: st.DrawFn) -> str:
+        text = draw(strategy)
+        words = text.split(" ")
+        keep = draw(st.integers(1, len(words)))
+        start = draw(st.integers(0, len(words) - keep))
+        return _ensure_text(" ".join(words[start:start + keep]), text)
+
+    return _window()
+
+
 def natural_prompts(
     corpus: Corpus | None = None,
     *,
@@ -336,7 +358,7 @@ def natural_prompts(
     count_tokens: Callable[[str], int] | None = None,
     max_tokens: int | None = None,
 ) -> st.SearchStrategy[str]:
-    """The default prompt mix: corpus prompts, spliced sentences and perturbed corpus prompts.
+    """The default prompt mix: corpus prompts, spliced sentences, perturbed prompts and word windows.
 
     Everything is cut to ``max_chars`` characters and, when both ``count_tokens`` and
     ``max_tokens`` are given, to ``max_tokens`` tokens. Shrinks towards the shortest corpus prompt.
@@ -346,6 +368,31 @@ def natural_prompts(
     resolved = _resolve(corpus)
     base = corpus_prompts(resolved)
     mix = truncated(st.one_of(base, spliced_prompts(resolved), perturbed(base)), max_chars)
+    # Half the examples are whole prompts, half word windows of them; shrinking prefers the
+    # window branch (listed first), so a witness shrinks to the few words that matter.
+    mix = st.one_of(word_windows(mix), mix)
     if count_tokens is not None and max_tokens is not None:
         mix = token_truncated(mix, count_tokens, max_tokens)
     return mix
+
+
+_ACTIVE_CORPUS: dict[str, Corpus] = {}
+
+
+def set_active_corpus(corpus: Corpus) -> None:
+    """Make ``corpus`` the one :func:`run_prompts` draws from (the plugin sets the run's corpus)."""
+    _ACTIVE_CORPUS["corpus"] = corpus
+
+
+def active_corpus() -> Corpus:
+    """The run's corpus (``--prompts`` or the built-in one); the built-in corpus outside a run."""
+    return _ACTIVE_CORPUS.get("corpus") or load_builtin_corpus()
+
+
+def run_prompts(**kwargs: object) -> st.SearchStrategy[str]:
+    """:func:`natural_prompts` over the run's corpus, resolved lazily at the first draw.
+
+    Use it in ``@given`` of a claim: the decorator runs at import time, before the run's corpus
+    (``--prompts``) is known.
+    """
+    return st.deferred(lambda: natural_prompts(active_corpus(), **kwargs))  # type: ignore[arg-type]

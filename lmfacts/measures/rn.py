@@ -1,0 +1,326 @@
+"""Measurements of the residual-norm claims RN-1 … RN-9 (seed: "Residual stream norms grow
+exponentially over the forward pass", cited as ``RN §…``).
+
+Conventions shared by every function here:
+
+* Points: index ``l`` in ``0..L-1`` is ``blocks.{l}.hook_resid_pre``; index ``L`` is the final
+  ``blocks.{L-1}.hook_resid_post`` (the stream entering the final norm). A window ``(lo, hi)`` is
+  an inclusive range of these indices.
+* Position classes: *content* = real tokens except the prepended BOS; *bos* = the prepended BOS
+  (wherever padding puts it: with left padding it is the first *real* position, not index 0);
+  *pad* = padding.
+* Default window: ``[round(0.1·L), round(0.85·L)]`` (skips the first tenth of the network, where
+  the embedding-to-stream transient lives, and the last 15 %, where the post saw the growth stop;
+  for gpt2-xl's 48 layers this gives [5, 41], exactly the post's window). It is widened to at
+  least 3 points so a rate and an R² exist on 4-layer test models.
+* Random "normalised Gaussian" inputs: x ~ N(0, I_d), normalised the way the sublayer's norm
+  normalises (LayerNorm: centred and scaled to unit variance; RMSNorm: scaled to unit RMS), then
+  multiplied by the norm's gain (+ bias). Under compat processing the gains are folded into the
+  next weights, so the norm output is the normalised vector itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmfacts.stats.growth import fit_growth_rate, growth_curvature, per_layer_rates, two_point_rate
+
+DEFAULT_RATE_MIN = 1.0  # general predicate: the stream grows over the window
+DEFAULT_MIN_R2 = 0.9  # general predicate: log-norm is close to linear in the layer (exponential growth)
+
+
+def default_window(n_points: int) -> tuple[int, int]:
+    """The default inclusive window over ``n_points`` points (L + 1 residual points, or L blocks).
+
+    ``[round(0.1·(n-1)), round(0.85·(n-1))]``, widened to >= 3 points; see the module docstring.
+    """
+    last = n_points - 1
+    lo, hi = round(0.1 * last), round(0.85 * last)
+    while hi - lo < 2 and (lo > 0 or hi < last):
+        if hi < last:
+            hi += 1
+        else:
+            lo -= 1
+    return int(lo), int(hi)
+
+
+def window_from(exp: Any, n_points: int, key: str = "window") -> tuple[int, int]:
+    """The expectation's window ``key`` if set, else :func:`default_window`; clipped to the points."""
+    w = exp.get(key) if exp is not None else None
+    if w is None:
+        return default_window(n_points)
+    lo, hi = int(w[0]), int(w[1])
+    if not 0 <= lo < hi < n_points:
+        raise ValueError(f"expectation {key}={w} does not fit a curve of {n_points} points")
+    return lo, hi
+
+
+def rate_band(exp: Any, prefix: str = "rate") -> tuple[float | None, float | None]:
+    """(low, high) band of a growth rate from expectation params.
+
+    ``{prefix}`` ± ``{prefix}_tol`` when a point value is given (published / measured), else
+    ``{prefix}_min`` / ``{prefix}_max`` (general predicate; default min 1.0 for ``rate``).
+    """
+    p = exp.params if exp is not None else {}
+    if prefix in p:
+        tol = float(p[f"{prefix}_tol"])
+        return float(p[prefix]) - tol, float(p[prefix]) + tol
+    default_min = DEFAULT_RATE_MIN if prefix == "rate" else None
+    return p.get(f"{prefix}_min", default_min), p.get(f"{prefix}_max")
+
+
+def in_band(value: float, band: tuple[float | None, float | None]) -> bool:
+    """True when ``value`` is strictly inside the (possibly open-ended) band."""
+    lo, hi = band
+    return math.isfinite(value) and (lo is None or value > lo) and (hi is None or value < hi)
+
+
+# --------------------------------------------------------------------------------------------
+# RN-1 / RN-3: growth of the stream and of the sublayer outputs (corpus level, from the probe)
+# --------------------------------------------------------------------------------------------
+def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
+    """RN-1 over the corpus: LSQ and two-point growth rate of the mean content resid_pre norm.
+
+    Returns ``rate`` (exp of the OLS slope of log mean norm vs point over the window), ``r2``,
+    ``ci`` (bootstrap over prompts), ``two_point_rate`` (the post's by-eye estimator), ``window``,
+    ``norms`` (the mean content norm at every point, L + 1 values), ``bos_norms``, ``pad_norms``,
+    ``per_layer_rates`` and the curvature fit (``curvature_c``, ``superexponential``).
+    """
+    norms = probe.resid.mean("content")
+    n_points = norms.shape[0]
+    lo, hi = window_from(exp, n_points)
+    per_prompt = probe.resid.prompt_means()
+    per_prompt = per_prompt[np.isfinite(per_prompt).all(axis=1)]
+    fit = fit_growth_rate(per_prompt if per_prompt.shape[0] > 1 else norms, (lo, hi), seed=0)
+    out: dict[str, Any] = {
+        "rate": fit.rate, "r2": fit.r_squared, "ci": list(fit.ci) if fit.ci else None,
+        "two_point_rate": two_point_rate(norms, lo, hi), "window": [lo, hi],
+        "norms": norms.tolist(), "bos_norms": probe.resid.mean("bos").tolist(),
+        "pad_norms": probe.resid.mean("pad").tolist(),
+        "per_layer_rates": per_layer_rates(norms).tolist(), "n_prompts": int(probe.n_prompts),
+    }
+    if hi - lo >= 3:
+        curv = growth_curvature(norms, (lo, hi))
+        out.update(curvature_c=curv.c, curvature_p=curv.p_value, superexponential=curv.superexponential,
+                   subexponential=curv.subexponential, rate_start=curv.rate_start, rate_end=curv.rate_end)
+    return out
+
+
+def measure_rn3(probe: Any, exp: Any) -> dict[str, Any]:
+    """RN-3: growth rates of mean content ‖attn_out‖ and ‖mlp_out‖ per block vs the stream's rate.
+
+    Block ``l``'s outputs are compared with the stream over the same block indices (the stream's
+    points 0..L-1 are the resid_pre of the blocks). Windows: ``attn_window`` / ``mlp_window`` from
+    the expectation (gpt2-xl: attn_out stops growing after ~30), else the default window over L blocks.
+    """
+    L = probe.n_layers
+    out: dict[str, Any] = {}
+    resid = probe.resid.mean("content")[:L]
+    for kind in ("attn_out", "mlp_out"):
+        norms = getattr(probe, kind).mean("content")
+        key = f"{kind.split('_')[0]}_window"
+        lo, hi = window_from(exp, L, key) if exp is not None and exp.get(key) else window_from(exp, L)
+        fit = fit_growth_rate(norms, (lo, hi))
+        rfit = fit_growth_rate(resid, (lo, hi))
+        out[kind] = {"rate": fit.rate, "r2": fit.r_squared, "window": [lo, hi], "resid_rate": rfit.rate,
+                     "rate_ratio": fit.rate / rfit.rate, "norms": norms.tolist(),
+                     "peak_layer": int(np.nanargmax(norms))}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# One prompt at a time (Hypothesis claims RN-1p, RN-2p, RN-4p)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class PromptPass:
+    """Per-token norms of one prompt's forward pass (no batching, no padding)."""
+
+    tokens: list[int]
+    resid: np.ndarray  # [L + 1, p] ‖resid‖ per point and position
+    attn_out: np.ndarray  # [L, p]
+    mlp_out: np.ndarray  # [L, p]
+    bos: np.ndarray | None  # [L + 1, d] the BOS position's residual vectors (float64), None without BOS
+    content_from: int  # first content position (1 with a prepended BOS, else 0)
+
+    def content_means(self) -> np.ndarray:
+        """Mean content-token ‖resid‖ at every point, [L + 1] (NaN if the prompt has no content token)."""
+        c = self.resid[:, self.content_from:]
+        return c.mean(axis=1) if c.shape[1] else np.full(c.shape[0], np.nan)
+
+    def bound_slack(self) -> tuple[np.ndarray, np.ndarray]:
+        """RN-4 per block and token: slack = ‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖) and its float scale.
+
+        The scale is ‖pre‖ + ‖attn‖ + ‖mlp‖ + ‖post‖, the size of the numbers whose float32 rounding
+        the slack inherits. Returns ``(slack, scale)``, each [L, p].
+        """
+        pre, post = self.resid[:-1], self.resid[1:]
+        slack = self.attn_out + self.mlp_out - (post - pre)
+        return slack, pre + post + self.attn_out + self.mlp_out
+
+
+def single_prompt_pass(lm: Any, text: str) -> PromptPass:
+    """Run ``text`` alone through ``lm.bridge`` and reduce every hook point on the fly.
+
+    Hooks: ``blocks.{l}.hook_resid_pre``, ``hook_attn_out``, ``hook_mlp_out`` for every block and
+    the last block's ``hook_resid_post``; the pass stops at ``ln_final.hook_in`` (no logits).
+    Raises :class:`lmfacts.probe.batching.PromptError` for an empty prompt.
+    """
+    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.probe.probe import stop_before_unembed_hook
+
+    bridge, info = lm.bridge, lm.info
+    L = bridge.cfg.n_layers
+    ids, _ = tokenize_one(bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+    p = len(ids)
+    resid = np.zeros((L + 1, p))
+    attn = np.zeros((L, p))
+    mlp = np.zeros((L, p))
+    bos = np.zeros((L + 1, bridge.cfg.d_model)) if info.prepends_bos else None
+
+    def rec(kind: str, i: int):
+        def hook(x: torch.Tensor, hook: Any) -> None:
+            xf = x.detach()[0].float()
+            norms = xf.norm(dim=-1).double().cpu().numpy()
+            if kind == "resid":
+                resid[i] = norms
+                if bos is not None:
+                    bos[i] = xf[0].double().cpu().numpy()
+            elif kind == "attn":
+                attn[i] = norms
+            else:
+                mlp[i] = norms
+        return hook
+
+    hooks: list[tuple[str, Any]] = []
+    for i in range(L):
+        hooks += [(f"blocks.{i}.hook_resid_pre", rec("resid", i)), (f"blocks.{i}.hook_attn_out", rec("attn", i)),
+                  (f"blocks.{i}.hook_mlp_out", rec("mlp", i))]
+    hooks.append((f"blocks.{L - 1}.hook_resid_post", rec("resid", L)))
+    if "ln_final.hook_in" in bridge.hook_dict:
+        hooks.append(stop_before_unembed_hook())
+    tokens = torch.tensor([ids], dtype=torch.long, device=info.device)
+    with torch.inference_mode():
+        bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+    return PromptPass(ids, resid, attn, mlp, bos, 1 if info.prepends_bos else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights: RN-5 (W_OV), RN-6 (random inputs), RN-7 (activation share), RN-8 (Frobenius identity)
+# --------------------------------------------------------------------------------------------
+def normalise(x: torch.Tensor, normalization: str, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise rows as the model's norm does before its gain: LN centres + unit variance, RMS unit RMS."""
+    if normalization == "LN":
+        x = x - x.mean(-1, keepdim=True)
+        return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+def random_normalised_inputs(n: int, d: int, normalization: str, seed: int) -> torch.Tensor:
+    """``n`` random N(0, I_d) vectors normalised as the model's norm would (see :func:`normalise`)."""
+    g = torch.Generator().manual_seed(seed)
+    return normalise(torch.randn(n, d, generator=g), normalization)
+
+
+def _gain(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    if w is not None:
+        x = x * w
+    if b is not None:
+        x = x + b
+    return x
+
+
+def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
+    """The MLP pre-activation the probe reads at ``mlp.hook_pre`` for normalised inputs ``x_norm``.
+
+    Gated MLPs: the gate projection x·W_gate (TransformerLens convention); else x·W_in + b_in.
+    """
+    x = _gain(x_norm, lw.ln2_w, lw.ln2_b)
+    if lw.W_gate is not None:
+        return x @ lw.W_gate
+    pre = x @ lw.W_in
+    return pre + lw.b_in if lw.b_in is not None else pre
+
+
+def mlp_forward(lw: Any, x_norm: torch.Tensor, act_fn: str) -> torch.Tensor:
+    """The MLP's output (hook_mlp_out) for normalised inputs ``x_norm``, computed from the weights."""
+    from transformers.activations import ACT2FN
+
+    act = ACT2FN[act_fn]
+    x = _gain(x_norm, lw.ln2_w, lw.ln2_b)
+    if lw.W_gate is not None:
+        h = act(x @ lw.W_gate) * (x @ lw.W_in + (lw.b_in if lw.b_in is not None else 0))
+    else:
+        h = act(x @ lw.W_in + (lw.b_in if lw.b_in is not None else 0))
+    out = h @ lw.W_out
+    return out + lw.b_out if lw.b_out is not None else out
+
+
+def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
+    """Σ_h ln1(x)·W_OV_h for normalised inputs (the attention output if every head attended to x alone, no b_O)."""
+    x = _gain(x_norm, lw.ln1_w, lw.ln1_b)
+    return torch.einsum("nd,hdk,hke->ne", x, lw.W_V, lw.W_O)
+
+
+def layer_weight_stats(views: Any, normalization: str, act_fn: str, n_random: int = 256,
+                       seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-layer weight statistics for RN-5/6/7, one pass over the layers.
+
+    ``ov_fro_mean`` / ``ov_fro_sum``: mean / sum over heads of ‖W_V W_O‖_F; ``b_o_norm``: ‖b_O‖ (NaN
+    without b_O); ``mlp_random_norm``: mean ‖MLP(x)‖ on random normalised Gaussian inputs;
+    ``ov_random_norm``: mean ‖Σ_h x W_OV_h‖ on the same kind of inputs (ln1 gain applied);
+    ``random_active_share``: share of MLP pre-activations > 0 on those inputs.
+    """
+    L = views.n_layers
+    d = views.cfg.d_model
+    out = {k: np.full(L, np.nan) for k in ("ov_fro_mean", "ov_fro_sum", "b_o_norm", "mlp_random_norm",
+                                            "ov_random_norm", "random_active_share")}
+    x = random_normalised_inputs(n_random, d, normalization, seed)
+    with torch.no_grad():
+        for i, lw in views.layers():
+            fro = views.ov_frobenius(lw).double()
+            out["ov_fro_mean"][i] = float(fro.mean())
+            out["ov_fro_sum"][i] = float(fro.sum())
+            if lw.b_O is not None:
+                out["b_o_norm"][i] = float(lw.b_O.norm())
+            out["mlp_random_norm"][i] = float(mlp_forward(lw, x, act_fn).norm(dim=-1).mean())
+            out["ov_random_norm"][i] = float(ov_summed_output(lw, x).norm(dim=-1).mean())
+            out["random_active_share"][i] = float((mlp_pre(lw, x) > 0).double().mean())
+    return out
+
+
+def fitted_rate(values: Sequence[float] | np.ndarray, window: tuple[int, int]) -> tuple[float, float]:
+    """(rate, R²) of a per-layer curve over an inclusive window (NaN, NaN if not positive there)."""
+    arr = np.asarray(values, dtype=float)[window[0]:window[1] + 1]
+    if not (np.isfinite(arr).all() and (arr > 0).all()):
+        return float("nan"), float("nan")
+    fit = fit_growth_rate(np.asarray(values, dtype=float)[: window[1] + 1], window)
+    return fit.rate, fit.r_squared
+
+
+def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str, act_fn: str) -> dict[str, Any]:
+    """RN-5: fitted growth rate of mean-over-heads ‖W_OV‖_F vs the fitted rate of mean content ‖attn_out‖.
+
+    Window: ``window`` of the expectation, else the default over L blocks. Also ‖b_O‖ relative to the
+    mean content ‖attn_out‖ per layer.
+    """
+    L = probe.n_layers
+    lo, hi = window_from(exp, L)
+    ws = layer_weight_stats(views, normalization, act_fn)
+    attn = probe.attn_out.mean("content")
+    r_ov, r2_ov = fitted_rate(ws["ov_fro_mean"], (lo, hi))
+    r_attn, r2_attn = fitted_rate(attn, (lo, hi))
+    with np.errstate(invalid="ignore"):
+        b_rel = ws["b_o_norm"] / attn
+    in_win = b_rel[lo:hi + 1]
+    return {"window": [lo, hi], "ov_rate": r_ov, "ov_r2": r2_ov, "attn_rate": r_attn, "attn_r2": r2_attn,
+            "rate_ratio": r_ov / r_attn, "ov_fro_mean": ws["ov_fro_mean"].tolist(),
+            "ov_fro_sum": ws["ov_fro_sum"].tolist(), "attn_out_norms": attn.tolist(),
+            "b_o_rel": [None if not np.isfinite(v) else float(v) for v in b_rel],
+            "b_o_rel_max_in_window": float(np.nanmax(in_win)) if np.isfinite(in_win).any() else None,
+            "_weights": ws}
