@@ -1,12 +1,47 @@
 """Residual-stream norm claims RN-1 … RN-9 (source: "Residual stream norms grow exponentially over
-the forward pass", Heimersheim & Turner; seeds/residual-norms-grow-exponentially.txt)."""
+the forward pass", Heimersheim & Turner; seeds/residual-norms-grow-exponentially.txt).
+
+The measurements live in :mod:`lmfacts.measures.rn` (shared with the planted-truth test
+``tests/test_rn_planted.py``); this module records them and applies the predicates. IDs with a
+trailing ``p`` (``RN-1p``, ``RN-2p``, ``RN-4p``) are the per-prompt Hypothesis variants of the
+catalogue claim of the same number (see :mod:`lmfacts.claims`).
+
+Applicability: the growth claims (RN-1 … RN-7) are about pre-norm decoders; post-norm encoders
+(BERT, RoBERTa, MiniLM) re-normalise the stream after every sublayer and their ``hook_attn_out`` is
+a LayerNorm output, so those claims skip there with that reason. RN-8 is a theorem and applies to
+every model's W_OV. RN-9 has a premise (a zero-mean stream) that is measured and reported.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
 from lmfacts.claims import claim
 from lmfacts.context import ClaimContext
+from lmfacts.measures import rn
+from lmfacts.prompts.strategies import natural_prompts, robustness_prompts
+
+ENCODER_REASON = ("post-norm encoder: the stream is re-normalised after every sublayer (and hook_attn_out is a "
+                  "LayerNorm output), so the residual growth claims do not apply (RN §Comparison, catalogue)")
+BOUND_FLOAT_TOL = 1e-5  # RN-4: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖), float32 norm rounding (~1e-7) × margin
 
 
+def _decoder_only(ctx: ClaimContext) -> None:
+    ctx.require(not ctx.info.is_encoder, ENCODER_REASON)
+
+
+def _band_text(band: tuple[float | None, float | None]) -> str:
+    return f"[{band[0]}, {band[1]}]"
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-1
+# ----------------------------------------------------------------------------------------------
 @claim("RN-1", title="residual norm grows exponentially", source="RN §Summary; §Comparison of various models",
        processing="compat")
 def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
@@ -15,37 +50,526 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     Statistic: mean L2 norm of ``blocks.{l}.hook_resid_pre`` (plus the final ``resid_post``) over
     content positions (BOS and padding excluded), averaged over every corpus token; the growth rate
     r = exp(least-squares slope of log-norm vs layer) over the window, with R² and a bootstrap CI
-    over prompts. Window: the expectation's (gpt2-xl: layers 5–41, RN §Summary); by default the
-    middle of the network, [round(0.1·L), round(0.85·L)]. Weight processing: TransformerLens compat
-    mode (fold_ln, center_writing_weights), as the post's HookedTransformer. Pre-norm decoders only.
+    over prompts. The post's own estimator, a two-point slope read by eye, is reported beside it
+    (``two_point_rate``) but the verdict uses the LSQ rate. Window: the expectation's (gpt2-xl:
+    layers 5–41, RN §Summary); by default [round(0.1·L), round(0.85·L)] (= [5, 41] for L = 48).
+    Where the expectation sets ``superexponential`` (gpt2, distilgpt2: RN §Comparison), the
+    quadratic term of log-norm must be significantly positive. Weight processing: TransformerLens
+    compat mode (fold_ln, center_writing_weights), as the post's HookedTransformer. Pre-norm
+    decoders only.
     """
-    from lmfacts.stats.growth import fit_growth_rate
-
-    info = ctx.info
-    ctx.require(not info.is_encoder, "post-norm encoder: the stream is re-normalised after every sublayer, "
-                                     "so residual growth claims do not apply (RN §Comparison, catalogue)")
+    _decoder_only(ctx)
     exp = ctx.expectation
-    L = info.n_layers
-    lo, hi = exp.get("window", [round(0.1 * L), round(0.85 * L)])
-    probe = ctx.probe()
-    norms = probe.resid.mean("content")
-    fit = fit_growth_rate(probe.resid.prompt_means(), (lo, hi), seed=0)
-    ctx.statistic("rate = exp(slope of log mean ‖resid_pre‖ vs layer), content tokens, over the window")
+    m = rn.measure_rn1(ctx.probe(), exp)
+    band = rn.rate_band(exp)
+    min_r2 = exp.get("min_r2", rn.DEFAULT_MIN_R2)
+    ctx.statistic("rate = exp(LSQ slope of log mean ‖resid_pre‖ vs layer), content tokens, over the window "
+                  "(two-point rate reported too)")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
-                    average="over all corpus tokens; CI by bootstrap over prompts", processing="compat")
-    ctx.measured(rate=fit.rate, r2=fit.r2, ci=[fit.ci_low, fit.ci_high], window=[lo, hi], norms=norms.tolist(),
-                 bos_norms=probe.resid.mean("bos").tolist(), n_prompts=probe.n_prompts)
-    rate_lo, rate_hi = exp.get("rate_min", 1.0), exp.get("rate_max", None)
-    if "rate" in exp.params:
-        rate_lo, rate_hi = exp["rate"] - exp["rate_tol"], exp["rate"] + exp["rate_tol"]
-    min_r2 = exp.get("min_r2", 0.9)
-    ctx.expected(rate_band=[rate_lo, rate_hi], min_r2=min_r2)
+                    average="over all corpus tokens; CI by bootstrap over prompts", processing="compat",
+                    estimator="OLS on log-norm (verdict); two-point (the post's by-eye method) reported")
+    ctx.measured(**m)
+    ctx.expected(rate_band=list(band), min_r2=min_r2,
+                 **({"superexponential": exp["superexponential"]} if "superexponential" in exp.params else {}))
+    ctx.tolerance(rate_tol=exp.get("rate_tol"), min_r2=min_r2)
+    x = list(range(len(m["norms"])))
     ctx.figure({"id": "rn1-norms", "title": "RN-1 mean residual norm per layer", "xlabel": "layer",
                 "ylabel": "mean ‖resid_pre‖", "logy": True, "logx": False,
-                "series": [{"label": "content", "x": list(range(len(norms))), "y": norms.tolist(), "style": "line"},
-                           {"label": "BOS", "x": list(range(len(norms))),
-                            "y": probe.resid.mean("bos").tolist(), "style": "dashed"}],
+                "series": [{"label": "content", "x": x, "y": m["norms"], "style": "line"},
+                           {"label": "BOS", "x": x, "y": m["bos_norms"], "style": "dashed"}],
+                "vspans": [{"lo": m["window"][0], "hi": m["window"][1], "label": "fit window"}]})
+    lo, hi = m["window"]
+    ctx.check(rn.in_band(m["rate"], band),
+              f"growth rate {m['rate']:.4f} (two-point {m['two_point_rate']:.4f}) outside the expected band "
+              f"{_band_text(band)} on layers {lo}–{hi}")
+    ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here")
+    if "superexponential" in exp.params:
+        ctx.check(bool(m.get("superexponential")) == bool(exp["superexponential"]),
+                  f"superexponential={m.get('superexponential')} (curvature {m.get('curvature_c')}), "
+                  f"expected {exp['superexponential']}")
+
+
+def _prompt_strategy(ctx_holder: dict[str, ClaimContext], robust: bool = False) -> st.SearchStrategy[str]:
+    corpus = ctx_holder["ctx"].session.corpus
+    nat = natural_prompts(corpus)
+    return st.one_of(nat, robustness_prompts()) if robust else nat
+
+
+@claim("RN-1p", title="every prompt's residual norm grows (per prompt)", source="RN §Summary", processing="compat")
+def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
+    """RN-1p (per-prompt variant of RN-1): for every natural prompt, the mean content-token norm of
+    ``blocks.{l}.hook_resid_pre`` (+ final resid_post) grows over RN-1's window at a fitted
+    per-layer rate inside the per-prompt band (``prompt_rate_min`` / ``prompt_rate_max`` of the
+    RN-1p expectation; default > 1).
+
+    Prompts: Hypothesis ``natural_prompts(corpus)`` (corpus prompts, spliced sentences, perturbed
+    prompts), one unbatched, unpadded forward pass each (hooks reduce on the fly; the pass stops
+    before the unembedding). Prompts whose content is a single token are kept. Weight processing:
+    compat. Pre-norm decoders only. Source: RN §Summary ("the norm of each residual stream grows").
+    """
+    _decoder_only(ctx)
+    lm = ctx.model()
+    exp = ctx.expectation
+    L = lm.info.n_layers
+    lo, hi = rn.window_from(exp, L + 1)
+    band = rn.rate_band(exp, "prompt_rate") if any(k.startswith("prompt_rate") for k in exp.params) else (1.0, None)
+    ctx.statistic("per prompt: exp(LSQ slope of log mean content ‖resid_pre‖ vs layer) over the window")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content",
+                    prompts="Hypothesis natural_prompts(corpus), one forward pass each", processing="compat")
+    ctx.expected(prompt_rate_band=list(band), window=[lo, hi])
+    holder = {"ctx": ctx}
+
+    @given(prompt=st.deferred(lambda: _prompt_strategy(holder)))
+    def prop(prompt: str) -> None:
+        pp = rn.single_prompt_pass(lm, prompt)
+        norms = pp.content_means()
+        rate, r2 = rn.fitted_rate(norms, (lo, hi))
+        ctx.observe(rate)
+        ctx.witness(prompt, pp.tokens, {"rate": rate, "r2": r2, "norms": norms.tolist()})
+        ctx.check(rn.in_band(rate, band), f"prompt's growth rate {rate:.4f} outside {_band_text(band)} "
+                                          f"on layers {lo}–{hi}")
+
+    prop()
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-2
+# ----------------------------------------------------------------------------------------------
+@claim("RN-2", title="BOS (and padding) norms are an exception", source="RN §Summary; §BOS token and padding",
+       processing="compat")
+def test_rn2_bos_exception(ctx: ClaimContext) -> None:
+    """RN-2: the BOS position's norm trajectory is unlike content positions'.
+
+    Statistic (:func:`lmfacts.stats.bos.bos_anomaly`): ratio of the mean BOS ‖resid_pre‖ to the
+    per-layer *median over prompts* of the content mean, at every point (L + 1); anomalous = the
+    ratio peaks at ≥ ``ratio_threshold`` (default 2) in the first half of the network and then
+    shrinks by ≥ ``rate_tol`` (default 2 %) per layer (BOS's "huge early growth, then a plateau").
+    Padding positions' mean norm ratio is reported too. Causal models only: BOS's residual must be
+    the same in every prompt (``bos_max_rel_dev`` of the probe ≤ ``bos_dev_tol``, default 1e-4,
+    float32 batch-shape rounding). Where BOS sits: with right padding at index 0; with left padding
+    at the first real position (the probe's class map tracks it, so it is still BOS). Hooks:
+    ``blocks.{l}.hook_resid_pre`` + final resid_post. Processing: compat. Pre-norm decoders that
+    prepend a BOS token.
+    """
+    from lmfacts.stats.bos import bos_anomaly
+
+    _decoder_only(ctx)
+    info = ctx.info
+    ctx.require(info.prepends_bos, "the model's tokenizer prepends no BOS token: no BOS position to compare")
+    exp = ctx.expectation
+    probe = ctx.probe()
+    bos = probe.resid.mean("bos")
+    content = probe.resid.prompt_means()
+    content = content[np.isfinite(content).all(axis=1)]
+    thr, tol = exp.get("ratio_threshold", 2.0), exp.get("rate_tol", 0.02)
+    res = bos_anomaly(bos, content, ratio_threshold=thr, rate_tol=tol)
+    pad = probe.resid.mean("pad")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pad_ratio = pad / np.median(content, axis=0)
+    dev_tol = exp.get("bos_dev_tol", 1e-4)
+    bos_dev = float(np.max(probe.bos_max_rel_dev))
+    ctx.statistic("ratio of mean BOS ‖resid‖ to the per-layer median content norm; peak early then decline")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", bos_position=(
+        "index 0 (right padding)" if info.padding_side != "left" else "first real position (left padding)"),
+        padding_side=info.padding_side, processing="compat")
+    ctx.measured(max_ratio=res.max_ratio, max_ratio_layer=res.max_ratio_layer, ratio=res.ratio,
+                 ratio_decline=res.ratio_decline, early=res.early, anomalous=res.anomalous,
+                 jump_layer=res.jump_layer, jump_rate=res.jump_rate, bos_max_rel_dev=bos_dev,
+                 pad_ratio=[None if not np.isfinite(v) else float(v) for v in pad_ratio],
+                 bos_norms=bos.tolist())
+    ctx.expected(anomalous=True, bos_max_rel_dev_below=dev_tol)
+    ctx.tolerance(ratio_threshold=thr, rate_tol=tol, bos_dev_tol=dev_tol)
+    ctx.figure({"id": "rn2-ratio", "title": "RN-2 BOS / median content norm", "xlabel": "layer",
+                "ylabel": "ratio", "logy": True, "logx": False,
+                "series": [{"label": "BOS / content", "x": list(range(len(res.ratio))), "y": res.ratio,
+                            "style": "line"}]})
+    ctx.check(bos_dev <= dev_tol, f"BOS residual differs across prompts by up to {bos_dev:.2e} (relative) > "
+                                  f"{dev_tol}: in a causal model it should be prompt-independent")
+    ctx.check(res.anomalous, f"BOS trajectory is not anomalous: max ratio {res.max_ratio:.2f} at layer "
+                             f"{res.max_ratio_layer} (threshold {thr}), decline {res.ratio_decline:.4f}/layer "
+                             f"(needs ≥ {1 + tol})")
+
+
+@claim("RN-2p", title="BOS residual is prompt-independent (pairs of prompts)", source="RN §BOS token",
+       processing="compat")
+def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
+    """RN-2p (per-prompt variant of RN-2): the post's explanation of the BOS exception — in a
+    causal model BOS attends only to itself, so its residual vector at every point
+    (``blocks.{l}.hook_resid_pre`` + final resid_post, position 0 of an unpadded prompt) is the same
+    for any two prompts, up to float error: max_l ‖bos_a − bos_b‖ / ‖bos_a‖ ≤ ``bos_dev_tol``
+    (default 1e-4: float32 with different sequence lengths changes the matmul blocking, ~1e-6).
+
+    Prompts: pairs drawn by Hypothesis from ``natural_prompts(corpus)``. Processing: compat.
+    Causal decoders that prepend a BOS token.
+    """
+    _decoder_only(ctx)
+    lm = ctx.model()
+    ctx.require(lm.info.prepends_bos, "the model's tokenizer prepends no BOS token")
+    tol = ctx.expectation.get("bos_dev_tol", 1e-4)
+    ctx.statistic("max over points of ‖bos_a − bos_b‖/‖bos_a‖ for two prompts, each run alone")
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="BOS (position 0, unpadded)",
+                    processing="compat")
+    ctx.expected(max_rel_dev_below=tol)
+    holder = {"ctx": ctx}
+
+    @given(a=st.deferred(lambda: _prompt_strategy(holder)), b=st.deferred(lambda: _prompt_strategy(holder)))
+    def prop(a: str, b: str) -> None:
+        pa, pb = rn.single_prompt_pass(lm, a), rn.single_prompt_pass(lm, b)
+        assert pa.bos is not None and pb.bos is not None
+        dev = float(np.max(np.linalg.norm(pa.bos - pb.bos, axis=1) / np.maximum(np.linalg.norm(pa.bos, axis=1),
+                                                                                 1e-30)))
+        ctx.observe(dev)
+        ctx.witness(f"{a!r} vs {b!r}", pa.tokens, {"max_rel_dev": dev})
+        ctx.check(dev <= tol, f"BOS residual differs between two prompts by {dev:.2e} (relative) > {tol}")
+
+    prop()
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-3
+# ----------------------------------------------------------------------------------------------
+@claim("RN-3", title="attn_out and mlp_out grow at the stream's rate",
+       source="RN §Theories for the source of the growth", processing="compat")
+def test_rn3_sublayers_grow(ctx: ClaimContext) -> None:
+    """RN-3: the sublayer outputs grow exponentially too, at a rate comparable to the stream's.
+
+    Statistic: mean content-token norms of ``blocks.{l}.hook_attn_out`` and ``blocks.{l}.hook_mlp_out``
+    per block; each fitted rate (exp of the LSQ slope of log-norm) over its window must exceed 1 and
+    lie within ± ``rate_tol`` (default 0.05 per layer) of the stream's fitted rate over the same
+    blocks (resid_pre of blocks lo..hi). Windows: ``attn_window`` / ``mlp_window`` of the
+    expectation (gpt2-xl: attn_out falls off after ~30 → attn window 5–30), else ``window``, else
+    the default over L blocks. Processing: compat. Pre-norm decoders only.
+    """
+    _decoder_only(ctx)
+    exp = ctx.expectation
+    m = rn.measure_rn3(ctx.probe(), exp)
+    tol = exp.get("rate_tol", 0.05)
+    ctx.statistic("fitted per-layer growth rate of mean content ‖attn_out‖, ‖mlp_out‖ vs the stream's rate")
+    ctx.conventions(hooks="blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_pre",
+                    positions="content", processing="compat")
+    ctx.measured(**m)
+    ctx.expected(sub_rate_min=1.0, rate_diff_max=tol)
+    ctx.tolerance(rate_tol=tol)
+    for kind in ("attn_out", "mlp_out"):
+        r = m[kind]
+        lo, hi = r["window"]
+        ctx.check(r["rate"] > 1.0, f"{kind} does not grow on blocks {lo}–{hi}: rate {r['rate']:.4f}")
+        ctx.check(abs(r["rate"] - r["resid_rate"]) <= tol,
+                  f"{kind} rate {r['rate']:.4f} vs stream rate {r['resid_rate']:.4f} on blocks {lo}–{hi}: "
+                  f"differ by more than {tol}")
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-4
+# ----------------------------------------------------------------------------------------------
+@claim("RN-4", title="sublayer contribution bound (triangle inequality)", source="RN Appendix 1", processing="compat")
+def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
+    """RN-4: ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ (r_l − 1)·‖resid_pre_l‖ with r_l = ‖resid_post_l‖/‖resid_pre_l‖,
+    at every layer, real position and prompt of the corpus.
+
+    A consequence of resid_post = resid_pre + attn_out + mlp_out and the triangle inequality, so it
+    also checks that the hooks are wired to the right tensors. Statistic: the probe's per-block
+    minimum over tokens of the relative slack (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖))/‖pre‖ and the
+    count of tokens below −1e-4 (float32 rounding). Hooks: ``blocks.{l}.hook_resid_pre``,
+    ``hook_attn_out``, ``hook_mlp_out``, ``hook_resid_post``; positions: every real token (BOS
+    included, padding excluded). Parallel attention (GPT-NeoX) has no resid_mid; the bound needs
+    none. Processing: compat. N/A for post-norm encoders (the sublayer hooks are LN outputs).
+    """
+    _decoder_only(ctx)
+    probe = ctx.probe()
+    ctx.statistic("per block: min over tokens of (‖attn_out‖+‖mlp_out‖−(‖post‖−‖pre‖))/‖pre‖; violations")
+    ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post of each block", positions="all real tokens",
+                    float_tolerance="slack ≥ −1e-4·‖pre‖", processing="compat")
+    viol, checked = int(probe.bound_violations.sum()), int(probe.bound_checked.sum())
+    ctx.measured(min_slack=probe.bound_min_slack.tolist(), violations=viol, checked=checked)
+    ctx.expected(violations=0)
+    ctx.check(checked > 0 and np.all(probe.bound_checked > 0), "the bound was not checked at every block")
+    ctx.check(viol == 0, f"{viol} of {checked} tokens violate the bound (min slack "
+                         f"{float(np.min(probe.bound_min_slack)):.3e} at block "
+                         f"{int(np.argmin(probe.bound_min_slack))}): hooks mis-wired or stream not additive")
+
+
+@claim("RN-4p", title="contribution bound holds for any prompt", source="RN Appendix 1", processing="compat")
+def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
+    """RN-4p (per-prompt variant of RN-4): the bound ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ ‖resid_post_l‖ −
+    ‖resid_pre_l‖ holds at every block and token of any prompt, natural or adversarial.
+
+    Prompts: Hypothesis ``natural_prompts(corpus)`` or ``robustness_prompts()`` (single characters,
+    repeated words, very long inputs, unusual Unicode; truncated to the context). One unbatched pass
+    each. Float tolerance: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖), the scale of float32 rounding
+    of the four norms. Hooks as RN-4. Processing: compat. Pre-norm decoders only.
+    """
+    _decoder_only(ctx)
+    lm = ctx.model()
+    ctx.statistic("per prompt: min over blocks and tokens of the slack / its float scale")
+    ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post", positions="all tokens",
+                    prompts="natural_prompts(corpus) | robustness_prompts()", processing="compat")
+    ctx.expected(min_relative_slack_at_least=-BOUND_FLOAT_TOL)
+    holder = {"ctx": ctx}
+
+    @given(prompt=st.deferred(lambda: _prompt_strategy(holder, robust=True)))
+    def prop(prompt: str) -> None:
+        pp = rn.single_prompt_pass(lm, prompt)
+        slack, scale = pp.bound_slack()
+        rel = slack / np.maximum(scale, 1e-30)
+        worst = float(rel.min())
+        ctx.observe(worst)
+        li, pi = np.unravel_index(int(np.argmin(rel)), rel.shape)
+        ctx.witness(prompt[:200], pp.tokens[:64], {"min_rel_slack": worst, "block": int(li), "position": int(pi)})
+        ctx.check(worst >= -BOUND_FLOAT_TOL, f"bound violated at block {li}, position {pi}: relative slack "
+                                             f"{worst:.3e}")
+
+    prop()
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-5
+# ----------------------------------------------------------------------------------------------
+@claim("RN-5", title="W_OV Frobenius norms grow like attn_out", source="RN §Analyzing the Attention weights",
+       processing="compat")
+def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
+    """RN-5: ‖W_V W_O‖_F per head, averaged over the heads of a layer, grows at the rate of attn_out.
+
+    Statistic: fitted per-layer rates (exp of LSQ slope of log) of mean-over-heads ‖W_OV‖_F and of
+    the mean content-token ‖blocks.{l}.hook_attn_out‖ over the window (gpt2-xl: blocks 5–30, where
+    attn_out grows); verdict: rate ratio r_OV / r_attn within 1 ± ``ratio_tol`` (default 0.03).
+    b_O: ‖b_O‖ / mean ‖attn_out‖ in the window ≤ ``b_o_rel_max`` (default 0.1; models without b_O:
+    reported as absent). GQA K/V heads are expanded to one per query head. Weights: compat
+    (fold_ln folds ln1's gain into W_V; center_writing_weights centres W_O). On quantised weights
+    the Frobenius norms are those of the dequantised matrices (noted). Pre-norm decoders only.
+    """
+    from lmfacts.weights import WeightViews
+
+    _decoder_only(ctx)
+    lm = ctx.model()
+    exp = ctx.expectation
+    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), ctx.probe(), exp, lm.info.normalization,
+                       lm.info.act_fn or "gelu")
+    m.pop("_weights")
+    tol, bmax = exp.get("ratio_tol", 0.03), exp.get("b_o_rel_max", 0.1)
+    ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
+    ctx.conventions(weights="W_V·W_O per head (GQA expanded), compat processing", hook="blocks.{l}.hook_attn_out",
+                    quantization=lm.info.quantization)
+    ctx.measured(**m)
+    ctx.expected(rate_ratio=1.0, b_o_rel_max=bmax)
+    ctx.tolerance(ratio_tol=tol)
+    lo, hi = m["window"]
+    ctx.check(abs(m["rate_ratio"] - 1.0) <= tol,
+              f"W_OV rate {m['ov_rate']:.4f} vs attn_out rate {m['attn_rate']:.4f} on blocks {lo}–{hi}: "
+              f"ratio {m['rate_ratio']:.4f} not within 1 ± {tol}")
+    if m["b_o_rel_max_in_window"] is not None:
+        ctx.check(m["b_o_rel_max_in_window"] <= bmax,
+                  f"‖b_O‖ up to {m['b_o_rel_max_in_window']:.3f}× the mean ‖attn_out‖ in the window (> {bmax})")
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-6
+# ----------------------------------------------------------------------------------------------
+@claim("RN-6", title="MLP output on random inputs grows at mlp_out's rate", source="RN §Analyzing the MLP weights",
+       processing="compat")
+def test_rn6_random_inputs(ctx: ClaimContext) -> None:
+    """RN-6: the MLP's output norm on random normalised Gaussian inputs grows at mlp_out's rate.
+
+    Statistic: for 256 inputs x ~ N(0, I) normalised as ln2 normalises (LN: centred, unit variance;
+    RMS: unit RMS; gain applied where not folded), the mean ‖MLP_l(x)‖ per block, computed from the
+    weights (checked equal to ``hook_mlp_out`` on real inputs in tests/test_rn_planted.py); fitted
+    rate over the window (gpt2-xl: blocks 30–43) vs the fitted rate of mean content
+    ‖blocks.{l}.hook_mlp_out‖: ratio within 1 ± ``ratio_tol`` (default 0.03). Also reported: the
+    summed-over-heads W_OV applied to the same inputs, Σ_h ln1(x)·W_OV_h, relative to the mean
+    ‖attn_out‖ (gpt2-xl ≈ 5×; checked only where the expectation gives ``ov_attn_ratio``).
+    Parallel blocks (GPT-NeoX) have no resid_mid: the MLP reads ln2(resid_pre), the post's
+    "mid := pre"; the random-input statistic is unaffected. Processing: compat. Pre-norm decoders.
+    """
+    from lmfacts.weights import WeightViews
+
+    _decoder_only(ctx)
+    lm = ctx.model()
+    exp = ctx.expectation
+    probe = ctx.probe()
+    L = lm.info.n_layers
+    lo, hi = rn.window_from(exp, L)
+    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization, lm.info.act_fn or "gelu")
+    mlp = probe.mlp_out.mean("content")
+    attn = probe.attn_out.mean("content")
+    r_rand, r2_rand = rn.fitted_rate(ws["mlp_random_norm"], (lo, hi))
+    r_mlp, r2_mlp = rn.fitted_rate(mlp, (lo, hi))
+    ov_ratio = ws["ov_random_norm"] / attn
+    tol = exp.get("ratio_tol", 0.03)
+    ctx.statistic("rate of mean ‖MLP(random normalised x)‖ / rate of mean content ‖mlp_out‖ over the window")
+    ctx.conventions(inputs="256 x~N(0,I), normalised like ln2 (LN or RMS), seed 0", hook="blocks.{l}.hook_mlp_out",
+                    resid_mid="absent for parallel blocks: the MLP input is ln2(resid_pre) (post: mid := pre)"
+                    if not probe.has_resid_mid else "present", processing="compat")
+    ctx.measured(window=[lo, hi], random_rate=r_rand, random_r2=r2_rand, mlp_out_rate=r_mlp,
+                 rate_ratio=r_rand / r_mlp, mlp_random_norm=ws["mlp_random_norm"].tolist(),
+                 mlp_out_norms=mlp.tolist(), ov_random_norm=ws["ov_random_norm"].tolist(),
+                 ov_attn_ratio=ov_ratio.tolist(), ov_attn_ratio_median=float(np.nanmedian(ov_ratio[lo:hi + 1])))
+    ctx.expected(rate_ratio=1.0, **({"ov_attn_ratio": exp["ov_attn_ratio"]} if "ov_attn_ratio" in exp.params else {}))
+    ctx.tolerance(ratio_tol=tol)
+    ctx.figure({"id": "rn6-random", "title": "RN-6 MLP output norm: random inputs vs real", "xlabel": "layer",
+                "ylabel": "mean norm", "logy": True, "logx": False,
+                "series": [{"label": "random inputs", "x": list(range(L)), "y": ws["mlp_random_norm"].tolist(),
+                            "style": "line"},
+                           {"label": "mlp_out (corpus)", "x": list(range(L)), "y": mlp.tolist(), "style": "dashed"}],
                 "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
-    ctx.check(fit.rate > rate_lo and (rate_hi is None or fit.rate < rate_hi),
-              f"growth rate {fit.rate:.4f} outside the expected band [{rate_lo}, {rate_hi}] on layers {lo}–{hi}")
-    ctx.check(fit.r2 >= min_r2, f"log-linear fit R² {fit.r2:.3f} < {min_r2}: growth is not exponential here")
+    ctx.check(abs(r_rand / r_mlp - 1.0) <= tol,
+              f"random-input MLP rate {r_rand:.4f} vs mlp_out rate {r_mlp:.4f} on blocks {lo}–{hi}: ratio "
+              f"{r_rand / r_mlp:.4f} not within 1 ± {tol}")
+    if "ov_attn_ratio" in exp.params:
+        want, otol = exp["ov_attn_ratio"], exp["ov_attn_ratio_tol"]
+        got = float(np.nanmedian(ov_ratio[lo:hi + 1]))
+        ctx.check(abs(got - want) <= otol, f"summed W_OV on random inputs is {got:.2f}× attn_out, expected "
+                                           f"{want} ± {otol}")
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-7
+# ----------------------------------------------------------------------------------------------
+@claim("RN-7", title="MLP activation share rises with depth; random inputs activate more",
+       source="RN Appendix 3", processing="compat")
+def test_rn7_activation_rate(ctx: ClaimContext) -> None:
+    """RN-7: the share of MLP pre-activations > 0 rises with depth, and random inputs activate more
+    neurons than real residual inputs.
+
+    Statistic: share of ``blocks.{l}.mlp.hook_pre`` entries > 0 over corpus content tokens (probe);
+    for gated MLPs (Llama/SmolLM2) hook_pre is the *gate* projection, so "active" means the gate's
+    input is > 0. Verdict 1: fitted rate of the share over the window (gpt2-xl 5–20) > 1 (and inside
+    ``share_rate_min`` / ``share_rate_max`` where given). Verdict 2: mean over the window of
+    (share on 256 random normalised Gaussian inputs) / (real share) > ``random_ratio_min`` (default
+    1; gpt2-xl ≈ 4 → ``random_ratio`` ± ``random_ratio_tol``). Processing: compat. Pre-norm decoders.
+    """
+    from lmfacts.weights import WeightViews
+
+    _decoder_only(ctx)
+    lm = ctx.model()
+    exp = ctx.expectation
+    L = lm.info.n_layers
+    lo, hi = rn.window_from(exp, L)
+    share = ctx.probe().mlp_active_share()
+    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization, lm.info.act_fn or "gelu")
+    rnd = ws["random_active_share"]
+    rate, r2 = rn.fitted_rate(share, (lo, hi))
+    ratio = float(np.mean(rnd[lo:hi + 1] / share[lo:hi + 1]))
+    band = rn.rate_band(exp, "share_rate")
+    band = (band[0] if band[0] is not None else 1.0, band[1])
+    rband = rn.rate_band(exp, "random_ratio")
+    rband = (rband[0] if rband[0] is not None else exp.get("random_ratio_min", 1.0), rband[1])
+    ctx.statistic("share of MLP pre-activations > 0 per layer (content tokens); random-input share / real share")
+    ctx.conventions(hook="blocks.{l}.mlp.hook_pre (gate projection for gated MLPs)", positions="content",
+                    gated_mlp=lm.info.gated_mlp, random_inputs="256 x~N(0,I) normalised like ln2", processing="compat")
+    ctx.measured(window=[lo, hi], share=share.tolist(), share_rate=rate, share_r2=r2, random_share=rnd.tolist(),
+                 random_to_real=ratio)
+    ctx.expected(share_rate_band=list(band), random_to_real_band=list(rband))
+    ctx.check(rn.in_band(rate, band), f"active share rate {rate:.4f} on blocks {lo}–{hi} outside {_band_text(band)}")
+    ctx.check(rn.in_band(ratio, rband), f"random inputs activate {ratio:.2f}× the real share, outside "
+                                        f"{_band_text(rband)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-8
+# ----------------------------------------------------------------------------------------------
+RN8_N_SE = 5.0  # |z| ≤ 5: a false alarm has probability 6e-7 per example
+
+
+@claim("RN-8", title="Frobenius identity E‖Wx‖² = ‖W‖_F²", source="RN footnote 5", processing="compat")
+def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
+    """RN-8: E‖Wx‖² = ‖W‖_F² for x with i.i.d. zero-mean unit-variance entries (a theorem).
+
+    Hypothesis property over (a) random matrices (shape, scale, entry distribution drawn by
+    Hypothesis) and (b) the model's own per-head W_OV = W_V W_O (layer and head drawn by
+    Hypothesis; compat weights). Statistic: Monte-Carlo mean of ‖Wx‖² over n Gaussian x, compared to
+    ‖W‖_F² in units of its exact standard error sqrt(2‖WᵀW‖_F²/n); verdict |z| ≤ 5. Applies to every
+    model (encoders included). Source: RN footnote 5 ("maybe this is a theorem?").
+    """
+    from lmfacts.stats.frobenius import frobenius_identity_error
+    from lmfacts.weights import WeightViews
+
+    views = WeightViews(ctx.model().bridge, "compat")
+    ctx.statistic("z = (MC mean of ‖Wx‖² − ‖W‖_F²) / exact SE; random matrices and the model's W_OV heads")
+    ctx.conventions(x="i.i.d. N(0,1)", weights="W_V·W_O per head, compat processing", n_se=RN8_N_SE)
+    ctx.expected(abs_z_at_most=RN8_N_SE)
+    cache: dict[int, torch.Tensor] = {}
+
+    def ov(layer: int) -> torch.Tensor:
+        if layer not in cache:
+            cache.clear()
+            cache[layer] = views.ov(views.layer(layer))
+        return cache[layer]
+
+    random_mats = st.builds(
+        lambda r, c, scale, seed, heavy: _random_matrix(r, c, scale, seed, heavy),
+        st.integers(1, 48), st.integers(1, 48), st.floats(1e-3, 1e3), st.integers(0, 2**31 - 1), st.booleans())
+    model_heads = st.tuples(st.integers(0, views.n_layers - 1), st.integers(0, views.n_heads - 1)).map(
+        lambda lh: ("W_OV", lh[0], lh[1]))
+
+    @given(w=st.one_of(random_mats, model_heads), seed=st.integers(0, 2**31 - 1))
+    def prop(w: object, seed: int) -> None:
+        if isinstance(w, tuple):
+            _, layer, head = w
+            mat, label = ov(layer)[head].double().numpy().T, f"W_OV layer {layer} head {head}"
+        else:
+            mat, label = w, f"random {w.shape}"
+        if not np.any(mat):
+            return
+        res = frobenius_identity_error(mat, 2000, seed, n_se=RN8_N_SE)
+        ctx.observe(res.z)
+        ctx.witness(label, None, res.to_dict())
+        ctx.check(res.within_tolerance, f"{label}: MC E‖Wx‖² {res.mc_mean:.6g} vs ‖W‖_F² {res.frobenius_sq:.6g}, "
+                                        f"z = {res.z:.2f}")
+
+    prop()
+
+
+def _random_matrix(rows: int, cols: int, scale: float, seed: int, heavy: bool) -> np.ndarray:
+    """A random matrix; ``heavy`` draws Student-t(3) entries (the identity holds for any W)."""
+    rng = np.random.default_rng(seed)
+    m = rng.standard_t(3, (rows, cols)) if heavy else rng.standard_normal((rows, cols))
+    return scale * m
+
+
+# ----------------------------------------------------------------------------------------------
+# RN-9
+# ----------------------------------------------------------------------------------------------
+@claim("RN-9", title="norm = std·√d_model for a zero-mean stream", source="RN footnote 1", processing="compat")
+def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
+    """RN-9: for a zero-mean residual vector x, ‖x‖ = std(x)·√d_model.
+
+    Statistic: over the probe's sample of ≤ 512 content token vectors at every point (resid_pre of
+    each block + final resid_post), the premise |mean(x)|/std(x) (mean across d_model, per token;
+    max over tokens) and the identity's error |‖x‖/(std(x)·√d) − 1| (max over tokens; std is the
+    population std across the d_model entries). Premise: TransformerLens compat processing
+    (center_writing_weights) makes the stream zero-mean — for LayerNorm models only; RMSNorm models
+    cannot be centred, so there the premise fails and the claim is skipped with that reason (the
+    mean is reported). LayerNorm models must satisfy premise and identity within ``tol`` (1e-4).
+    Encoders: the premise is measured the same way (post-LN outputs carry the LN bias).
+    """
+    probe = ctx.probe()
+    info = ctx.info
+    tol = ctx.expectation.get("tol", 1e-4)
+    d = probe.d_model
+    prem, ident = [], []
+    for st_ in probe.points:
+        x = st_.sample.double() if st_.sample is not None else torch.zeros(0, d, dtype=torch.float64)
+        if x.shape[0] == 0:
+            prem.append(float("nan"))
+            ident.append(float("nan"))
+            continue
+        mu, sd = x.mean(-1), x.std(-1, unbiased=False)
+        prem.append(float((mu.abs() / sd).max()))
+        ident.append(float((x.norm(dim=-1) / (sd * math.sqrt(d)) - 1).abs().max()))
+    premise, err = float(np.nanmax(prem)), float(np.nanmax(ident))
+    ctx.statistic("max over sampled content tokens and points of |‖x‖/(std(x)·√d) − 1|; premise max |mean|/std")
+    ctx.conventions(hooks="resid_pre of each block + final resid_post", positions="content (probe sample, ≤512/point)",
+                    std="population std across d_model", processing="compat")
+    ctx.measured(max_mean_over_std=premise, max_identity_error=err, mean_over_std_per_point=prem,
+                 identity_error_per_point=ident)
+    ctx.expected(max_identity_error_below=tol, premise="zero-mean stream (compat centring)")
+    ctx.tolerance(tol=tol)
+    if info.normalization == "RMS":
+        ctx.skip(f"premise fails: RMSNorm model, compat processing cannot centre the residual stream "
+                 f"(center_writing_weights needs LayerNorm); measured max |mean|/std = {premise:.3g}")
+    if info.is_encoder:
+        ctx.skip(f"post-norm encoder: the stream is a LayerNorm output plus bias, not centred by compat "
+                 f"processing (premise); measured max |mean|/std = {premise:.3g}")
+    ctx.check(premise <= tol, f"premise fails on a LayerNorm model under compat processing: max |mean|/std = "
+                              f"{premise:.3g} > {tol} (center_writing_weights did not centre the stream)")
+    ctx.check(err <= tol, f"‖x‖ vs std·√d: max relative error {err:.3g} > {tol}")

@@ -176,7 +176,7 @@ def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict
     ctx.require(not info.is_encoder, "bidirectional encoder: next-token loss is not defined for it")
     texts = list(ctx.session.corpus.sample(min(n_prompts, len(ctx.session.corpus)), seed=0).texts)
     kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
-              pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=min(info.n_ctx, 256),
+              pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=min(info.n_ctx, 128),
               device=info.device)
     return ctx.model().bridge, texts, kw
 
@@ -186,7 +186,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     """RS-3: skipping the last k blocks hurts next-token loss far less than skipping the first k.
 
     Statistic: mean next-token cross-entropy (nats, every real target token) on ``n_prompts`` (default
-    16) stratified corpus prompts (seed 0, ≤256 tokens), for the intact model and with blocks skipped:
+    16) stratified corpus prompts (seed 0, ≤128 tokens), for the intact model and with blocks skipped:
     a block is skipped by a forward hook on ``blocks.{i}.hook_resid_post`` returning the
     ``blocks.{i}.hook_resid_pre`` value saved in the same forward (output := input). For each k in
     ``ks`` (default 1, 2 and round(L/4)): Δ_head(k) = loss(skip blocks 0…k-1) − base, Δ_tail(k) =
@@ -212,7 +212,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
                   "(block output := block input)")
     ctx.conventions(ablation="forward hooks: blocks.{i}.hook_resid_post := saved blocks.{i}.hook_resid_pre",
                     loss="mean next-token cross-entropy over real target tokens (nats)",
-                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤256 tokens", processing="raw")
+                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤128 tokens", processing="raw")
     ctx.measured(base_loss=base, uniform_loss=float(np.log(ctx.info.d_vocab)), per_k=rows)
     ctx.expected(factor=factor, ks=ks)
     ctx.figure({"id": "rs3-skip", "title": "RS-3 loss increase when skipping k blocks", "xlabel": "k",
@@ -258,7 +258,7 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     ctx.conventions(ablation="sequential: resid_mid := attn_out, resid_post := mlp_out; parallel: resid_post := "
                     "attn_out + mlp_out (forward hooks)", block_kind="parallel" if parallel else "sequential",
                     loss="mean next-token cross-entropy over real target tokens (nats)",
-                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤256 tokens", processing="raw")
+                    prompts=f"{len(texts)} stratified corpus prompts, seed 0, ≤128 tokens", processing="raw")
     ctx.measured(base_loss=base, uniform_loss=float(np.log(info.d_vocab)), per_block=rows)
     ctx.expected(min_increase=min_inc)
     bad = [r for r in rows if not r["holds"]]

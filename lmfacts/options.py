@@ -26,9 +26,16 @@ class Target:
     device: str
 
     @property
+    def name(self) -> str:
+        """The model's display name (a path shows as its file or directory name)."""
+        from lmfacts.models.names import parse_model_name
+
+        return parse_model_name(self.model).display_name
+
+    @property
     def id(self) -> str:
         """The readable id used in test ids, e.g. ``smollm2-135m-cpu``."""
-        return f"{self.model}-{self.device}".replace("/", "_")
+        return f"{self.name}-{self.device}".replace("/", "_")
 
 
 @dataclass(frozen=True)

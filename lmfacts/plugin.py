@@ -181,7 +181,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
     return ClaimRecord(claim=spec.id, title=spec.title, source=spec.source, nodeid=item.nodeid,
-                       model=target.model, device=target.device, dtype=lm.options.dtype,
+                       model=target.name, device=target.device, dtype=lm.options.dtype,
                        processing=spec.processing)
 
 

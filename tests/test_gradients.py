@@ -38,6 +38,6 @@ def test_gradients_are_per_example_and_exact(name: str) -> None:
     ref = np.concatenate([g.double().numpy().ravel() for g in grads if g is not None])
     for p in params:
         p.requires_grad_(False)
-    assert ex[1].loss == pytest.approx(float(loss), rel=1e-5)
+    assert ex[1].loss == pytest.approx(loss.item(), rel=1e-5)
     np.testing.assert_allclose(ex[1].grads[1], ref, rtol=1e-4, atol=1e-8)
     assert np.abs(ex[1].grads[1]).max() > 0

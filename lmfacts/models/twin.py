@@ -45,7 +45,7 @@ def build_random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
 
     The HF model class of ``lm`` (e.g. ``LlamaForCausalLM``, ``BertForMaskedLM``) is instantiated
     from a copy of its config with any quantisation config removed; the global torch RNG is not
-    disturbed (the seed is applied inside ``fork_rng``).
+    disturbed (the whole build runs inside ``fork_rng``).
     """
     import torch
     from transformer_lens.model_bridge import TransformerBridge
@@ -56,12 +56,10 @@ def build_random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     cls = type(original)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet():  # booting draws from the RNG too: keep the caller's
         torch.manual_seed(seed)
-        with _quiet():
-            model = cls(config)
-    model = model.to(device=lm.info.device, dtype=torch_dtype(lm.info.dtype)).eval()
-    with _quiet():
+        model = cls(config)
+        model = model.to(device=lm.info.device, dtype=torch_dtype(lm.info.dtype)).eval()
         bridge = TransformerBridge.boot_transformers(
             f"lmfacts-twin/{lm.info.name}", hf_model=model, tokenizer=lm.tokenizer, device=lm.info.device,
             dtype=torch_dtype(lm.info.dtype),

@@ -92,8 +92,9 @@ class DimensionMoments:
             self._shift_t = x.mean(0)
             self.shift = self._shift_t.double().cpu().numpy()
         y = x - self._shift_t
-        y2 = y * y
-        sums = torch.stack([y.sum(0), y2.sum(0), (y2 * y).sum(0), (y2 * y2).sum(0)]).double().cpu().numpy()
+        lv = torch.linalg.vector_norm
+        sums = torch.stack([y.sum(0), lv(y, 2, dim=0).square(), (y * y * y).sum(0),
+                            lv(y, 4, dim=0).square().square()]).double().cpu().numpy()
         self.n += x.shape[0]
         self.s1 += sums[0]
         self.s2 += sums[1]
@@ -154,12 +155,17 @@ class PointStats:
 def per_token_kurtosis(x: torch.Tensor) -> torch.Tensor:
     """Pearson kurtosis of each row across its dimensions (the RS post's convention), in float32."""
     c = x - x.mean(-1, keepdim=True)
-    c2 = c * c
-    return (c2 * c2).mean(-1) / c2.mean(-1).square()
+    lv = torch.linalg.vector_norm
+    m2 = lv(c, 2, dim=-1).square()
+    m4 = lv(c, 4, dim=-1).square().square()
+    return m4 * x.shape[-1] / (m2 * m2)
 
 
 def update_sample(stats: PointStats, x: torch.Tensor, keys: torch.Tensor, cap: int) -> None:
     """Keep the ``cap`` rows with the smallest random keys (a mergeable uniform reservoir)."""
+    if stats.sample is not None and stats.sample_keys is not None and stats.sample_keys.numel() >= cap:
+        keep = keys < stats.sample_keys.max()  # only rows that can enter the reservoir
+        x, keys = x[keep], keys[keep]
     if stats.sample is None:
         pool_x, pool_k = x, keys
     else:

@@ -195,7 +195,8 @@ class _Probe:
         st.token_kurtosis_sum += float(per_token_kurtosis(xc).double().sum())
         st.n_tokens += xc.shape[0]
         ax = xc.abs()
-        ext = torch.stack([xc.max(0).values, xc.min(0).values, ax.sum(0)]).double().cpu().numpy()
+        lo, hi = torch.aminmax(xc, dim=0)
+        ext = torch.stack([hi, lo, ax.sum(0)]).double().cpu().numpy()
         st.max_signed = np.maximum(st.max_signed, ext[0])
         st.min_signed = np.minimum(st.min_signed, ext[1])
         st.abs_sum += ext[2]
