@@ -3,10 +3,10 @@
 Nothing here imports torch; matplotlib is imported only when figures are drawn.
 """
 
+from lmfacts.jsonsafe import dumps, to_jsonable
 from lmfacts.report.assemble import assemble_report, build_report, final_records
 from lmfacts.report.diff import OutcomeChange, RunDiff, ValueChange, diff_runs, format_diff
 from lmfacts.report.html import render_html
-from lmfacts.report.jsonsafe import dumps, to_jsonable
 from lmfacts.report.markdown import render_markdown
 from lmfacts.report.paths import git_short_sha, latest_run, list_runs, new_run_id
 from lmfacts.report.render import render_run

@@ -7,31 +7,13 @@ appends it to ``results.jsonl``. Its JSON form is the per-result contract of ``r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmfacts.jsonsafe import to_jsonable
+
 USER_PROPERTY = "lmfacts_record"
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
-
-
-def json_safe(value: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, tuples and non-finite floats into JSON values (NaN → None)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return json_safe(value.to_dict())
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return json_safe(value.tolist())
-    return str(value)
 
 
 @dataclass
@@ -62,4 +44,4 @@ class ClaimRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe record."""
-        return json_safe(dict(self.__dict__))
+        return to_jsonable(dict(self.__dict__))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmfacts.jsonsafe import dumps
 from lmfacts.report.assemble import assemble_report
 from lmfacts.report.html import render_html
-from lmfacts.report.jsonsafe import dumps
 from lmfacts.report.markdown import render_markdown
 from lmfacts.report.paths import REPORT_HTML, REPORT_JSON, REPORT_MD
 from lmfacts.report.store import write_text_atomic

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lmfacts.report.jsonsafe import dumps
+from lmfacts.jsonsafe import dumps
 from lmfacts.report.paths import RESULTS_JSONL, RUN_JSON
 
 SCHEMA_VERSION = 1

@@ -3,7 +3,7 @@
 Conventions, applied recursively:
 
 * NaN, ``+inf`` and ``-inf`` become ``null`` (strict JSON has no literal for them; this
-  matches ``lmfacts.report.recorder.json_safe``). Renderers show ``null`` as a gap / "null".
+  the one converter of the project: records, stats results and reports all use it). Renderers show ``null`` as a gap / "null".
 * numpy scalars and arrays, and anything else with ``tolist()`` (e.g. a torch tensor),
   become Python numbers and lists.
 * tuples and sets become lists (sets sorted when possible), mapping keys become strings,
@@ -45,6 +45,9 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in items]
     if isinstance(obj, PurePath):
         return str(obj)
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, type):
+        return to_jsonable(to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(dataclasses.asdict(obj))
     tolist = getattr(obj, "tolist", None)
