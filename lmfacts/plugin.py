@@ -288,6 +288,8 @@ class RunReporter:
             self.lm.open_store()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.lm.store is None and any(n in (USER_PROPERTY, MODEL_PROPERTY) for n, _ in report.user_properties):
+            self.lm.open_store()  # under xdist the controller collects nothing: open at the first record
         for name, value in report.user_properties:
             if name == MODEL_PROPERTY:
                 key = f"{value['name']}|{value['device']}|{value['weight_processing']}"
