@@ -186,7 +186,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     """RS-3: skipping the last k blocks hurts next-token loss far less than skipping the first k.
 
     Statistic: mean next-token cross-entropy (nats, every real target token) on ``n_prompts`` (default
-    16) stratified corpus prompts (seed 0, ≤128 tokens), for the intact model and with blocks skipped:
+    8) stratified corpus prompts (seed 0, ≤128 tokens), for the intact model and with blocks skipped:
     a block is skipped by a forward hook on ``blocks.{i}.hook_resid_post`` returning the
     ``blocks.{i}.hook_resid_pre`` value saved in the same forward (output := input). For each k in
     ``ks`` (default 1, 2 and round(L/4)): Δ_head(k) = loss(skip blocks 0…k-1) − base, Δ_tail(k) =
@@ -196,7 +196,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     from lmfacts.ablation import next_token_loss, skip_block_hooks
 
     exp = ctx.expectation
-    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 16))
+    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 8))
     L = ctx.info.n_layers
     ks = sorted({k for k in exp.get("ks", [1, 2, max(1, round(L / 4))]) if 1 <= k < L})
     factor = exp.get("factor", 2.0)
@@ -241,7 +241,7 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     from lmfacts.ablation import next_token_loss, remove_skip_hooks, skip_block_hooks
 
     exp = ctx.expectation
-    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 16))
+    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 8))
     info = ctx.info
     L = info.n_layers
     min_inc = exp.get("min_increase", 1.0)

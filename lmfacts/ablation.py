@@ -20,7 +20,7 @@ Nothing here copies a model: every ablation is a list of ``(hook name, fn)`` pai
 
 :func:`next_token_loss` is the mean cross-entropy of predicting token t+1 from positions ≤ t, over
 every real (non-padding) target token of every prompt (the target after BOS counts; BOS itself is
-never a target), computed in float64 from the logits.
+never a target), as logsumexp(logits) − logit[target] in float32, summed in float64.
 """
 
 from __future__ import annotations
@@ -101,9 +101,11 @@ def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Ho
                                padding_side=padding_side, pad_id=pad_id, device=device)
             logits = bridge.run_with_hooks(batch.tokens, fwd_hooks=list(fwd_hooks),
                                            attention_mask=batch.attention_mask, return_type="logits")
-            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+            lg = logits[:, :-1].float()
             target = batch.tokens[:, 1:]
-            nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            # logsumexp − target logit: no [b, p, vocab] log-softmax copy (vocab can be 50k–260k)
+            nll = (torch.logsumexp(lg, dim=-1) - lg.gather(-1, target.unsqueeze(-1)).squeeze(-1)).double()
+            del lg, logits
             real = (batch.attention_mask[:, :-1].bool() & batch.attention_mask[:, 1:].bool())
             if not torch.isfinite(nll[real]).all():
                 raise FloatingPointError("non-finite next-token loss: the (ablated) model produced NaN/inf logits")
