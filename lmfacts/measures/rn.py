@@ -24,12 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lmfacts.stats.growth import fit_growth_rate, growth_curvature, per_layer_rates, two_point_rate
+
+if TYPE_CHECKING:  # torch is imported lazily: collecting the claims must not import it
+    import torch
 
 DEFAULT_RATE_MIN = 1.0  # general predicate: the stream grows over the window
 DEFAULT_MIN_R2 = 0.9  # general predicate: log-norm is close to linear in the layer (exponential growth)
@@ -87,7 +89,8 @@ def in_band(value: float, band: tuple[float | None, float | None]) -> bool:
 def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
     """RN-1 over the corpus: LSQ and two-point growth rate of the mean content resid_pre norm.
 
-    Returns ``rate`` (exp of the OLS slope of log mean norm vs point over the window), ``r2``,
+    Returns ``rate`` (exp of the OLS slope of log mean norm vs point over the window, fitted to the
+    mean over prompts of each prompt's content mean, so the bootstrap CI resamples it), ``r2``,
     ``ci`` (bootstrap over prompts), ``two_point_rate`` (the post's by-eye estimator), ``window``,
     ``norms`` (the mean content norm at every point, L + 1 values), ``bos_norms``, ``pad_norms``,
     ``per_layer_rates`` and the curvature fit (``curvature_c``, ``superexponential``).
@@ -171,6 +174,8 @@ def single_prompt_pass(lm: Any, text: str) -> PromptPass:
     the last block's ``hook_resid_post``; the pass stops at ``ln_final.hook_in`` (no logits).
     Raises :class:`lmfacts.probe.batching.PromptError` for an empty prompt.
     """
+    import torch
+
     from lmfacts.probe.batching import tokenize_one
     from lmfacts.probe.probe import stop_before_unembed_hook
 
@@ -223,6 +228,8 @@ def normalise(x: torch.Tensor, normalization: str, eps: float = 1e-5) -> torch.T
 
 def random_normalised_inputs(n: int, d: int, normalization: str, seed: int) -> torch.Tensor:
     """``n`` random N(0, I_d) vectors normalised as the model's norm would (see :func:`normalise`)."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     return normalise(torch.randn(n, d, generator=g), normalization)
 
@@ -263,6 +270,8 @@ def mlp_forward(lw: Any, x_norm: torch.Tensor, act_fn: str) -> torch.Tensor:
 
 def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
     """Σ_h ln1(x)·W_OV_h for normalised inputs (the attention output if every head attended to x alone, no b_O)."""
+    import torch
+
     x = _gain(x_norm, lw.ln1_w, lw.ln1_b)
     return torch.einsum("nd,hdk,hke->ne", x, lw.W_V, lw.W_O)
 
@@ -276,6 +285,8 @@ def layer_weight_stats(views: Any, normalization: str, act_fn: str, n_random: in
     ``ov_random_norm``: mean ‖Σ_h x W_OV_h‖ on the same kind of inputs (ln1 gain applied);
     ``random_active_share``: share of MLP pre-activations > 0 on those inputs.
     """
+    import torch
+
     L = views.n_layers
     d = views.cfg.d_model
     out = {k: np.full(L, np.nan) for k in ("ov_fro_mean", "ov_fro_sum", "b_o_norm", "mlp_random_norm",
