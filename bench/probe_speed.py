@@ -4,8 +4,9 @@
     python bench/probe_speed.py [--model smollm2-135m] [--prompts 32] [--tokens 64] [--reps 3]
 
 Times, on the same batch of ``--prompts`` corpus prompts cut to about ``--tokens`` tokens:
-(a) a bare forward pass (logits), (b) the streaming probe (all accumulators; stops before the
-unembedding), (c) ``run_with_cache`` of every hook. Each variant runs in its own subprocess so its
+(a) a bare forward pass (logits), (b) the streaming probe (all accumulators on every token; stops
+before the unembedding), (c) ``run_with_cache`` of every hook; and two cheaper probe plans:
+(b') distribution statistics on 512 random content tokens per batch, (b'') norms only. Each variant runs in its own subprocess so its
 peak RSS is its own. Prints one line per variant, then the ratios (lines containing "ratio").
 Reported times are the median of ``--reps`` repetitions after one warm-up.
 """
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLED_TOKENS = 512
 sys.path.insert(0, str(ROOT))
 
 
@@ -46,7 +48,7 @@ def run_variant(variant: str, model: str, n: int, tokens: int, reps: int) -> dic
 
     from lmfacts.models.loading import load_model
     from lmfacts.probe.batching import make_batch
-    from lmfacts.probe.probe import run_probe
+    from lmfacts.probe.probe import ProbePlan, run_probe
 
     lm = load_model(model)
     info, bridge = lm.info, lm.bridge
@@ -59,9 +61,11 @@ def run_variant(variant: str, model: str, n: int, tokens: int, reps: int) -> dic
         with torch.inference_mode():
             if variant == "forward":
                 bridge(batch.tokens, attention_mask=batch.attention_mask)
-            elif variant == "probe":
+            elif variant.startswith("probe"):
+                plan = {"probe": ProbePlan(), "probe-sampled": ProbePlan(sample_tokens=SAMPLED_TOKENS),
+                        "probe-norms": ProbePlan(distributions=False)}[variant]
                 run_probe(bridge, texts, prepend_bos=info.prepends_bos, padding_side=info.padding_side,
-                          pad_id=info.pad_token_id or 0, n_ctx=info.n_ctx, batch_size=len(texts))
+                          pad_id=info.pad_token_id or 0, n_ctx=info.n_ctx, batch_size=len(texts), plan=plan)
             else:
                 _, cache = bridge.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
                 del cache
@@ -91,8 +95,9 @@ def main() -> int:
         print(json.dumps(run_variant(a.variant, a.model, a.prompts, a.tokens, a.reps)))
         return 0
     results = {}
-    labels = {"forward": "(a) bare forward", "probe": "(b) streaming probe", "cache": "(c) run_with_cache(all)"}
-    for variant in ("forward", "probe", "cache"):
+    labels = {"forward": "(a) bare forward", "probe": "(b) streaming probe", "cache": "(c) run_with_cache(all)",
+              "probe-sampled": f"(b') probe, {SAMPLED_TOKENS} tok/batch", "probe-norms": "(b'') probe, norms only"}
+    for variant in ("forward", "probe", "cache", "probe-sampled", "probe-norms"):
         proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--model", a.model,
                                "--prompts", str(a.prompts), "--tokens", str(a.tokens), "--reps", str(a.reps)],
                               capture_output=True, text=True)
@@ -107,6 +112,8 @@ def main() -> int:
     print(f"ratio (b)/(a) probe/forward = {p / f:.3f}")
     print(f"ratio (c)/(a) cache/forward = {c / f:.3f}")
     print(f"ratio (b)/(c) probe/cache   = {p / c:.3f}")
+    print(f"ratio (b')/(a) sampled probe/forward = {results['probe-sampled']['median_s'] / f:.3f}")
+    print(f"ratio (b'')/(a) norms-only probe/forward = {results['probe-norms']['median_s'] / f:.3f}")
     return 0
 
 

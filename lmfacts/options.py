@@ -53,6 +53,7 @@ class RunOptions:
     trust_remote_code: bool
     max_prompts: int | None
     batch_size: int
+    probe_sample_tokens: int | None
     compare_latest: bool
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -75,6 +76,7 @@ class RunOptions:
             "trust_remote_code": self.trust_remote_code,
             "max_prompts": self.max_prompts,
             "batch_size": self.batch_size,
+            "probe_sample_tokens": self.probe_sample_tokens,
         }
 
 
@@ -120,6 +122,9 @@ def add_options(parser: pytest.Parser) -> None:
                 help="use a stratified subset of N corpus prompts for corpus-level claims.")
     g.addoption("--batch-size", dest="lmfacts_batch_size", type=_positive_int, default=16, metavar="N",
                 help="prompts per forward pass of the probe (default 16).")
+    g.addoption("--probe-sample-tokens", dest="lmfacts_probe_sample_tokens", type=_positive_int, default=None,
+                metavar="N", help="feed at most N random content tokens per batch to the distribution statistics "
+                                  "(moments, kurtosis, covariance); default: every token. Norms stay exact.")
     g.addoption("--report-dir", dest="lmfacts_report_dir", default="reports", metavar="DIR",
                 help="where reports/<run-id>/ is written (default reports/).")
     g.addoption("--n-devices", dest="lmfacts_n_devices", type=_positive_int, default=None, metavar="N",
@@ -200,5 +205,6 @@ def read_options(config: pytest.Config) -> RunOptions:
         trust_remote_code=bool(config.getoption("lmfacts_trust_remote_code")),
         max_prompts=config.getoption("lmfacts_max_prompts"),
         batch_size=config.getoption("lmfacts_batch_size"),
+        probe_sample_tokens=config.getoption("lmfacts_probe_sample_tokens"),
         compare_latest=bool(config.getoption("lmfacts_compare_latest")),
     )

@@ -73,7 +73,7 @@ class LmfactsSession:
         """The probe result for (target, processing), computed once."""
         key = (target, processing)
         if key not in self._probes:
-            from lmfacts.probe.probe import run_probe
+            from lmfacts.probe.probe import ProbePlan, run_probe
 
             lm = self.pool.get(target, processing)
             info = lm.info
@@ -81,6 +81,7 @@ class LmfactsSession:
                 lm.bridge, self.probe_texts(), prepend_bos=info.prepends_bos, padding_side=info.padding_side,
                 pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
                 device=info.device, batch_size=self.options.batch_size,
+                plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
             )
         return self._probes[key]
 

@@ -36,6 +36,10 @@ class ProbePlan:
     distributions: bool = True  # moments, per-token kurtosis, extremes, top-k dims, sample
     covariance: bool = True
     rotated: bool = True
+    # At most this many content tokens per batch (a uniform random subset, the same one at every
+    # point) feed the moment / kurtosis / covariance / top-k / sample accumulators; None = every
+    # token. Norms, the RN-4 bound and the per-dimension extremes always see every token.
+    sample_tokens: int | None = None
 
 
 @dataclass
@@ -62,6 +66,7 @@ class ProbeResult:
     bos_max_rel_dev: np.ndarray  # per point, max over prompts of ‖bos − bos₀‖/‖bos₀‖
     truncated_prompts: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    plan: ProbePlan = field(default_factory=lambda: ProbePlan())
 
     def mlp_active_share(self) -> np.ndarray:
         """Share of MLP pre-activations > 0 per block over content tokens (RN-7)."""
@@ -109,12 +114,17 @@ class _Probe:
         self.bos_dev = np.zeros(n_layers + 1)
         self.has_mid = all(f"blocks.{i}.hook_resid_mid" in names for i in range(n_layers))
         self.batch: Batch | None = None
+        self.subset: torch.Tensor | None = None
         self.gen = torch.Generator().manual_seed(ROTATION_SEED + 1)
         self._tok_norms: dict[tuple[str, int], torch.Tensor] = {}
 
     # -- per batch -------------------------------------------------------------------------
     def start(self, batch: Batch) -> None:
         self.batch = batch
+        self.subset = None
+        n = int(batch.content.sum())
+        if self.plan.sample_tokens is not None and n > self.plan.sample_tokens:
+            self.subset = torch.randperm(n, generator=self.gen)[: self.plan.sample_tokens].sort().values
         for sums in (self.resid, self.resid_mid, self.attn_out, self.mlp_out):
             sums.start_batch(batch.tokens.shape[0])
 
@@ -191,11 +201,13 @@ class _Probe:
         st = self.points[point]
         if xc.shape[0] == 0:
             return
+        lo, hi = torch.aminmax(xc, dim=0)  # extremes over every content token
+        if self.subset is not None:
+            xc = xc[self.subset.to(xc.device)]
         st.moments.add(xc)
         st.token_kurtosis_sum += float(per_token_kurtosis(xc).double().sum())
         st.n_tokens += xc.shape[0]
         ax = xc.abs()
-        lo, hi = torch.aminmax(xc, dim=0)
         ext = torch.stack([hi, lo, ax.sum(0)]).double().cpu().numpy()
         st.max_signed = np.maximum(st.max_signed, ext[0])
         st.min_signed = np.minimum(st.min_signed, ext[1])
@@ -274,7 +286,7 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
         points=probe.points, rotation=probe.rotation64.numpy(), mlp_pos_count=probe.mlp_pos,
         mlp_count=probe.mlp_n, bound_min_slack=probe.min_slack, bound_violations=probe.violations,
         bound_checked=probe.checked, bos_first=probe.bos_first, bos_max_rel_dev=probe.bos_dev,
-        truncated_prompts=truncated, seconds=time.perf_counter() - t0,
+        truncated_prompts=truncated, seconds=time.perf_counter() - t0, plan=plan,
     )
 
 
