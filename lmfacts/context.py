@@ -95,8 +95,14 @@ class ClaimContext:
         self._rec().figures.append(spec)
 
     def witness(self, text: str, tokens: list[int] | None, value: Any) -> None:
-        """The current Hypothesis example; kept in the report only when the claim fails."""
-        self._rec().witness = {"text": text, "tokens": tokens, "value": value}
+        """The current Hypothesis example; kept in the report only when the claim fails.
+
+        It also clears the reason left by an earlier example, so a failing per-prompt claim reports
+        the reason of its final (shrunk) example only.
+        """
+        rec = self._rec()
+        rec.witness = {"text": text, "tokens": tokens, "value": value}
+        rec.reason = None
 
     def observe(self, value: float) -> None:
         """One per-example value of a per-prompt claim (summarised in the record)."""

@@ -133,8 +133,13 @@ def lmfacts_session(pytestconfig: pytest.Config) -> Any:
 @pytest.fixture(scope="session")
 def ctx(lmfacts_session: Any, target: Target) -> Any:
     """The :class:`lmfacts.context.ClaimContext` of one (model, device); the model loads here once."""
+    from lmfacts.models.names import ModelUnavailableError, UnknownModelError
+
     context = ClaimContext(lmfacts_session, target)
-    context.model("raw")
+    try:
+        context.model("raw")
+    except (ModelUnavailableError, UnknownModelError) as exc:
+        pytest.fail(f"cannot load {target.model}: {exc}", pytrace=False)  # a clear message, no traceback
     yield context
     lmfacts_session.release_target(target)
 
@@ -263,8 +268,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _short_reason(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr)
-    return text.strip().splitlines()[0][:500] if text.strip() else "failed"
+    text = (crash.message if crash is not None else str(report.longrepr)).strip()
+    return " ".join(line.strip() for line in text.splitlines())[:1000] if text else "failed"
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
