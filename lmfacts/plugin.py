@@ -95,6 +95,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup`` (lmfacts's default with ``-n``), one worker per (model, device)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from lmfacts.xdist_scheduling import TargetScheduling
+
+    return TargetScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist controller → worker
     lm = node.config.stash.get(SESSION_KEY, None)
     if lm is not None:
@@ -117,8 +127,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     options = config.stash[SESSION_KEY].options
     mark = metafunc.definition.get_closest_marker("lmfacts_claim")
     prefix = f"{mark.args[0].id}-" if mark else ""
-    targets = options.targets
-    metafunc.parametrize("target", targets, ids=[prefix + t.id for t in targets], scope="session")
+    # The xdist_group mark (set here, before xdist's own collection hook reads it) keeps each
+    # target's tests on one worker under --dist loadgroup, so no worker loads a model twice.
+    params = [pytest.param(t, id=prefix + t.id, marks=pytest.mark.xdist_group(name=t.id)) for t in options.targets]
+    metafunc.parametrize("target", params, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +158,7 @@ def ctx(lmfacts_session: Any, target: Target) -> Any:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep each target's tests together, raw-processing claims before compat ones; group for xdist."""
+    """Keep each target's tests together, raw-processing claims before compat ones."""
     order = {"raw": 0, "compat": 1}
 
     def key(pair: tuple[int, pytest.Item]) -> tuple[Any, ...]:
@@ -159,12 +171,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (1, target.id, order.get(spec.processing if spec else "raw", 0), i)
 
     targets_first: dict[str, int] = {}
-    for _, item in enumerate(items):
+    for item in items:
         callspec = getattr(item, "callspec", None)
         t = callspec.params.get("target") if callspec else None
         if t is not None:
             targets_first.setdefault(t.id, len(targets_first))
-            item.add_marker(pytest.mark.xdist_group(name=t.id))
     items[:] = [it for _, it in sorted(enumerate(items), key=lambda p: (
         key(p)[0], targets_first.get(key(p)[1], -1), key(p)[2], key(p)[3]))]
 

@@ -8,10 +8,20 @@ the same message instead of retrying.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from lmfacts.options import RunOptions, Target, resolve_auto_device
+
+
+def _share_cpu_threads_between_workers() -> None:
+    """Under pytest-xdist, give each worker its share of the CPU threads (no oversubscription)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class ModelPool:
     def _load(self, key: PoolKey) -> None:
         from lmfacts.models.loading import load_model
 
+        _share_cpu_threads_between_workers()
         o = self.options
         try:
             self.loaded = load_model(key.model, device=key.device, dtype=key.dtype, revision=o.revision,

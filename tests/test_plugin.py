@@ -114,14 +114,19 @@ def test_malformed_expectation_file_names_file_and_key(tmp_path: Path) -> None:
 
 def test_xdist_two_workers_write_one_complete_report(tmp_path: Path) -> None:
     pytest.importorskip("xdist")
-    args = ["claims/", "-k", "RN-1 and not RN-1p", "--model", "tiny-gpt2", "--model", "tiny-llama",
+    args = ["claims/", "-k", "RN-1 or RN-4", "--model", "tiny-gpt2", "--model", "tiny-llama",
             "--model", "tiny-neox", "--max-prompts", "8", "-n", "2", "-q"]
     proc, _ = run_pytest(*args, report_dir=tmp_path)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     report = load_report(tmp_path)
     got = sorted(r["model"] for r in report["results"] if r["claim"] == "RN-1")
+    assert {r["claim"] for r in report["results"]} == {"RN-1", "RN-1p", "RN-4", "RN-4p"}
     assert got == ["tiny-gpt2", "tiny-llama", "tiny-neox"]
     assert all(r["outcome"] in ("passed", "failed", "xfailed", "skipped") for r in report["results"])
+    workers = {}
+    for r in report["results"]:
+        workers.setdefault(r["model"], set()).add(r["worker"])
+    assert all(len(w) == 1 and not w & {"main"} for w in workers.values()), workers  # one worker per model
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     assert (run_dir / "report.md").exists() and (run_dir / "report.html").exists()
     lines = (run_dir / "results.jsonl").read_text().splitlines()
@@ -143,3 +148,15 @@ def test_empty_prompt_in_txt_corpus_is_skipped_but_blank_jsonl_text_is_an_error(
     proc, _ = run_pytest("claims/", "--collect-only", "--prompts", str(bad), report_dir=tmp_path / "r")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
     assert "text" in proc.stderr + proc.stdout
+
+
+def test_xdist_scope_is_the_target() -> None:
+    pytest.importorskip("xdist")
+    from lmfacts.xdist_scheduling import target_scope
+
+    a = target_scope("claims/test_rn_norm_growth.py::test_rn1_exponential_growth[RN-1-smollm2-135m-cpu]")
+    b = target_scope("claims/test_bf_distributions.py::test_bf1_gaussian_with_outliers[BF-1-smollm2-135m-cpu]")
+    c = target_scope("claims/test_rn_norm_growth.py::test_rn1_per_prompt_growth[RN-1p-smollm2-135m-cpu]@x")
+    d = target_scope("claims/test_rn_norm_growth.py::test_rn1_exponential_growth[RN-1-minilm-l6-cpu]")
+    assert a == b == c == "target:smollm2-135m-cpu" and d == "target:minilm-l6-cpu"
+    assert target_scope("tests/test_x.py::test_y") == "tests/test_x.py"

@@ -7,6 +7,7 @@ appends it to ``results.jsonl``. Its JSON form is the per-result contract of ``r
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class ClaimRecord:
     reason: str | None = None
     outcome: str | None = None
     duration_s: float = 0.0
+    worker: str = field(default_factory=lambda: os.environ.get("PYTEST_XDIST_WORKER", "main"))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe record."""
