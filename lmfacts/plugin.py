@@ -62,8 +62,35 @@ def _load_hypothesis_profile(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(str(exc)) from None
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Give a randomised Hypothesis profile a recorded seed, so a run can be replayed exactly.
+
+    Runs before Hypothesis's own plugin reads ``--hypothesis-seed``: the controller draws a seed
+    (unless one was given) and xdist workers take the controller's.
+    """
+    import secrets
+
+    from lmfacts.profiles import resolve_profile_name, select_profile
+
+    if config.getoption("hypothesis_seed", None) is not None:
+        return
+    worker_seed = getattr(config, "workerinput", {}).get("lmfacts_hypothesis_seed")
+    if worker_seed is not None:
+        config.option.hypothesis_seed = worker_seed
+        return
+    try:
+        name = resolve_profile_name(select_profile(config.getoption("hypothesis_profile", None), os.environ))
+    except ValueError:
+        return  # reported as a usage error by start_session
+    from hypothesis import settings
+
+    if not settings.get_profile(name).derandomize:
+        config.option.hypothesis_seed = str(secrets.randbelow(2**32))
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_configure")
+def pytest_configure_session(config: pytest.Config) -> None:
     """Validate the options (usage errors before any test runs) and hang the session on the config."""
     config.addinivalue_line("markers", "lmfacts_claim(spec): the catalogue claim a test measures (set by @claim)")
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
@@ -109,6 +136,7 @@ def pytest_configure_node(node: Any) -> None:  # xdist controller → worker
     lm = node.config.stash.get(SESSION_KEY, None)
     if lm is not None:
         node.workerinput["lmfacts_run_id"] = lm.run_id
+        node.workerinput["lmfacts_hypothesis_seed"] = node.config.getoption("hypothesis_seed", None)
 
 
 def _session(config: pytest.Config) -> Any:

@@ -160,3 +160,18 @@ def test_xdist_scope_is_the_target() -> None:
     d = target_scope("claims/test_rn_norm_growth.py::test_rn1_exponential_growth[RN-1-minilm-l6-cpu]")
     assert a == b == c == "target:smollm2-135m-cpu" and d == "target:minilm-l6-cpu"
     assert target_scope("tests/test_x.py::test_y") == "tests/test_x.py"
+
+
+def test_randomised_profile_records_a_seed_that_replays(tmp_path: Path) -> None:
+    base = ["claims/", "-k", "RN-8", "--model", "tiny-gpt2", "-q", "--hypothesis-profile", "dev"]
+    proc, _ = run_pytest(*base, report_dir=tmp_path / "a", env={"CI": ""})
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    first = load_report(tmp_path / "a")
+    seed = first["run"]["hypothesis"]["seed"]
+    assert seed is not None and str(seed).isdigit()
+    proc, _ = run_pytest(*base, "--hypothesis-seed", str(seed), report_dir=tmp_path / "b", env={"CI": ""})
+    again = load_report(tmp_path / "b")
+    assert str(again["run"]["hypothesis"]["seed"]) == str(seed)
+    assert again["results"][0]["measured"] == first["results"][0]["measured"]
+    proc, _ = run_pytest(*base[:-2], "--hypothesis-profile", "ci", report_dir=tmp_path / "c")
+    assert load_report(tmp_path / "c")["run"]["hypothesis"]["seed"] is None  # derandomised: no seed needed
