@@ -85,6 +85,7 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     Contested (BF comments: exponential / logistic tails): the best of Gaussian / Laplace / logistic
     MLE fits and the Hill tail index are reported beside the verdict. Alternative convention:
     each dimension z-scored by its own corpus mean/std before pooling (removes per-dimension scale).
+    Source: BF §Activations Are Nearly Gaussian With Outliers.
     """
     exp = ctx.expectation
     info = ctx.info
@@ -152,6 +153,8 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
 def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     """BF-2: the few largest-magnitude dimensions are the same across token positions and blocks.
 
+    Statistic: mean pairwise top-k overlap across positions and across blocks, as below.
+
     Across positions, per residual point: mean pairwise overlap |A∩B|/k of the top-k (k = 8) |x|
     dimension sets of every pair of content tokens, computed exactly from the probe's per-dimension
     counts (``PointStats.topk_counts``); averaged over the window (default points 1 … L-1).
@@ -160,6 +163,7 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     shared, the post's "one positive one negative" outlier pair) and exceed ``chance_factor`` × the
     chance level k/d. Hook: ``blocks.{l}.hook_resid_pre``; positions: content; processing: raw.
     Alternative: across blocks with k = 2.
+    Source: BF §Outliers Are Consistent Through The Residual Stream.
     """
     from lmfacts.probe.probe import TOPK_DIMS
     from lmfacts.stats.overlap import consistency_across, top_k_dims
@@ -253,6 +257,8 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     least ``min_share`` of the matrices pass all three. Weights: raw HF weights. Control: the random
     twin (HF init is Gaussian, so it passes by construction; the claim is that training keeps it so).
     Quantised weights: not applicable (the values are quantiser levels).
+    Window: every block (all layers), every weight matrix.
+    Source: BF §Weights Are Nearly Gaussian.
     """
     from lmfacts.models.twin import random_twin
 
@@ -296,6 +302,8 @@ def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
     the median than above. Weights: raw (compat folding would set gains to 1). Norm parameters are
     stored unquantised (F32) even in GGUF files, so this runs on quantised models (the quantisation
     covers attention/MLP matrices and embeddings).
+    Window: every block's ln1/ln2 plus the final norm.
+    Source: BF §Except For LayerNorm Parameters.
     """
     from lmfacts.stats.gaussianity import outlier_excess, robust_standardise
     from lmfacts.stats.moments import kurtosis
@@ -373,6 +381,7 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     lies within 1 ± ``flat_tol`` for W_Q, W_K and W_in. Weights: raw (compat's centring changes W_O and
     W_out on LayerNorm models). Quantised weights: norms are kept by the quantiser to well under 1%, so the
     claim runs (the quantisation is recorded).
+    Source: BF §Writing Weights Grow Throughout The Network And Reading Weights Are Constant.
     """
     from lmfacts.stats.trends import depth_trend
 
@@ -430,6 +439,8 @@ def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     |mean|/std ≤ ``mean_tol``; Gaussian bulk: robust KS of the central 99% ≤ ``bulk_tol``. Holds if at
     least ``min_share`` of (prompt, block) gradients pass both. Outliers (max|z| vs E[max|Z|]) and the
     best of Gaussian / Laplace / logistic fits are reported. Weights: raw. Needs an LM head (decoders).
+    Window: blocks {0, L/2, L-1}.
+    Source: BF §Gradients Are Highly Gaussian.
     """
     from lmfacts.gradients import per_example_qkv_gradients
 
@@ -553,6 +564,8 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     ``min_share`` of matrices are power laws. The fall-off (mean log gap of the last 5% of ranks below
     the fitted power law) is reported. Control: the random twin (Gaussian init: must look like MP).
     Quantised weights: not applicable (quantisation noise lifts the tail of the spectrum).
+    Window: every block, every weight matrix.
+    Source: BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law).
     """
     from lmfacts.models.twin import random_twin
 
@@ -636,6 +649,7 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     ``min_rho``. Hook: ``blocks.{l}.hook_resid_pre`` (+ final); positions: content; processing: raw.
     Control: the random twin's own probe on 32 prompts. Post-LN encoders: the points are LayerNorm
     outputs, whose scale is fixed by the norm, so the growth half is about LN gains there.
+    Source: BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values.
     """
     from lmfacts.models.twin import twin_probe
     from lmfacts.stats.trends import depth_trend

@@ -58,6 +58,7 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     quadratic term of log-norm must be significantly positive. Weight processing: TransformerLens
     compat mode (fold_ln, center_writing_weights), as the post's HookedTransformer. Pre-norm
     decoders only.
+    Source: RN §Summary; §Comparison of various models.
     """
     _decoder_only(ctx)
     exp = ctx.expectation
@@ -102,6 +103,8 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     ``blocks.{l}.hook_resid_pre`` (+ final resid_post) grows over RN-1's window at a fitted
     per-layer rate inside the per-prompt band (``prompt_rate_min`` / ``prompt_rate_max`` of the
     RN-1p expectation; default > 1).
+
+    Statistic: per prompt, exp(least-squares slope of log mean content ‖resid_pre‖ vs layer) over RN-1's window.
 
     Prompts: Hypothesis ``natural_prompts(corpus)`` (corpus prompts, spliced sentences, perturbed
     prompts), one unbatched, unpadded forward pass each (hooks reduce on the fly; the pass stops
@@ -151,6 +154,7 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     at the first real position (the probe's class map tracks it, so it is still BOS). Hooks:
     ``blocks.{l}.hook_resid_pre`` + final resid_post. Processing: compat. Pre-norm decoders that
     prepend a BOS token.
+    Source: RN §Summary; §BOS token and padding.
     """
     from lmfacts.stats.bos import bos_anomaly
 
@@ -209,8 +213,11 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
     for any two prompts, up to float error: max_l ‖bos_a − bos_b‖ / ‖bos_a‖ ≤ ``bos_dev_tol``
     (default 1e-4: float32 with different sequence lengths changes the matmul blocking, ~1e-6).
 
+    Statistic: max over points of ‖bos_a − bos_b‖ / ‖bos_a‖ for a pair of prompts.
+
     Prompts: pairs drawn by Hypothesis from ``natural_prompts(corpus)``. Processing: compat.
     Causal decoders that prepend a BOS token.
+    Source: RN §BOS token.
     """
     _decoder_only(ctx)
     lm = ctx.model()
@@ -249,6 +256,7 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     blocks (resid_pre of blocks lo..hi). Windows: ``attn_window`` / ``mlp_window`` of the
     expectation (gpt2-xl: attn_out falls off after ~30 → attn window 5–30), else ``window``, else
     the default over L blocks. Processing: compat. Pre-norm decoders only.
+    Source: RN §Theories for the source of the growth.
     """
     _decoder_only(ctx)
     exp = ctx.expectation
@@ -284,6 +292,8 @@ def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
     ``hook_attn_out``, ``hook_mlp_out``, ``hook_resid_post``; positions: every real token (BOS
     included, padding excluded). Parallel attention (GPT-NeoX) has no resid_mid; the bound needs
     none. Processing: compat. N/A for post-norm encoders (the sublayer hooks are LN outputs).
+    Window: every block (all layers).
+    Source: RN Appendix 1.
     """
     _decoder_only(ctx)
     probe = ctx.probe()
@@ -304,10 +314,14 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
     """RN-4p (per-prompt variant of RN-4): the bound ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ ‖resid_post_l‖ −
     ‖resid_pre_l‖ holds at every block and token of any prompt, natural or adversarial.
 
+    Statistic: per prompt, the min over blocks and tokens of the slack relative to its float scale.
+
     Prompts: Hypothesis ``natural_prompts(corpus)`` or ``robustness_prompts()`` (single characters,
     repeated words, very long inputs, unusual Unicode; truncated to the context). One unbatched pass
     each. Float tolerance: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖), the scale of float32 rounding
     of the four norms. Hooks as RN-4. Processing: compat. Pre-norm decoders only.
+    Window: every block (all layers).
+    Source: RN Appendix 1.
     """
     _decoder_only(ctx)
     lm = ctx.model()
@@ -347,6 +361,7 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     reported as absent). GQA K/V heads are expanded to one per query head. Weights: compat
     (fold_ln folds ln1's gain into W_V; center_writing_weights centres W_O). On quantised weights
     the Frobenius norms are those of the dequantised matrices (noted). Pre-norm decoders only.
+    Source: RN §Analyzing the Attention weights.
     """
     from lmfacts.weights import WeightViews
 
@@ -389,6 +404,7 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     ‖attn_out‖ (gpt2-xl ≈ 5×; checked only where the expectation gives ``ov_attn_ratio``).
     Parallel blocks (GPT-NeoX) have no resid_mid: the MLP reads ln2(resid_pre), the post's
     "mid := pre"; the random-input statistic is unaffected. Processing: compat. Pre-norm decoders.
+    Source: RN §Analyzing the MLP weights.
     """
     from lmfacts.weights import WeightViews
 
@@ -446,6 +462,7 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     ``share_rate_min`` / ``share_rate_max`` where given). Verdict 2: mean over the window of
     (share on 256 random normalised Gaussian inputs) / (real share) > ``random_ratio_min`` (default
     1; gpt2-xl ≈ 4 → ``random_ratio`` ± ``random_ratio_tol``). Processing: compat. Pre-norm decoders.
+    Source: RN Appendix 3.
     """
     from lmfacts.weights import WeightViews
 
@@ -489,6 +506,7 @@ def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
     Hypothesis; compat weights). Statistic: Monte-Carlo mean of ‖Wx‖² over n Gaussian x, compared to
     ‖W‖_F² in units of its exact standard error sqrt(2‖WᵀW‖_F²/n); verdict |z| ≤ 5. Applies to every
     model (encoders included). Source: RN footnote 5 ("maybe this is a theorem?").
+    Window: every layer and head (drawn by Hypothesis).
     """
 
     from lmfacts.stats.frobenius import frobenius_identity_error
@@ -553,6 +571,7 @@ def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     mean is reported). LayerNorm models must satisfy premise and identity within ``tol`` (1e-4).
     Encoders: the premise is measured the same way (post-LN outputs carry the LN bias); where it
     fails the claim is skipped with the measured value, where it holds the identity is checked.
+    Source: RN footnote 1.
     """
     import torch
 

@@ -65,6 +65,7 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     convention: per feature across tokens (each dimension's kurtosis over the corpus, averaged over
     dimensions). Published gpt2 values (prior-art §3b, MNLI, hidden states 0…12) are compared within a
     factor where the expectation gives them. Control: the random twin's own probe on 32 prompts.
+    Source: RS §Privileged Basis (kurtosis).
     """
     from lmfacts.models.twin import twin_probe
 
@@ -139,6 +140,7 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     Hook: ``blocks.{l}.hook_resid_pre`` + final resid_post (before the final norm); positions: content
     (the post used all padded positions incl. padding; BOS, which carries massive activations in many
     decoders, is excluded here); processing: raw.
+    Source: RS §Privileged Basis (outlier features).
     """
     from lmfacts.stats.outliers import outlier_feature_share, outlier_feature_share_abs
     from lmfacts.stats.trends import depth_trend
@@ -206,6 +208,8 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     ``ks`` (default 1, 2 and round(L/4)): Δ_head(k) = loss(skip blocks 0…k-1) − base, Δ_tail(k) =
     loss(skip blocks L-k…L-1) − base. Holds if Δ_head(k) ≥ ``factor`` × max(Δ_tail(k), 0) and
     Δ_head(k) > 0 for every k (default factor 2: "far less"). Decoders with an LM head only.
+    Window: the first / last k blocks for each k in ``ks``.
+    Source: RS §Head-Tail Ablation.
     """
     from lmfacts.ablation import next_token_loss, skip_block_hooks
 
@@ -255,6 +259,8 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     mlp_out. Holds if the loss rises by at least ``min_increase`` nats (default 1.0, a factor e in
     perplexity) at every tested block. For comparison the loss of skipping the whole block is reported.
     Decoders with an LM head only.
+    Window: blocks {0, L/2, L-1}.
+    Source: RS §Introduction (the stream as shared memory); §Head-Tail Ablation.
     """
     from lmfacts.ablation import next_token_loss, remove_skip_hooks, skip_block_hooks
 

@@ -175,3 +175,21 @@ def test_randomised_profile_records_a_seed_that_replays(tmp_path: Path) -> None:
     assert again["results"][0]["measured"] == first["results"][0]["measured"]
     proc, _ = run_pytest(*base[:-2], "--hypothesis-profile", "ci", report_dir=tmp_path / "c")
     assert load_report(tmp_path / "c")["run"]["hypothesis"]["seed"] is None  # derandomised: no seed needed
+
+
+def test_every_claim_docstring_states_statistic_window_and_source() -> None:
+    import importlib
+    import inspect
+
+    from lmfacts.claims import CLAIMS
+
+    for module in ("claims.test_rn_norm_growth", "claims.test_bf_distributions", "claims.test_rs_basis"):
+        importlib.import_module(module)
+    assert len(CLAIMS) >= 24
+    for claim_id, spec in CLAIMS.items():
+        module, name = spec.function.rsplit(".", 1)
+        doc = inspect.getdoc(getattr(importlib.import_module(module), name)) or ""
+        assert doc.startswith(claim_id), claim_id
+        assert "statistic" in doc.lower(), claim_id
+        assert "window" in doc.lower(), claim_id
+        assert f"Source: {spec.source}" in doc, claim_id
