@@ -154,6 +154,7 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     at the first real position (the probe's class map tracks it, so it is still BOS). Hooks:
     ``blocks.{l}.hook_resid_pre`` + final resid_post. Processing: compat. Pre-norm decoders that
     prepend a BOS token.
+    Window: every residual point (all layers, 0 … L).
     Source: RN §Summary; §BOS token and padding.
     """
     from lmfacts.stats.bos import bos_anomaly
@@ -217,6 +218,7 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
 
     Prompts: pairs drawn by Hypothesis from ``natural_prompts(corpus)``. Processing: compat.
     Causal decoders that prepend a BOS token.
+    Window: every residual point (all layers, 0 … L).
     Source: RN §BOS token.
     """
     _decoder_only(ctx)
@@ -571,6 +573,7 @@ def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     mean is reported). LayerNorm models must satisfy premise and identity within ``tol`` (1e-4).
     Encoders: the premise is measured the same way (post-LN outputs carry the LN bias); where it
     fails the claim is skipped with the measured value, where it holds the identity is checked.
+    Window: every residual point (all layers, 0 … L).
     Source: RN footnote 1.
     """
     import torch

@@ -140,6 +140,7 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     Hook: ``blocks.{l}.hook_resid_pre`` + final resid_post (before the final norm); positions: content
     (the post used all padded positions incl. padding; BOS, which carries massive activations in many
     decoders, is excluded here); processing: raw.
+    Window: every residual point (all layers, 0 … L).
     Source: RS §Privileged Basis (outlier features).
     """
     from lmfacts.stats.outliers import outlier_feature_share, outlier_feature_share_abs
