@@ -534,16 +534,23 @@ def _weight_spectra(bridge: Any, device: str,
 
 def _spectrum_verdicts(bridge: Any, device: str, *, r2_min: float, mp_tol: float,
                        layers: list[int] | None = None) -> dict[str, Any]:
-    from lmfacts.stats.spectrum import compare_to_marchenko_pastur
+    from lmfacts.stats.spectrum import compare_to_marchenko_pastur, marchenko_pastur_singular_values
     from lmfacts.stats.trends import tail_falloff
 
     rows = []
+    example: dict[str, Any] | None = None
     for name, layer, shape, sv in _weight_spectra(bridge, device, layers):
         c = compare_to_marchenko_pastur(sv, shape, r2_min=r2_min, mp_tol=mp_tol)
         rows.append({"weight": name, "layer": layer, "shape": list(shape), "exponent": c.fit.exponent,
                      "r2": c.fit.r_squared, "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
                      "tail_falloff": tail_falloff(sv, c.fit.exponent, c.fit.intercept)})
-    return {"share": float(np.mean([r["is_power_law"] for r in rows])),
+        if example is None or (name == "W_out" and example["weight"] != "W_out"):
+            # one spectrum to draw: the first W_out (else the first matrix), with its scaled MP baseline
+            ranks = np.unique(np.geomspace(1, sv.size, num=min(200, sv.size)).astype(int))
+            mp = marchenko_pastur_singular_values(shape[0], shape[1], sigma=c.mp_sigma)
+            example = {"weight": name, "layer": layer, "ranks": ranks.tolist(),
+                       "sv": np.sort(sv)[::-1][ranks - 1].tolist(), "mp": np.sort(mp)[::-1][ranks - 1].tolist()}
+    return {"example": example, "share": float(np.mean([r["is_power_law"] for r in rows])),
             "median_exponent": float(np.median([r["exponent"] for r in rows])),
             "median_r2": float(np.median([r["r2"] for r in rows])),
             "median_mp_log_distance": float(np.median([r["mp_log_distance"] for r in rows])),
@@ -595,6 +602,15 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
                            {"label": "random twin", "x": list(range(len(twin["matrices"]))),
                             "y": [r["mp_log_distance"] for r in twin["matrices"]], "style": "dashed"}],
                 "vspans": []})
+    ex, tex = res["example"], twin["example"]
+    if ex is not None and tex is not None:
+        ctx.figure({"id": "bf7-spectrum", "title": f"BF-7 singular values of block {ex['layer']} {ex['weight']}",
+                    "xlabel": "rank k", "ylabel": "σ_k", "logx": True, "logy": True,
+                    "series": [{"label": "model", "x": ex["ranks"], "y": ex["sv"], "style": "line"},
+                               {"label": "Marchenko–Pastur (same shape, fitted scale)", "x": ex["ranks"],
+                                "y": ex["mp"], "style": "dashed"},
+                               {"label": "random twin", "x": tex["ranks"], "y": tex["sv"], "style": "points"}],
+                    "vspans": []})
     _quantized_skip(ctx, "the singular-value spectrum")
     values = {**{k: res[k] for k in ("share", "median_exponent", "median_r2", "median_mp_log_distance",
                                      "median_tail_falloff")},

@@ -75,12 +75,17 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
                  **({"superexponential": exp["superexponential"]} if "superexponential" in exp.params else {}))
     ctx.tolerance(rate_tol=exp.get("rate_tol"), min_r2=min_r2)
     x = list(range(len(m["norms"])))
-    ctx.figure({"id": "rn1-norms", "title": "RN-1 mean residual norm per layer", "xlabel": "layer",
-                "ylabel": "mean ‖resid_pre‖", "logy": True, "logx": False,
-                "series": [{"label": "content", "x": x, "y": m["norms"], "style": "line"},
-                           {"label": "BOS", "x": x, "y": m["bos_norms"], "style": "dashed"}],
-                "vspans": [{"lo": m["window"][0], "hi": m["window"][1], "label": "fit window"}]})
     lo, hi = m["window"]
+    fit_x = list(range(lo, hi + 1))
+    series = [{"label": "content", "x": x, "y": m["norms"], "style": "line"},
+              {"label": "BOS", "x": x, "y": m["bos_norms"], "style": "dashed"}]
+    if any(v is not None and math.isfinite(v) for v in m["pad_norms"]):
+        series.append({"label": "padding", "x": x, "y": m["pad_norms"], "style": "points"})
+    series.append({"label": f"fit: rate {m['rate']:.4f}/layer", "x": fit_x,
+                   "y": [math.exp(m["fit_intercept"] + m["fit_slope"] * i) for i in fit_x], "style": "dashed"})
+    ctx.figure({"id": "rn1-norms", "title": "RN-1 mean residual norm per layer", "xlabel": "layer",
+                "ylabel": "mean ‖resid_pre‖", "logy": True, "logx": False, "series": series,
+                "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
     ctx.check(rn.in_band(m["rate"], band),
               f"growth rate {m['rate']:.4f} (two-point {m['two_point_rate']:.4f}) outside the expected band "
               f"{_band_text(band)} on layers {lo}–{hi}")
@@ -270,6 +275,15 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     ctx.measured(**m)
     ctx.expected(sub_rate_min=1.0, rate_diff_max=tol)
     ctx.tolerance(rate_tol=tol)
+    blocks = list(range(len(m["attn_out"]["norms"])))
+    resid = ctx.probe().resid.mean("content")[: len(blocks)].tolist()
+    ctx.figure({"id": "rn3-sublayers", "title": "RN-3 attn_out and mlp_out norms per block", "xlabel": "block",
+                "ylabel": "mean norm (content tokens)", "logy": True, "logx": False,
+                "series": [{"label": "attn_out", "x": blocks, "y": m["attn_out"]["norms"], "style": "line"},
+                           {"label": "mlp_out", "x": blocks, "y": m["mlp_out"]["norms"], "style": "line"},
+                           {"label": "resid_pre", "x": blocks, "y": resid, "style": "dashed"}],
+                "vspans": [{"lo": m["attn_out"]["window"][0], "hi": m["attn_out"]["window"][1],
+                            "label": "attn window"}]})
     for kind in ("attn_out", "mlp_out"):
         r = m[kind]
         lo, hi = r["window"]
@@ -488,6 +502,12 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     ctx.measured(window=[lo, hi], share=share.tolist(), share_rate=rate, share_r2=r2, random_share=rnd.tolist(),
                  random_to_real=ratio)
     ctx.expected(share_rate_band=list(band), random_to_real_band=list(rband))
+    blocks = list(range(L))
+    ctx.figure({"id": "rn7-activation", "title": "RN-7 share of MLP pre-activations > 0 per block",
+                "xlabel": "block", "ylabel": "active share", "logy": False, "logx": False,
+                "series": [{"label": "corpus (real inputs)", "x": blocks, "y": share.tolist(), "style": "line"},
+                           {"label": "random normalised inputs", "x": blocks, "y": rnd.tolist(), "style": "dashed"}],
+                "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
     ctx.check(rn.in_band(rate, band), f"active share rate {rate:.4f} on blocks {lo}–{hi} outside {_band_text(band)}")
     ctx.check(rn.in_band(ratio, rband), f"random inputs activate {ratio:.2f}× the real share, outside "
                                         f"{_band_text(rband)}")

@@ -103,6 +103,7 @@ def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
     fit = fit_growth_rate(per_prompt if per_prompt.shape[0] > 1 else norms, (lo, hi), seed=0)
     out: dict[str, Any] = {
         "rate": fit.rate, "r2": fit.r_squared, "ci": list(fit.ci) if fit.ci else None,
+        "fit_slope": fit.slope, "fit_intercept": fit.intercept,
         "two_point_rate": two_point_rate(norms, lo, hi), "window": [lo, hi],
         "norms": norms.tolist(), "bos_norms": probe.resid.mean("bos").tolist(),
         "pad_norms": probe.resid.mean("pad").tolist(),
