@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from lmfacts.claims import claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures import rn
-from lmfacts.prompts.strategies import natural_prompts, robustness_prompts
+from lmfacts.prompts.strategies import robustness_prompts, run_prompts
 
 ENCODER_REASON = ("post-norm encoder: the stream is re-normalised after every sublayer (and hook_attn_out is a "
                   "LayerNorm output), so the residual growth claims do not apply (RN §Comparison, catalogue)")
@@ -96,12 +96,6 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
                   f"expected {exp['superexponential']}")
 
 
-def _prompt_strategy(ctx_holder: dict[str, ClaimContext], robust: bool = False) -> st.SearchStrategy[str]:
-    corpus = ctx_holder["ctx"].session.corpus
-    nat = natural_prompts(corpus)
-    return st.one_of(nat, robustness_prompts()) if robust else nat
-
-
 @claim("RN-1p", title="every prompt's residual norm grows (per prompt)", source="RN §Summary", processing="compat")
 def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     """RN-1p (per-prompt variant of RN-1): for every natural prompt, the mean content-token norm of
@@ -126,9 +120,8 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content",
                     prompts="Hypothesis natural_prompts(corpus), one forward pass each", processing="compat")
     ctx.expected(prompt_rate_band=list(band), window=[lo, hi])
-    holder = {"ctx": ctx}
 
-    @given(prompt=st.deferred(lambda: _prompt_strategy(holder)))
+    @given(prompt=run_prompts())
     def prop(prompt: str) -> None:
         pp = rn.single_prompt_pass(lm, prompt)
         norms = pp.content_means()
@@ -234,9 +227,8 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="BOS (position 0, unpadded)",
                     processing="compat")
     ctx.expected(max_rel_dev_below=tol)
-    holder = {"ctx": ctx}
 
-    @given(a=st.deferred(lambda: _prompt_strategy(holder)), b=st.deferred(lambda: _prompt_strategy(holder)))
+    @given(a=run_prompts(), b=run_prompts())
     def prop(a: str, b: str) -> None:
         pa, pb = rn.single_prompt_pass(lm, a), rn.single_prompt_pass(lm, b)
         assert pa.bos is not None and pb.bos is not None
@@ -345,9 +337,8 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
     ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post", positions="all tokens",
                     prompts="natural_prompts(corpus) | robustness_prompts()", processing="compat")
     ctx.expected(min_relative_slack_at_least=-BOUND_FLOAT_TOL)
-    holder = {"ctx": ctx}
 
-    @given(prompt=st.deferred(lambda: _prompt_strategy(holder, robust=True)))
+    @given(prompt=st.one_of(run_prompts(), robustness_prompts()))
     def prop(prompt: str) -> None:
         pp = rn.single_prompt_pass(lm, prompt)
         slack, scale = pp.bound_slack()

@@ -8,7 +8,6 @@ final norm and unembedding (the probe needs no logits).
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -288,8 +287,3 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
         bound_checked=probe.checked, bos_first=probe.bos_first, bos_max_rel_dev=probe.bos_dev,
         truncated_prompts=truncated, seconds=time.perf_counter() - t0, plan=plan,
     )
-
-
-def is_finite_number(x: float) -> bool:
-    """True for a finite float."""
-    return isinstance(x, float) and math.isfinite(x)
