@@ -375,8 +375,7 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     _decoder_only(ctx)
     lm = ctx.model()
     exp = ctx.expectation
-    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), ctx.probe(), exp, lm.info.normalization,
-                       lm.info.act_fn or "gelu")
+    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), ctx.probe(), exp, lm.info.normalization)
     m.pop("_weights")
     tol, bmax = exp.get("ratio_tol", 0.03), exp.get("b_o_rel_max", 0.1)
     ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
@@ -421,7 +420,7 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     probe = ctx.probe()
     L = lm.info.n_layers
     lo, hi = rn.window_from(exp, L)
-    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization, lm.info.act_fn or "gelu")
+    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
     mlp = probe.mlp_out.mean("content")
     attn = probe.attn_out.mean("content")
     r_rand, r2_rand = rn.fitted_rate(ws["mlp_random_norm"], (lo, hi))
@@ -479,7 +478,7 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     L = lm.info.n_layers
     lo, hi = rn.window_from(exp, L)
     share = ctx.probe().mlp_active_share()
-    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization, lm.info.act_fn or "gelu")
+    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
     rnd = ws["random_active_share"]
     rate, r2 = rn.fitted_rate(share, (lo, hi))
     ratio = float(np.mean(rnd[lo:hi + 1] / share[lo:hi + 1]))

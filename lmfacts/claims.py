@@ -41,6 +41,7 @@ class ClaimSpec:
     source: str
     processing: Processing
     function: str
+    requires: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -51,12 +52,22 @@ class ClaimSpec:
 CLAIMS: dict[str, ClaimSpec] = {}
 
 
-def claim(claim_id: str, *, title: str, source: str, processing: Processing = "raw") -> Callable[[F], F]:
+def claim(claim_id: str, *, title: str, source: str, processing: Processing = "raw",
+          requires: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Register a test function as the measurement of catalogue claim ``claim_id``.
 
-    The test must take the ``ctx`` fixture (a :class:`lmfacts.context.ClaimContext`). A second
-    registration of the same ID raises ``ValueError``.
+    The test must take the ``ctx`` fixture (a :class:`lmfacts.context.ClaimContext`). ``requires``
+    names the premises (:mod:`lmfacts.premises`) the claim rests on: the plugin checks them on the
+    loaded model before the body runs and skips the claim, naming the premise and its evidence,
+    where one does not hold. A second registration of the same ID, or an unknown premise, raises
+    ``ValueError``.
     """
+    from lmfacts.premises import PREMISES, unknown_premises
+
+    requires = tuple(requires)
+    unknown = unknown_premises(requires)
+    if unknown:
+        raise ValueError(f"claim {claim_id}: unknown premise(s) {unknown}; registered: {sorted(PREMISES)}")
     if not CLAIM_ID.match(claim_id):
         raise ValueError(f"claim id {claim_id!r} must look like 'RN-1' (letters, '-', number, "
                          f"optional 'p' for a per-prompt variant)")
@@ -64,7 +75,7 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
         raise ValueError(f"claim {claim_id}: processing must be 'raw' or 'compat', not {processing!r}")
 
     def decorate(fn: F) -> F:
-        spec = ClaimSpec(claim_id, title, source, processing, f"{fn.__module__}.{fn.__qualname__}")
+        spec = ClaimSpec(claim_id, title, source, processing, f"{fn.__module__}.{fn.__qualname__}", requires)
         existing = CLAIMS.get(claim_id)
         if existing is not None and existing.function != spec.function:
             raise ValueError(f"claim {claim_id} is registered twice: {existing.function} and {spec.function}")

@@ -7,9 +7,11 @@ test's :class:`~lmfacts.report.recorder.ClaimRecord` and resolved expectation be
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _pytest.outcomes import Failed
 
 from lmfacts.claims import ClaimSpec
 from lmfacts.options import Target
@@ -18,6 +20,37 @@ from lmfacts.report.recorder import ClaimRecord
 if TYPE_CHECKING:
     from lmfacts.expectations import Resolved
     from lmfacts.session import LmfactsSession
+
+
+class ClaimFailed(Failed):
+    """A claim's predicate is false on valid measurements: the only exception drawn as ✗ (``failed``)."""
+
+
+class NonFiniteMeasurement(Exception):  # noqa: N818 - reads as what it reports
+    """A value a verdict depends on is NaN, inf or missing: an ``error`` outcome, never a finding."""
+
+
+def non_finite(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that are not finite numbers (NaN, ±inf, None, or arrays containing them).
+
+    Booleans and strings count as finite; sequences and numpy arrays are checked element-wise.
+    """
+    import numpy as np
+
+    bad: dict[str, Any] = {}
+    for key, v in values.items():
+        if isinstance(v, (bool, str, np.bool_)):
+            continue
+        if v is None:
+            bad[key] = None
+            continue
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if arr.size == 0 or not np.isfinite(arr).all():
+            bad[key] = v if arr.size == 1 else f"{int((~np.isfinite(arr)).sum())} of {arr.size} non-finite"
+    return bad
 
 
 class ClaimContext:
@@ -121,12 +154,26 @@ class ClaimContext:
         if not condition:
             self.skip(reason)
 
-    def check(self, condition: bool, message: str) -> None:
-        """Fail the claim with ``message`` (kept as the record's reason) unless ``condition`` holds."""
+    def check(self, condition: bool, message: str, **operands: Any) -> None:
+        """Fail the claim with ``message`` (kept as the record's reason) unless ``condition`` holds.
+
+        ``operands`` are the values ``condition`` was computed from (``ctx.check(rate > 1, msg,
+        rate=rate)``). They are checked first: a NaN, inf or None among them raises
+        :class:`NonFiniteMeasurement` (an ``error`` outcome naming the value), so an invalid
+        measurement is never reported as a finding. Calling without operands raises ``TypeError``.
+        """
+        if not operands:
+            raise TypeError("ctx.check needs the values its condition compares, e.g. ctx.check(rate > 1, msg, "
+                            "rate=rate): a NaN among them must be an error, not a failure")
+        bad = non_finite(operands)
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} (while checking: "
+                                       f"{message})")
         if not condition:
             rec = self._rec()
             rec.reason = message if not rec.reason else f"{rec.reason}; {message}"
-            pytest.fail(message, pytrace=False)
+            raise ClaimFailed(message, pytrace=False)
 
     # -- plugin side ---------------------------------------------------------------------------
     def begin(self, spec: ClaimSpec, record: ClaimRecord) -> None:

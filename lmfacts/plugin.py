@@ -262,19 +262,58 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     if exp.skip:
         record.reason = exp.skip
         pytest.skip(exp.skip)
+    _check_premises(context, spec, record)
     if exp.xfail:
         record.reason = exp.xfail
         item.add_marker(pytest.mark.xfail(reason=exp.xfail, strict=True))
 
 
-def _outcome(report: pytest.TestReport) -> str:
+def _check_premises(context: ClaimContext, spec: ClaimSpec, record: ClaimRecord) -> None:
+    """Evaluate the claim's declared premises in order; skip at the first that does not hold.
+
+    Each evaluated premise goes into ``record.premises`` with its evidence. An exception while
+    measuring a premise propagates (an ``error`` outcome, never a skip or a failure).
+    """
+    from lmfacts.premises import PREMISES
+
+    for name in spec.requires:
+        premise = PREMISES[name]
+        result = premise.check(context, spec.processing)
+        record.premises.append({"name": name, "statement": premise.statement, "holds": result.holds,
+                                "evidence": result.evidence, **({"values": result.values} if result.values else {})})
+        if not result.holds:
+            record.reason = f"premise {name} ({premise.statement}) does not hold: {result.evidence}"
+            pytest.skip(record.reason)
+
+
+def _is_check_failure(exc: BaseException | None) -> bool:
+    """True for a claim's own predicate failure (ctx.check), alone or grouped by Hypothesis."""
+    from lmfacts.context import ClaimFailed
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_check_failure(e) for e in exc.exceptions)
+    return isinstance(exc, ClaimFailed)
+
+
+def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
+    """The record's outcome. ``failed`` only for a false predicate on valid measurements (ctx.check);
+    any other exception in the body (a crash, a non-finite operand) is ``error``."""
     if hasattr(report, "wasxfail"):
         return "xfailed" if report.skipped else "xpassed"
     if report.when != "call" and report.failed:
         return "error"
     if report.failed and "XPASS(strict)" in str(report.longrepr):
         return "xpassed"
+    if report.failed and not _is_check_failure(call.excinfo.value if call.excinfo else None):
+        return "error"
     return report.outcome
+
+
+def _error_detail(call: pytest.CallInfo[None]) -> dict[str, str] | None:
+    if call.excinfo is None:
+        return None
+    exc = call.excinfo.value
+    return {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:1000]}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -284,8 +323,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if record is None:
         return report
     if report.when == "call" or report.outcome != "passed":
-        record.outcome = _outcome(report)
+        record.outcome = _outcome(report, call)
         record.duration_s = round(record.duration_s + report.duration, 4)
+        if record.outcome == "error":
+            record.error = _error_detail(call)
+            if report.when == "call" and record.error:
+                record.reason = f"{record.error['type']}: {record.error['message']}"
         if record.outcome in ("failed", "error") and not record.reason:
             record.reason = _short_reason(report)
         elif record.outcome == "skipped" and not record.reason:
@@ -303,6 +346,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if report.when == "call":
                 context.end()
     return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """A claim whose body raised (not a false predicate) is shown as E / ERROR, like a setup error."""
+    if report.when == "call" and report.failed:
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY and value.get("outcome") == "error":
+                return "error", "E", ("ERROR", {"red": True})
+    return None
 
 
 def _short_reason(report: pytest.TestReport) -> str:

@@ -44,6 +44,7 @@ class LmfactsSession:
         self.expectations = load_all()
         self.models: dict[str, dict[str, Any]] = {}
         self._probes: dict[tuple[Target, str], Any] = {}
+        self._model_checks: dict[tuple[str, Target, str], Any] = {}
         self._corpus: Any = None
         self.store: Any = None
         self.results: list[dict[str, Any]] = []
@@ -85,9 +86,38 @@ class LmfactsSession:
             )
         return self._probes[key]
 
+    def rebuild(self, target: Target, processing: str) -> Any:
+        """The :class:`lmfacts.rebuild.RebuildReport` of (target, processing), measured once on corpus prompts."""
+        from lmfacts.rebuild import measure_rebuild
+
+        return self._model_check("rebuild", target, processing, lambda lm: measure_rebuild(
+            lm.bridge, self.probe_texts(), processing=processing, dtype=self.options.dtype,
+            prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx, device=lm.info.device))
+
+    def causal_check(self, target: Target, processing: str) -> Any:
+        """The :class:`lmfacts.rebuild.CausalCheck` of (target, processing), on the first corpus prompt of ≥ 2 tokens."""
+        from lmfacts.probe.batching import tokenize_one
+        from lmfacts.rebuild import measure_causal_leak
+
+        def measure(lm: Any) -> Any:
+            info = lm.info
+            text = next((t for t in self.probe_texts() if len(tokenize_one(
+                lm.bridge, t, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)[0]) >= 2), "The cat sat on the mat.")
+            return measure_causal_leak(lm.bridge, text, dtype=self.options.dtype, prepend_bos=info.prepends_bos,
+                                       n_ctx=info.n_ctx, device=info.device)
+
+        return self._model_check("causal", target, processing, measure)
+
+    def _model_check(self, kind: str, target: Target, processing: str, measure: Any) -> Any:
+        key = (kind, target, processing)
+        if key not in self._model_checks:
+            self._model_checks[key] = measure(self.pool.get(target, processing))
+        return self._model_checks[key]
+
     def release_target(self, target: Target) -> None:
-        """Free the model and probe results of ``target`` once its tests are done."""
+        """Free the model, probe results and premise checks of ``target`` once its tests are done."""
         self._probes = {k: v for k, v in self._probes.items() if k[0] != target}
+        self._model_checks = {k: v for k, v in self._model_checks.items() if k[1] != target}
         self.pool.release()
 
     def _model_loaded(self, lm: Any) -> None:

@@ -83,6 +83,13 @@ class WeightViews:
         self.cfg = bridge.cfg  # type: ignore[attr-defined]
         self.n_layers: int = self.cfg.n_layers
         self.n_heads: int = self.cfg.n_heads
+        #: Norm gains stored as offsets and applied as ``1 + w`` (Gemma; TransformerLens cfg.rmsnorm_uses_offset).
+        self.gain_offset: bool = bool(getattr(self.cfg, "rmsnorm_uses_offset", False))
+
+    def norm_gain(self, norm: object) -> torch.Tensor | None:
+        """The *effective* gain of a norm module: its ``weight``, plus 1 where gains are stored as offsets."""
+        w = _attr(norm, "weight")
+        return w + 1.0 if w is not None and self.gain_offset else w
 
     def layer(self, i: int) -> LayerWeights:
         """The weights of block ``i``."""
@@ -98,9 +105,9 @@ class WeightViews:
                 b_V=_expand_kv(_attr(attn, "b_V"), self.n_heads), b_O=_attr(attn, "b_O"),
                 W_in=_t(mlp.W_in), W_gate=_attr(mlp, "W_gate"), W_out=_t(mlp.W_out),
                 b_in=_attr(mlp, "b_in"), b_out=_attr(mlp, "b_out"),
-                ln1_w=_attr(blk.ln1, "weight") if hasattr(blk, "ln1") else None,
+                ln1_w=self.norm_gain(blk.ln1) if hasattr(blk, "ln1") else None,
                 ln1_b=_attr(blk.ln1, "bias") if hasattr(blk, "ln1") else None,
-                ln2_w=_attr(blk.ln2, "weight") if hasattr(blk, "ln2") else None,
+                ln2_w=self.norm_gain(blk.ln2) if hasattr(blk, "ln2") else None,
                 ln2_b=_attr(blk.ln2, "bias") if hasattr(blk, "ln2") else None,
             )
 
@@ -142,7 +149,7 @@ class WeightViews:
         if ln is None:
             return None, None
         with torch.no_grad():
-            return _attr(ln, "weight"), _attr(ln, "bias")
+            return self.norm_gain(ln), _attr(ln, "bias")
 
     def norm_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Every norm gain and bias: (name, vector), e.g. ("blocks.3.ln1.weight", …)."""

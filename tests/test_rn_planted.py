@@ -27,6 +27,7 @@ from lmfacts.measures import rn
 from lmfacts.models.loading import build_tiny_model
 from lmfacts.probe import probe as probe_mod
 from lmfacts.probe.probe import run_probe
+from lmfacts.rebuild import activation_of, mlp_forward, mlp_pre
 from lmfacts.stats.growth import fit_growth_rate
 from lmfacts.weights import WeightViews
 
@@ -147,9 +148,8 @@ def test_rn5_sees_wov_growing_at_g(planted: Any) -> None:
     base = build_tiny_model(name, seed=3, config_overrides={key: N_LAYERS})
     base.apply_compat_processing()
     probe = _probe(lm, TEXTS)
-    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), probe, None, lm.info.normalization, lm.info.act_fn)
-    b = rn.measure_rn5(WeightViews(base.bridge, "compat"), _probe(base, TEXTS[:2]), None, lm.info.normalization,
-                       lm.info.act_fn)
+    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), probe, None, lm.info.normalization)
+    b = rn.measure_rn5(WeightViews(base.bridge, "compat"), _probe(base, TEXTS[:2]), None, lm.info.normalization)
     ratio = np.array(m["ov_fro_mean"]) / np.array(b["ov_fro_mean"])
     np.testing.assert_allclose(ratio, G ** np.arange(N_LAYERS), rtol=1e-4)
     assert abs(m["ov_rate"] / b["ov_rate"] - G) < 1e-4 * G
@@ -162,9 +162,9 @@ def test_mlp_forward_matches_hooks(planted: Any) -> None:
     for i, lw in WeightViews(lm.bridge, "compat").layers():
         x = cache[f"blocks.{i}.ln2.hook_normalized"][0]
         out = cache[f"blocks.{i}.hook_mlp_out"][0]
-        torch.testing.assert_close(rn.mlp_forward(lw, x, lm.info.act_fn), out, rtol=1e-4,
+        torch.testing.assert_close(mlp_forward(lw, x, activation_of(lm.bridge, i)), out, rtol=1e-4,
                                    atol=1e-5 * float(out.abs().max()))
-        torch.testing.assert_close(rn.mlp_pre(lw, x), cache[f"blocks.{i}.mlp.hook_pre"][0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(mlp_pre(lw, x), cache[f"blocks.{i}.mlp.hook_pre"][0], rtol=1e-4, atol=1e-5)
 
 
 # -- mutation tests: the planted comparison must catch broken wiring and a broken estimator ----------

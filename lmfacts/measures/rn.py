@@ -150,12 +150,32 @@ class PromptPass:
     attn_out: np.ndarray  # [L, p]
     mlp_out: np.ndarray  # [L, p]
     bos: np.ndarray | None  # [L + 1, d] the BOS position's residual vectors (float64), None without BOS
-    content_from: int  # first content position (1 with a prepended BOS, else 0)
+    content_from: int  # first position after the prepended BOS (1 with a prepended BOS, else 0)
+    # [p] class of every position, as in the probe (lmfacts.probe.batching: BOS = the prepended BOS,
+    # BOS_MID = the BOS id from the text, SPECIAL = other special tokens, CONTENT = the rest)
+    classes: np.ndarray | None = None
 
     def content_means(self) -> np.ndarray:
-        """Mean content-token ‖resid‖ at every point, [L + 1] (NaN if the prompt has no content token)."""
-        c = self.resid[:, self.content_from:]
+        """Mean content-token ‖resid‖ at every point, [L + 1] (NaN if the prompt has no content token).
+
+        Content excludes the prepended BOS, the BOS id anywhere in the text and other special tokens.
+        """
+        if self.classes is None:
+            c = self.resid[:, self.content_from:]
+        else:
+            from lmfacts.probe.batching import CONTENT
+
+            c = self.resid[:, self.classes == CONTENT]
         return c.mean(axis=1) if c.shape[1] else np.full(c.shape[0], np.nan)
+
+    @property
+    def position_counts(self) -> dict[str, int]:
+        """Positions of each class: ``content``, ``bos``, ``bos_mid``, ``special``, ``pad`` (always 0 here)."""
+        from lmfacts.probe.batching import CLASS_NAMES
+
+        if self.classes is None:
+            raise ValueError("this PromptPass was built without a class map")
+        return {name: int((self.classes == c).sum()) for name, c in CLASS_NAMES.items()}
 
     def bound_slack(self) -> tuple[np.ndarray, np.ndarray]:
         """RN-4 per block and token: slack = ‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖) and its float scale.
@@ -173,16 +193,19 @@ def single_prompt_pass(lm: Any, text: str) -> PromptPass:
 
     Hooks: ``blocks.{l}.hook_resid_pre``, ``hook_attn_out``, ``hook_mlp_out`` for every block and
     the last block's ``hook_resid_post``; the pass stops at ``ln_final.hook_in`` (no logits).
-    Raises :class:`lmfacts.probe.batching.PromptError` for an empty prompt.
+    Positions are classed as the probe classes them (:mod:`lmfacts.probe.batching`).
+    Raises :class:`lmfacts.probe.batching.PromptError` for an empty prompt and
+    :class:`~lmfacts.probe.batching.OutOfVocabularyError` for an id the model cannot embed.
     """
     import torch
 
-    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.probe.batching import position_classes, special_ids, tokenize_one
     from lmfacts.probe.probe import stop_before_unembed_hook
 
     bridge, info = lm.bridge, lm.info
     L = bridge.cfg.n_layers
     ids, _ = tokenize_one(bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+    classes = position_classes(ids, prepend_bos=info.prepends_bos, specials=special_ids(bridge)).numpy()
     p = len(ids)
     resid = np.zeros((L + 1, p))
     attn = np.zeros((L, p))
@@ -213,71 +236,13 @@ def single_prompt_pass(lm: Any, text: str) -> PromptPass:
     tokens = torch.tensor([ids], dtype=torch.long, device=info.device)
     with torch.inference_mode():
         bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
-    return PromptPass(ids, resid, attn, mlp, bos, 1 if info.prepends_bos else 0)
+    return PromptPass(ids, resid, attn, mlp, bos, 1 if info.prepends_bos else 0, classes)
 
 
 # --------------------------------------------------------------------------------------------
 # Weights: RN-5 (W_OV), RN-6 (random inputs), RN-7 (activation share), RN-8 (Frobenius identity)
 # --------------------------------------------------------------------------------------------
-def normalise(x: torch.Tensor, normalization: str, eps: float = 1e-5) -> torch.Tensor:
-    """Normalise rows as the model's norm does before its gain: LN centres + unit variance, RMS unit RMS."""
-    if normalization == "LN":
-        x = x - x.mean(-1, keepdim=True)
-        return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-
-
-def random_normalised_inputs(n: int, d: int, normalization: str, seed: int) -> torch.Tensor:
-    """``n`` random N(0, I_d) vectors normalised as the model's norm would (see :func:`normalise`)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    return normalise(torch.randn(n, d, generator=g), normalization)
-
-
-def _gain(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
-    if w is not None:
-        x = x * w
-    if b is not None:
-        x = x + b
-    return x
-
-
-def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
-    """The MLP pre-activation the probe reads at ``mlp.hook_pre`` for normalised inputs ``x_norm``.
-
-    Gated MLPs: the gate projection x·W_gate (TransformerLens convention); else x·W_in + b_in.
-    """
-    x = _gain(x_norm, lw.ln2_w, lw.ln2_b)
-    if lw.W_gate is not None:
-        return x @ lw.W_gate
-    pre = x @ lw.W_in
-    return pre + lw.b_in if lw.b_in is not None else pre
-
-
-def mlp_forward(lw: Any, x_norm: torch.Tensor, act_fn: str) -> torch.Tensor:
-    """The MLP's output (hook_mlp_out) for normalised inputs ``x_norm``, computed from the weights."""
-    from transformers.activations import ACT2FN
-
-    act = ACT2FN[act_fn]
-    x = _gain(x_norm, lw.ln2_w, lw.ln2_b)
-    if lw.W_gate is not None:
-        h = act(x @ lw.W_gate) * (x @ lw.W_in + (lw.b_in if lw.b_in is not None else 0))
-    else:
-        h = act(x @ lw.W_in + (lw.b_in if lw.b_in is not None else 0))
-    out = h @ lw.W_out
-    return out + lw.b_out if lw.b_out is not None else out
-
-
-def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
-    """Σ_h ln1(x)·W_OV_h for normalised inputs (the attention output if every head attended to x alone, no b_O)."""
-    import torch
-
-    x = _gain(x_norm, lw.ln1_w, lw.ln1_b)
-    return torch.einsum("nd,hdk,hke->ne", x, lw.W_V, lw.W_O)
-
-
-def layer_weight_stats(views: Any, normalization: str, act_fn: str, n_random: int = 256,
+def layer_weight_stats(views: Any, normalization: str | None, n_random: int = 256,
                        seed: int = 0) -> dict[str, np.ndarray]:
     """Per-layer weight statistics for RN-5/6/7, one pass over the layers.
 
@@ -292,6 +257,14 @@ def layer_weight_stats(views: Any, normalization: str, act_fn: str, n_random: in
     d = views.cfg.d_model
     out = {k: np.full(L, np.nan) for k in ("ov_fro_mean", "ov_fro_sum", "b_o_norm", "mlp_random_norm",
                                             "ov_random_norm", "random_active_share")}
+    from lmfacts.rebuild import (
+        activation_of,
+        mlp_forward,
+        mlp_pre,
+        ov_summed_output,
+        random_normalised_inputs,
+    )
+
     x = random_normalised_inputs(n_random, d, normalization, seed)
     with torch.no_grad():
         for i, lw in views.layers():
@@ -300,7 +273,7 @@ def layer_weight_stats(views: Any, normalization: str, act_fn: str, n_random: in
             out["ov_fro_sum"][i] = float(fro.sum())
             if lw.b_O is not None:
                 out["b_o_norm"][i] = float(lw.b_O.norm())
-            out["mlp_random_norm"][i] = float(mlp_forward(lw, x, act_fn).norm(dim=-1).mean())
+            out["mlp_random_norm"][i] = float(mlp_forward(lw, x, activation_of(views.bridge, i)).norm(dim=-1).mean())
             out["ov_random_norm"][i] = float(ov_summed_output(lw, x).norm(dim=-1).mean())
             out["random_active_share"][i] = float((mlp_pre(lw, x) > 0).double().mean())
     return out
@@ -315,7 +288,7 @@ def fitted_rate(values: Sequence[float] | np.ndarray, window: tuple[int, int]) -
     return fit.rate, fit.r_squared
 
 
-def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str, act_fn: str) -> dict[str, Any]:
+def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str | None) -> dict[str, Any]:
     """RN-5: fitted growth rate of mean-over-heads ‖W_OV‖_F vs the fitted rate of mean content ‖attn_out‖.
 
     Window: ``window`` of the expectation, else the default over L blocks. Also ‖b_O‖ relative to the
@@ -323,7 +296,7 @@ def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str, act_fn: st
     """
     L = probe.n_layers
     lo, hi = window_from(exp, L)
-    ws = layer_weight_stats(views, normalization, act_fn)
+    ws = layer_weight_stats(views, normalization)
     attn = probe.attn_out.mean("content")
     r_ov, r2_ov = fitted_rate(ws["ov_fro_mean"], (lo, hi))
     r_attn, r2_attn = fitted_rate(attn, (lo, hi))

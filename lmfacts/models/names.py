@@ -96,6 +96,8 @@ TINY: dict[str, TinyModel] = {
     "tiny-neox": TinyModel("gpt_neox", "random GPT-NeoX: 4 layers, d_model 128, rotary_pct 0.25, parallel attn/MLP"),
     "tiny-llama": TinyModel("llama", "random Llama: 4 layers, d_model 128, 4 heads / 2 kv heads (GQA), RMSNorm"),
     "tiny-bert": TinyModel("bert", "random BERT encoder: 4 layers, d_model 128, bidirectional, post-LN"),
+    "tiny-gemma": TinyModel("gemma", "random Gemma: 4 layers, d_model 128, GQA, RMSNorm gains stored as offsets (1 + w)"),
+    "tiny-gemma2": TinyModel("gemma2", "random Gemma 2: offset RMSNorm gains and a norm after each sublayer"),
 }
 
 

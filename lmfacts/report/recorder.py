@@ -39,6 +39,8 @@ class ClaimRecord:
     control: dict[str, Any] | None = None
     figures: list[dict[str, Any]] = field(default_factory=list)
     expectation_kind: str | None = None
+    premises: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, str] | None = None
     reason: str | None = None
     outcome: str | None = None
     duration_s: float = 0.0

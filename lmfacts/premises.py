@@ -1,0 +1,135 @@
+"""The one registration site for premises: what a claim assumes about a model before it measures.
+
+A claim declares the premises it rests on in its registration, ``@claim("RN-6", …,
+requires=("causal_decoder", "additive_residual", "mlp_rebuild"))``; the plugin evaluates them on
+the loaded model before the claim's body runs and skips the claim, naming the premise and its
+measured evidence, when one does not hold ("not applicable" is not a finding about the model).
+
+Every premise is read off the loaded model itself — its modules, its tokenizer, its checkpoint, a
+forward pass over corpus prompts — never off its architecture's name:
+
+========================  =================================================================
+``causal_decoder``        no attention mass on later positions (a causal mask), measured on
+                          one corpus prompt (:func:`lmfacts.rebuild.measure_causal_leak`)
+``bos_prepended``         the tokenizer prepends a BOS token whose id is inside the vocabulary
+``trained_lm_head``       the unembedding was loaded from the checkpoint, not initialised
+``float_weights``         no weight matrix is stored in a quantised type
+``additive_residual``     pre-norm blocks: hook_attn_out / hook_mlp_out are the output
+                          projections and are added to the stream unnormalised
+                          (:mod:`lmfacts.rebuild`, ``residual_add`` + ``*_is_*_proj``)
+``ov_rebuild``            W_V·W_O from the weights reproduces the hooked v and o-projection
+``mlp_rebuild``           the MLP rebuilt from its weights (norm convention, activation)
+                          reproduces mlp.hook_pre and the down projection
+========================  =================================================================
+
+Tolerances follow the model's dtype (:mod:`lmfacts.tolerances`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PremiseResult:
+    """Whether a premise holds for one model, and the measured evidence (shown in the report)."""
+
+    holds: bool
+    evidence: str
+    values: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Premise:
+    """A named assumption a claim rests on; ``check(ctx, processing)`` measures it on the model."""
+
+    name: str
+    statement: str
+    check: Callable[[Any, str], PremiseResult]
+
+
+PREMISES: dict[str, Premise] = {}
+
+
+def premise(name: str, statement: str) -> Callable[[Callable[[Any, str], PremiseResult]],
+                                                    Callable[[Any, str], PremiseResult]]:
+    """Register ``check(ctx, processing) -> PremiseResult`` as premise ``name`` (a duplicate is an error)."""
+
+    def decorate(fn: Callable[[Any, str], PremiseResult]) -> Callable[[Any, str], PremiseResult]:
+        if name in PREMISES:
+            raise ValueError(f"premise {name!r} is registered twice")
+        PREMISES[name] = Premise(name, statement, fn)
+        return fn
+
+    return decorate
+
+
+def unknown_premises(names: tuple[str, ...]) -> list[str]:
+    """The names in ``names`` that are not registered premises."""
+    return [n for n in names if n not in PREMISES]
+
+
+# --------------------------------------------------------------------------------------------
+# The premises
+# --------------------------------------------------------------------------------------------
+@premise("causal_decoder", "a decoder with a causal attention mask")
+def _causal_decoder(ctx: Any, processing: str) -> PremiseResult:
+    check = ctx.session.causal_check(ctx.target, processing)
+    dev, tol = check.leak, check.tol
+    holds = bool(np.isfinite(dev) and dev <= tol)
+    return PremiseResult(holds, f"{check.how}: {dev:.3g} (tolerance {tol:.3g}, {check.n_tokens}-token corpus prompt)",
+                         {"causal_leak": dev})
+
+
+@premise("bos_prepended", "a BOS token (inside the vocabulary) is prepended to every prompt")
+def _bos_prepended(ctx: Any, processing: str) -> PremiseResult:
+    info = ctx.info
+    bos = info.bos_token_id
+    if not info.prepends_bos:
+        return PremiseResult(False, f"the tokenizer prepends no BOS token (bos_token_id={bos})")
+    if bos is None or not 0 <= bos < info.d_vocab:
+        return PremiseResult(False, f"BOS id {bos} is outside the vocabulary (d_vocab {info.d_vocab})")
+    return PremiseResult(True, f"BOS id {bos} prepended")
+
+
+@premise("trained_lm_head", "the unembedding (LM head) was loaded from the checkpoint")
+def _trained_lm_head(ctx: Any, processing: str) -> PremiseResult:
+    info = ctx.info
+    if info.has_lm_head:
+        return PremiseResult(True, "LM head loaded from the checkpoint")
+    why = [n for n in info.notes if "head" in n.lower()]
+    return PremiseResult(False, why[0] if why else "the LM head's parameters are not in the checkpoint")
+
+
+@premise("float_weights", "weights stored as floats (no quantised weight matrix)")
+def _float_weights(ctx: Any, processing: str) -> PremiseResult:
+    q = ctx.info.quantization
+    return PremiseResult(q is None, "float weights" if q is None else f"weights are quantised ({q})")
+
+
+def _rebuild_premise(group: str) -> Callable[[Any, str], PremiseResult]:
+    def check(ctx: Any, processing: str) -> PremiseResult:
+        report = ctx.session.rebuild(ctx.target, processing)
+        holds, evidence = report.holds(group)
+        return PremiseResult(holds, evidence, report.to_dict())
+    return check
+
+
+premise("additive_residual", "pre-norm blocks: hook_attn_out and hook_mlp_out are the sublayers' output projections, "
+        "added to the stream unnormalised")(_rebuild_premise("additive_residual"))
+premise("ov_rebuild", "W_OV = W_V·W_O rebuilt from the weights reproduces the hooked v and o-projection")(
+    _rebuild_premise("ov_rebuild"))
+premise("mlp_rebuild", "the MLP rebuilt from its weights reproduces mlp.hook_pre and its output on corpus inputs")(
+    _rebuild_premise("mlp_rebuild"))
+
+
+def check_premises(ctx: Any, names: tuple[str, ...], processing: str) -> list[tuple[Premise, PremiseResult]]:
+    """Evaluate ``names`` in order on ``ctx``'s model; return every (premise, result) pair.
+
+    Raises ``KeyError`` for an unregistered name (the ``@claim`` decorator rejects those earlier).
+    """
+    return [(PREMISES[n], PREMISES[n].check(ctx, processing)) for n in names]

@@ -1,0 +1,338 @@
+"""Sublayers rebuilt from their weights, and the check that a rebuild reproduces the hooks.
+
+Some claims compute a statistic from the weights instead of reading it from a hook: W_OV = W_V·W_O
+(RN-5, RN-8), the MLP applied to random normalised inputs (RN-6, RN-7). Such a rebuild is only
+believed after it reproduces what the model computed on real corpus inputs:
+:func:`measure_rebuild` runs a few corpus prompts through the model with hooks and compares, block by
+block, the hooked activations with the same quantities computed from :class:`lmfacts.weights.WeightViews`
+and the model's own norm convention (LayerNorm or RMSNorm, gain stored directly or as an offset
+``1 + w``, the model's ``eps``) and activation function (the HF module's own, not its config name).
+What is compared (relative error ‖rebuilt − hooked‖_F / ‖hooked‖_F over all positions of the
+prompts, max over blocks):
+
+- ``residual_add``: resid_mid = resid_pre + attn_out and resid_post = resid_mid + mlp_out
+  (parallel blocks: resid_post = resid_pre + attn_out + mlp_out): the stream is a plain sum.
+- ``attn_out_is_o_proj`` / ``mlp_out_is_down_proj``: hook_attn_out equals the output projection
+  (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``): no norm,
+  multiplier or other map between a sublayer and the stream.
+- ``v_from_ln1``: ln1(resid_pre)·W_V (+ b_V) vs ``attn.hook_v`` (grouped K/V expanded).
+- ``o_from_z``: Σ_h z_h·W_O[h] (+ b_O) vs the output projection.
+- ``mlp_pre_from_ln2``: ln2(MLP input)·W_gate or W_in (+ b_in) vs ``mlp.hook_pre``.
+- ``mlp_from_ln2``: the whole MLP on ln2(MLP input) vs the down projection.
+
+Together: ``v_from_ln1`` and ``o_from_z`` make W_OV the model's OV circuit; ``mlp_pre_from_ln2`` and
+``mlp_from_ln2`` make "the MLP on a normalised input" the model's MLP; ``residual_add`` with the two
+``*_is_*_proj`` checks make hook_attn_out / hook_mlp_out what the pre-norm residual picture says
+they are (RN §Analyzing the MLP weights, §W_OV). Source of the norm conventions: Ba et al. 2016
+(LayerNorm), Zhang & Sennrich 2019 (RMSNorm); Gemma's ``1 + w`` gain (Gemma report §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Checks whose failure means the named rebuild cannot be trusted (see the module docstring).
+REBUILD_CHECKS: dict[str, tuple[str, ...]] = {
+    "additive_residual": ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj"),
+    "ov_rebuild": ("v_from_ln1", "o_from_z"),
+    "mlp_rebuild": ("mlp_pre_from_ln2", "mlp_from_ln2"),
+}
+#: Rebuild tolerance in float32 (relative error); scaled with the dtype by :func:`lmfacts.tolerances.float_tol`.
+REBUILD_TOL_F32 = 1e-3
+REBUILD_ULPS = 4.0
+N_PROMPTS = 3
+MAX_TOKENS = 48
+
+
+# --------------------------------------------------------------------------------------------
+# Rebuilding a sublayer from its weights
+# --------------------------------------------------------------------------------------------
+def normalise(x: torch.Tensor, normalization: str | None, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise rows of ``x`` [..., d] as the model's norm does before its gain.
+
+    ``"LN"``: centre, then divide by sqrt(var + eps) (Ba et al. 2016); otherwise (``"RMS"``): divide
+    by sqrt(mean(x²) + eps) (Zhang & Sennrich 2019). Returns a tensor of ``x``'s shape.
+    """
+    if normalization == "LN":
+        x = x - x.mean(-1, keepdim=True)
+    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+def random_normalised_inputs(n: int, d: int, normalization: str | None, seed: int) -> torch.Tensor:
+    """``n`` random N(0, I_d) vectors normalised as the model's norm would: [n, d] float32."""
+    g = torch.Generator().manual_seed(seed)
+    return normalise(torch.randn(n, d, generator=g), normalization)
+
+
+def apply_gain(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    """``x · w + b`` with the *effective* gain ``w`` (already ``1 + w`` for offset norms); None skips a term."""
+    if w is not None:
+        x = x * w
+    if b is not None:
+        x = x + b
+    return x
+
+
+def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
+    """The pre-activation at ``mlp.hook_pre`` for normalised inputs ``x_norm`` [n, d_model] → [n, d_mlp].
+
+    Gated MLPs: the gate projection x·W_gate (TransformerLens convention); else x·W_in + b_in.
+    """
+    x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
+    if lw.W_gate is not None:
+        return x @ lw.W_gate
+    pre = x @ lw.W_in
+    return pre + lw.b_in if lw.b_in is not None else pre
+
+
+def mlp_forward(lw: Any, x_norm: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The MLP's down-projection output for normalised inputs ``x_norm`` [n, d_model] → [n, d_model].
+
+    ``act`` is the model's activation function (see :func:`activation_of`).
+    """
+    x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
+    b_in = lw.b_in if lw.b_in is not None else 0
+    h = act(x @ lw.W_gate) * (x @ lw.W_in + b_in) if lw.W_gate is not None else act(x @ lw.W_in + b_in)
+    out = h @ lw.W_out
+    return out + lw.b_out if lw.b_out is not None else out
+
+
+def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
+    """Σ_h ln1(x)·W_OV_h for normalised inputs [n, d_model] → [n, d_model] (no b_O): every head attending to x."""
+    x = apply_gain(x_norm, lw.ln1_w, lw.ln1_b)
+    return torch.einsum("nd,hdk,hke->ne", x, lw.W_V, lw.W_O)
+
+
+_ACT_ATTRS = ("act_fn", "act", "activation_fn", "intermediate_act_fn", "activation")
+
+
+def activation_of(bridge: Any, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation function block ``layer``'s MLP actually applies.
+
+    Read from the HF module the bridge wraps (``act_fn``, ``act``, … attributes), because config
+    names and computed functions differ between releases (``gelu`` vs ``gelu_new`` vs
+    ``gelu_pytorch_tanh``); falls back to ``transformers.activations.ACT2FN[cfg.act_fn]``. Raises
+    ``ValueError`` when neither exists. Whether it is right is checked by :func:`measure_rebuild`.
+    """
+    mlp = bridge.blocks[layer].mlp
+    for module in (getattr(mlp, "original_component", None), getattr(mlp, "_original_component", None)):
+        for name in _ACT_ATTRS:
+            fn = getattr(module, name, None) if module is not None else None
+            if callable(fn) and not isinstance(fn, type):
+                return fn
+    from transformers.activations import ACT2FN
+
+    name = getattr(bridge.cfg, "act_fn", None)
+    if name not in ACT2FN:
+        raise ValueError(f"cannot tell which activation block {layer}'s MLP applies (cfg.act_fn={name!r})")
+    return ACT2FN[name]
+
+
+# --------------------------------------------------------------------------------------------
+# The self-check
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RebuildReport:
+    """How well weights + conventions reproduce the hooked activations (see the module docstring).
+
+    ``errors[check]``: relative error per block ([L] floats; NaN where the hook is absent, e.g. no
+    ``attn.hook_v``); ``max_error(check)``: its max over blocks (NaN if none measured). ``tol``: the
+    dtype-scaled tolerance a check must meet. ``n_tokens``: positions compared per block.
+    """
+
+    errors: dict[str, list[float]]
+    tol: float
+    n_tokens: int
+    dtype: str
+    processing: str
+    notes: list[str] = field(default_factory=list)
+
+    def max_error(self, check: str) -> float:
+        """Max over blocks of ``check``'s relative error (NaN when it was not measurable)."""
+        vals = [v for v in self.errors.get(check, []) if np.isfinite(v)]
+        missing = not vals or len(vals) < len(self.errors.get(check, []))
+        return float("nan") if missing else float(max(vals))
+
+    def holds(self, group: str) -> tuple[bool, str]:
+        """Whether every check of ``group`` (a key of :data:`REBUILD_CHECKS`) is within ``tol``, and why."""
+        parts, ok = [], True
+        for check in REBUILD_CHECKS[group]:
+            err = self.max_error(check)
+            good = bool(np.isfinite(err) and err <= self.tol)
+            ok &= good
+            worst = int(np.nanargmax(self.errors[check])) if np.isfinite(self.errors[check]).any() else None
+            where = f" (block {worst})" if worst is not None and not good else ""
+            parts.append(f"{check} {err:.3g}{where}" if np.isfinite(err) else f"{check} not measurable")
+        return ok, f"max relative error {', '.join(parts)} (tolerance {self.tol:.3g}, {self.dtype}, " \
+                   f"{self.processing} weights, {self.n_tokens} corpus tokens)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary: max error per check, tolerance, sample size."""
+        return {"max_error": {k: self.max_error(k) for k in self.errors}, "tol": self.tol,
+                "n_tokens": self.n_tokens, "dtype": self.dtype, "processing": self.processing}
+
+
+def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype: str,
+                    prepend_bos: bool, n_ctx: int, device: str) -> RebuildReport:
+    """Compare weight rebuilds with hooked activations on the first :data:`N_PROMPTS` of ``texts``.
+
+    Each prompt runs alone (no padding), truncated to :data:`MAX_TOKENS` tokens; the pass stops
+    before the unembedding. Weights come from ``WeightViews(bridge, processing)`` (so ``processing``
+    must be the bridge's current processing). Tolerance: ``float_tol(1e-3, dtype, 4)``. Raises
+    ``ValueError`` when ``texts`` is empty.
+    """
+    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.probe.probe import stop_before_unembed_hook
+    from lmfacts.tolerances import float_tol
+    from lmfacts.weights import WeightViews
+
+    if not texts:
+        raise ValueError("measure_rebuild needs at least one corpus prompt")
+    cfg = bridge.cfg
+    L = cfg.n_layers
+    views = WeightViews(bridge, processing)
+    eps = float(getattr(cfg, "eps", 1e-5) or 1e-5)
+    norm = getattr(cfg, "normalization_type", None)
+    hook_names = set(bridge.hook_dict)
+    parallel = "blocks.0.hook_resid_mid" not in hook_names
+    wanted = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+              "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre"]
+    checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "o_from_z",
+              "mlp_pre_from_ln2", "mlp_from_ln2")
+    num = {c: np.zeros(L) for c in checks}
+    den = {c: np.zeros(L) for c in checks}
+    seen = {c: np.zeros(L, dtype=bool) for c in checks}
+    acts = [activation_of(bridge, i) for i in range(L)]
+    n_tokens = 0
+    for text in list(texts)[:N_PROMPTS]:
+        ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, MAX_TOKENS))
+        cache: dict[str, torch.Tensor] = {}
+
+        def grab(name: str, store: dict[str, torch.Tensor] = cache) -> Any:
+            def hook(x: torch.Tensor, hook: Any) -> None:
+                store[name] = x.detach()[0].float()
+            return hook
+
+        hooks = [(f"blocks.{i}.{w}", grab(f"blocks.{i}.{w}")) for i in range(L) for w in wanted
+                 if f"blocks.{i}.{w}" in hook_names]
+        if "ln_final.hook_in" in hook_names:
+            hooks.append(stop_before_unembed_hook())
+        tokens = torch.tensor([ids], dtype=torch.long, device=device)
+        with torch.inference_mode():
+            bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
+        n_tokens += len(ids)
+        with torch.no_grad():
+            for i, lw in views.layers():
+                def get(w: str, i: int = i, store: dict[str, torch.Tensor] = cache) -> torch.Tensor | None:
+                    t = store.get(f"blocks.{i}.{w}")
+                    return None if t is None else t.cpu()
+
+                pre, mid, post = get("hook_resid_pre"), get("hook_resid_mid"), get("hook_resid_post")
+                attn_out, mlp_out = get("hook_attn_out"), get("hook_mlp_out")
+                o_out, down = get("attn.o.hook_out"), get("mlp.out.hook_out")
+                o_ref = o_out if o_out is not None else attn_out
+                down_ref = down if down is not None else mlp_out
+                mlp_in = pre if parallel else mid
+                pairs: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
+                if parallel:
+                    pairs["residual_add"] = (None if pre is None or attn_out is None or mlp_out is None
+                                             else pre + attn_out + mlp_out, post)
+                else:
+                    pairs["residual_add"] = (None if pre is None or attn_out is None or mid is None or mlp_out is None
+                                             else torch.cat([pre + attn_out, mid + mlp_out]),
+                                             None if mid is None or post is None else torch.cat([mid, post]))
+                pairs["attn_out_is_o_proj"] = (o_out, attn_out)
+                pairs["mlp_out_is_down_proj"] = (down, mlp_out)
+                v, z = get("attn.hook_v"), get("attn.hook_z")
+                if v is not None and pre is not None:
+                    x1 = apply_gain(normalise(pre, norm, eps), lw.ln1_w, lw.ln1_b)
+                    v_rebuilt = torch.einsum("pd,hdk->phk", x1, lw.W_V)
+                    if lw.b_V is not None:
+                        v_rebuilt = v_rebuilt + lw.b_V
+                    v_hooked = v.reshape(v.shape[0], -1, v.shape[-1]) if v.dim() == 3 else v
+                    v_hooked = v_hooked.repeat_interleave(lw.W_V.shape[0] // v_hooked.shape[1], dim=1)
+                    pairs["v_from_ln1"] = (v_rebuilt, v_hooked)
+                if z is not None and o_ref is not None:
+                    o_rebuilt = torch.einsum("phk,hke->pe", z.reshape(z.shape[0], lw.W_O.shape[0], -1), lw.W_O)
+                    pairs["o_from_z"] = (o_rebuilt + lw.b_O if lw.b_O is not None else o_rebuilt, o_ref)
+                if mlp_in is not None:
+                    x2 = normalise(mlp_in, norm, eps)
+                    pairs["mlp_pre_from_ln2"] = (mlp_pre(lw, x2), get("mlp.hook_pre"))
+                    pairs["mlp_from_ln2"] = (mlp_forward(lw, x2, acts[i]), down_ref)
+                for c, (a, b) in pairs.items():
+                    if a is None or b is None or a.shape != b.shape:
+                        continue
+                    seen[c][i] = True
+                    num[c][i] += float((a.double() - b.double()).pow(2).sum())
+                    den[c][i] += float(b.double().pow(2).sum())
+    errors: dict[str, list[float]] = {}
+    for c in checks:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.sqrt(num[c]) / np.sqrt(den[c])
+        rel = np.where(seen[c] & (den[c] == 0) & (num[c] == 0), 0.0, rel)
+        errors[c] = [float(v) if seen[c][i] else float("nan") for i, v in enumerate(rel)]
+    return RebuildReport(errors=errors, tol=float_tol(REBUILD_TOL_F32, dtype, REBUILD_ULPS), n_tokens=n_tokens,
+                         dtype=dtype, processing=processing)
+
+
+@dataclass(frozen=True)
+class CausalCheck:
+    """Attention a query position pays to later positions (0 under a causal mask)."""
+
+    leak: float
+    tol: float
+    n_tokens: int
+    how: str
+
+
+def measure_causal_leak(bridge: Any, text: str, *, dtype: str, prepend_bos: bool, n_ctx: int,
+                        device: str) -> CausalCheck:
+    """Measure whether the model's attention is causal, on one prompt.
+
+    Where the bridge exposes ``attn.hook_pattern``: ``leak`` = max over blocks, heads and query
+    positions q of Σ_{k>q} pattern[q, k] (attention mass on later tokens; exactly 0 under a causal
+    mask, O(1) in a bidirectional encoder). Otherwise: the prompt is run again with its last token
+    replaced and ``leak`` = max over earlier positions of ‖Δ resid_post‖/‖resid_post‖ at the last
+    block. Tolerance ``float_tol(1e-6, dtype, 1)``. Raises ``ValueError`` if ``text`` has fewer than
+    2 tokens.
+    """
+    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.tolerances import float_tol
+
+    ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, MAX_TOKENS))
+    if len(ids) < 2:
+        raise ValueError(f"causal check needs a prompt of at least 2 tokens, got {len(ids)}")
+    tol = float_tol(1e-6, dtype, 1.0)
+    L = bridge.cfg.n_layers
+    patterns = [f"blocks.{i}.attn.hook_pattern" for i in range(L) if f"blocks.{i}.attn.hook_pattern" in bridge.hook_dict]
+    leaks: list[float] = []
+    tokens = torch.tensor([ids], dtype=torch.long, device=device)
+    if patterns:
+        def mass(x: torch.Tensor, hook: Any) -> None:
+            later = torch.triu(torch.ones(x.shape[-2:], dtype=torch.bool, device=x.device), 1)
+            leaks.append(float((x[0].float() * later).sum(-1).max()))
+
+        with torch.inference_mode():
+            bridge.run_with_hooks(tokens, fwd_hooks=[(n, mass) for n in patterns], return_type=None)
+        return CausalCheck(max(leaks), tol, len(ids), "max attention mass on later positions")
+    vocab = int(bridge.cfg.d_vocab)
+    changed = list(ids)
+    changed[-1] = (changed[-1] + 1 + vocab // 2) % vocab
+    out: list[torch.Tensor] = []
+
+    def grab(x: torch.Tensor, hook: Any) -> None:
+        out.append(x.detach()[0, :-1].double().cpu())
+
+    with torch.inference_mode():
+        for seq in (ids, changed):
+            bridge.run_with_hooks(torch.tensor([seq], dtype=torch.long, device=device),
+                                  fwd_hooks=[(f"blocks.{L - 1}.hook_resid_post", grab)], return_type=None)
+    a, b = out
+    rel = (a - b).norm(dim=-1) / a.norm(dim=-1).clamp_min(1e-30)
+    return CausalCheck(float(rel.max()), float_tol(1e-4, dtype), len(ids),
+                       "change of earlier positions' final residual when the last token changes")
