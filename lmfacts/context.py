@@ -83,6 +83,17 @@ class ClaimContext:
         """The corpus prompts the probe runs on."""
         return self.session.probe_texts()
 
+    @property
+    def dtype(self) -> str:
+        """The dtype the model runs in (``--dtype``)."""
+        return str(self.session.options.dtype)
+
+    def float_tol(self, base: float, ulps: float | None = None) -> float:
+        """``base`` (a float32 tolerance) scaled to this run's dtype: :func:`lmfacts.tolerances.float_tol`."""
+        from lmfacts.tolerances import DEFAULT_ULPS, float_tol
+
+        return float_tol(base, self.dtype, DEFAULT_ULPS if ulps is None else ulps)
+
     def _processing(self) -> str:
         return self.spec.processing if self.spec else "raw"
 
