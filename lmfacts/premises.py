@@ -81,8 +81,9 @@ def _causal_decoder(ctx: Any, processing: str) -> PremiseResult:
     check = ctx.session.causal_check(ctx.target, processing)
     dev, tol = check.leak, check.tol
     holds = bool(np.isfinite(dev) and dev <= tol)
-    return PremiseResult(holds, f"{check.how}: {dev:.3g} (tolerance {tol:.3g}, {check.n_tokens}-token corpus prompt)",
-                         {"causal_leak": dev})
+    verdict = "causal" if holds else "not causal: bidirectional attention, as in an encoder"
+    return PremiseResult(holds, f"{verdict}; {check.how}: {dev:.3g} (tolerance {tol:.3g}, {check.n_tokens}-token "
+                                f"corpus prompt)", {"causal_leak": dev})
 
 
 @premise("bos_prepended", "a BOS token (inside the vocabulary) is prepended to every prompt")
