@@ -91,8 +91,9 @@ def _matrix_lines(report: dict[str, Any]) -> list[str]:
             text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
             marks = []
             for r in recs:
-                if r.get("outcome") == "skipped" and r.get("reason"):
-                    note = md_escape(r["reason"], 160)
+                if r.get("outcome") in ("skipped", "error") and r.get("reason"):
+                    prefix = "error: " if r.get("outcome") == "error" else ""
+                    note = md_escape(prefix + r["reason"], 400)
                     if note not in notes:
                         notes.append(note)
                     mark = f"[{notes.index(note) + 1}]"
@@ -136,9 +137,26 @@ def _model_lines(report: dict[str, Any], model: str) -> list[str]:
     return lines
 
 
+def _premise_lines(report: dict[str, Any], model: str) -> list[str]:
+    """Each premise evaluated on ``model`` (first evaluation per premise and processing), with its evidence."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for r in report.get("results") or []:
+        if model_name(r) != model:
+            continue
+        for p in r.get("premises") or []:
+            key = (str(p.get("name")), str(r.get("processing")))
+            if key not in seen:
+                seen[key] = [md_escape(p.get("name")), md_escape(r.get("processing")),
+                             "holds" if p.get("holds") else "**does not hold**", md_escape(p.get("evidence"), 400)]
+    if not seen:
+        return []
+    return ["### Premises (checked on the model before the claims that rest on them)", "",
+            *_table(["premise", "weights", "verdict", "evidence"], list(seen.values())), ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
     lines = _header_lines(report) + _matrix_lines(report)
     for model in model_order(report):
-        lines += _model_lines(report, model)
+        lines += _model_lines(report, model) + _premise_lines(report, model)
     return "\n".join(lines).rstrip() + "\n"

@@ -64,7 +64,8 @@ def test_markdown_matrix(report):
     assert cells[2] == "✓" and cells[3] == "–[1]"
     assert "1. tokenizer adds no BOS token (pythia-160m)" in md
     rn4 = next(line for line in md.splitlines() if line.startswith("| **RN-4**"))
-    assert "| E |" in rn4
+    assert "| E[2] |" in rn4  # an error is footnoted with what raised, like a skip with its reason
+    assert "2. error: " in md
     assert "| XPASS |" in next(line for line in md.splitlines() if line.startswith("| **BF-7**"))
     assert "xfail" in next(line for line in md.splitlines() if line.startswith("| **RN-1**"))
     # grouped by source post, long lists kept out, values rounded to 4 significant digits
