@@ -52,14 +52,26 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> dict[str, Any]:
-    from lmfacts.profiles import load_profile, register_profiles, select_profile
+    """Load the selected profile and describe it for ``run.json``, with the command that replays a test.
+
+    ``replay`` is this run's command (its options, not its test paths) with the Hypothesis options
+    that draw the same examples again; a failing test's replay command is ``replay`` followed by
+    its id, taken relative to ``replay_rootdir`` (where the run was started, relative to the
+    rootdir that test ids are relative to).
+    """
+    from lmfacts.profiles import load_profile, register_profiles, replay_options, select_profile
 
     register_profiles()
     try:
         name = select_profile(config.getoption("hypothesis_profile", None), os.environ)
-        return load_profile(name, seed=config.getoption("hypothesis_seed", None))
+        info = load_profile(name, seed=config.getoption("hypothesis_seed", None))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if info["replay_args"]:
+        kept = replay_options(list(config.invocation_params.args), [str(a) for a in config.args])
+        info["replay"] = "pytest " + shlex.join([*kept, *info["replay_args"]])
+        info["replay_rootdir"] = Path(os.path.relpath(config.rootpath, config.invocation_params.dir)).as_posix()
+    return info
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -67,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Give a randomised Hypothesis profile a recorded seed, so a run can be replayed exactly.
 
     Runs before Hypothesis's own plugin reads ``--hypothesis-seed``: the controller draws a seed
-    (unless one was given) and xdist workers take the controller's.
+    (unless one was given) and xdist workers take the controller's. A derandomised profile (the
+    default) gets none: its examples do not depend on a seed.
     """
     import secrets
 

@@ -24,6 +24,7 @@ from lmfacts.report.outcomes import (
     source_group,
     symbol,
 )
+from lmfacts.report.replay import replay_command
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +230,10 @@ def _figure(spec: Any) -> str:
     return f'<figure><img alt="{esc(title)}" src="{uri}"></figure>'
 
 
-def _witness(w: dict[str, Any]) -> str:
+def _witness(w: dict[str, Any], replay: str | None = None) -> str:
     parts = ["<h4>Witness</h4>"]
+    if replay:
+        parts.append(f'<div class="small">replay: <code class="replay">{esc(replay)}</code></div>')
     if w.get("value") is not None:
         parts.append(f'<div class="small">value: <code>{esc(compact(w.get("value")))}</code></div>')
     if w.get("text") is not None:
@@ -243,7 +246,7 @@ def _witness(w: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _record(r: dict[str, Any], rec_id: str) -> str:
+def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -> str:
     outcome = str(r.get("outcome"))
     conv = r.get("conventions") or {}
     facts = _kv(
@@ -268,7 +271,7 @@ def _record(r: dict[str, Any], rec_id: str) -> str:
             ("test", f'<code class="small">{esc(r.get("nodeid"))}</code>' if r.get("nodeid") else None),
         ]
     )
-    witness = f'<div class="wbox">{_witness(r["witness"])}</div>' \
+    witness = f'<div class="wbox">{_witness(r["witness"], replay_command(run, r))}</div>' \
         if isinstance(r.get("witness"), dict) else ""
     figs = "".join(_figure(f) for f in r.get("figures") or [])
     figs = f'<div class="figs">{figs}</div>' if figs else ""
@@ -311,7 +314,8 @@ def _model_section(report: dict[str, Any], model: str) -> str:
                 continue
             key = (str(r.get("claim")), seen.get(str(r.get("claim")), 0))
             seen[key[0]] = key[1] + 1
-            out.append(_record(r, anchor("rec", model, *key) if key[1] else anchor("rec", model, key[0])))
+            out.append(_record(r, anchor("rec", model, *key) if key[1] else anchor("rec", model, key[0]),
+                               report.get("run")))
     return "".join(out)
 
 

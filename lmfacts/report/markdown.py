@@ -19,6 +19,7 @@ from lmfacts.report.outcomes import (
     source_group,
     symbol,
 )
+from lmfacts.report.replay import replay_command
 
 
 def md_escape(text: Any, max_len: int | None = None) -> str:
@@ -52,7 +53,8 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
             facts.append(f"{key} {md_escape(versions[key])}")
     profile = hyp.get("profile") or hyp.get("name")
     if profile:
-        facts.append(f"Hypothesis profile `{md_escape(profile)}`")
+        drove = "derandomized" if hyp.get("derandomize") else f"seed {hyp['seed']}" if hyp.get("seed") is not None else ""
+        facts.append(f"Hypothesis profile `{md_escape(profile)}`" + (f" ({md_escape(drove)})" if drove else ""))
     if corpus.get("sha256"):
         n = f", {corpus['n_prompts']} prompts" if corpus.get("n_prompts") is not None else ""
         facts.append(f"corpus `{md_escape(str(corpus['sha256'])[:12])}`{md_escape(n)}")
@@ -154,9 +156,23 @@ def _premise_lines(report: dict[str, Any], model: str) -> list[str]:
             *_table(["premise", "weights", "verdict", "evidence"], list(seen.values())), ""]
 
 
+def _witness_lines(report: dict[str, Any], model: str) -> list[str]:
+    """Each counterexample found on ``model`` (a failing per-prompt claim's witness) with its replay command."""
+    lines = []
+    for r in report.get("results") or []:
+        w = r.get("witness")
+        if model_name(r) != model or not isinstance(w, dict) or r.get("outcome") not in ("failed", "xpassed"):
+            continue
+        replay = replay_command(report.get("run"), r)
+        text = md_escape(w.get("text"), 160).replace("`", "'")
+        lines.append(f"- **{md_escape(r.get('claim'))}**: `{text}`"
+                     + (f" — replay: `{replay.replace('`', chr(39))}`" if replay else ""))
+    return ["### Witnesses", "", *lines, ""] if lines else []
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
     lines = _header_lines(report) + _matrix_lines(report)
     for model in model_order(report):
-        lines += _model_lines(report, model) + _premise_lines(report, model)
+        lines += _model_lines(report, model) + _witness_lines(report, model) + _premise_lines(report, model)
     return "\n".join(lines).rstrip() + "\n"
