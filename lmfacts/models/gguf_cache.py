@@ -3,7 +3,8 @@
 The first load dequantises the GGUF with transformers' GGUF loader (slow: ~15 s for 135M params),
 strips the quantizer markers and saves an fp32 HF directory (model + tokenizer) under
 ``<cache>/gguf/<sha256 prefix>/``. Later loads boot that directory by path (~1 s). The
-quantisation summary (read with ``gguf.GGUFReader``) is stored next to it in ``lmfacts-gguf.json``.
+storage summary of the weight matrices and whether any is quantised (read with ``gguf.GGUFReader``)
+are stored next to it in ``lmfacts-gguf.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from lmfacts.models.cache import build_dir_atomic, cache_root, sha256_file, write_json_atomic
 
 META_FILE = "lmfacts-gguf.json"
+META_VERSION = 2  # 2: "quantized" flag, summary over weight matrices only
 _FLOAT_TYPES = {"F32", "F16", "BF16", "F64"}
 _GROUP_ORDER = ["attention", "MLP", "embeddings", "unembedding", "other", "norms"]
 
@@ -40,39 +42,48 @@ def _tensor_group(name: str) -> str:
 
 
 def summarise_gguf_quantization(path: Path) -> dict[str, Any]:
-    """Read the tensor types of a GGUF file and summarise them.
+    """Read the tensor storage types of a GGUF file and summarise those of its weight matrices.
 
-    Returns a dict with ``summary`` (e.g. ``"GGUF Q4_1 (attention/MLP), Q8_0 (embeddings)"``; float
-    norms are left out), ``tensor_types`` ({group: {type: count}}) and ``gguf_architecture``.
+    Only tensors with two or more dimensions count as weight matrices (norm gains and biases are
+    stored as F32 in every GGUF and say nothing about quantisation).
+
+    Returns a dict with
+      * ``summary``: the matrices' storage, most common type first, e.g.
+        ``"GGUF Q4_1 (attention/MLP), Q8_0 (embeddings)"`` or, for float files, ``"GGUF F32"`` /
+        ``"GGUF F16 (attention/MLP), F32 (embeddings)"``;
+      * ``quantized``: True if some weight matrix is stored in a non-float type (Q*, IQ*, K-quants, ...),
+        False if all are F32/F16/BF16/F64;
+      * ``tensor_types``: {group: {type: count}} over all tensors; ``gguf_architecture``.
     """
     from gguf import GGUFReader
 
     reader = GGUFReader(str(path))
     counts: dict[str, Counter[str]] = defaultdict(Counter)
+    by_type: dict[str, set[str]] = defaultdict(set)
+    type_weight: Counter[str] = Counter()
     for tensor in reader.tensors:
-        counts[_tensor_group(tensor.name)][tensor.tensor_type.name] += 1
+        group, qtype = _tensor_group(tensor.name), tensor.tensor_type.name
+        counts[group][qtype] += 1
+        if sum(int(d) > 1 for d in tensor.shape) >= 2:
+            by_type[qtype].add(group)
+            type_weight[qtype] += 1
     arch_field = reader.fields.get("general.architecture")
     gguf_arch = bytes(arch_field.parts[arch_field.data[0]]).decode() if arch_field is not None else None
 
-    by_type: dict[str, list[str]] = defaultdict(list)
-    type_weight: Counter[str] = Counter()
-    for group, types in counts.items():
-        if group == "norms":
-            continue
-        for qtype, n in types.items():
-            by_type[qtype].append(group)
-            by_type[qtype].sort(key=lambda g: _GROUP_ORDER.index(g))
-            type_weight[qtype] += n
-    quantised = [t for t in type_weight if t not in _FLOAT_TYPES]
-    if quantised:
-        order = sorted(type_weight, key=lambda t: (t in _FLOAT_TYPES, -type_weight[t]))
-        summary = "GGUF " + ", ".join(f"{t} ({'/'.join(by_type[t])})" for t in order)
+    quantised = any(t not in _FLOAT_TYPES for t in type_weight)
+    order = sorted(type_weight, key=lambda t: (t in _FLOAT_TYPES, -type_weight[t], t))
+    if len(order) == 1 and not quantised:
+        summary = f"GGUF {order[0]}"
     else:
-        summary = "GGUF " + "/".join(sorted(type_weight)) + " (unquantised)"
+        summary = "GGUF " + ", ".join(
+            f"{t} ({'/'.join(sorted(by_type[t], key=_GROUP_ORDER.index))})" for t in order
+        )
     return {
         "summary": summary,
+        "quantized": quantised,
         "tensor_types": {g: dict(c) for g, c in counts.items()},
         "gguf_architecture": gguf_arch,
+        "meta_version": META_VERSION,
     }
 
 
@@ -128,7 +139,12 @@ def converted_dir_for(path: Path) -> Path:
 
 
 def ensure_gguf_converted(path: Path, architecture_hint: str | None = None) -> tuple[Path, dict[str, Any], bool]:
-    """Return ``(hf_dir, metadata, converted_now)`` for a GGUF file, converting it on first use."""
+    """Return ``(hf_dir, metadata, converted_now)`` for a GGUF file, converting it on first use.
+
+    ``metadata`` holds the keys of :func:`summarise_gguf_quantization` plus ``source``, ``sha256``,
+    ``architecture_class`` and ``convert_s``. Metadata written by an older lmfacts is re-read from the
+    GGUF file (the conversion itself is kept).
+    """
     path = Path(path)
     final = converted_dir_for(path)
     converted_now = False
@@ -139,4 +155,7 @@ def ensure_gguf_converted(path: Path, architecture_hint: str | None = None) -> t
         build_dir_atomic(final, lambda tmp: _convert(path, tmp, sha, architecture_hint))
         converted_now = True
     meta = json.loads((final / META_FILE).read_text())
+    if meta.get("meta_version") != META_VERSION:
+        meta.update(summarise_gguf_quantization(path))
+        write_json_atomic(final / META_FILE, meta)
     return final, meta, converted_now

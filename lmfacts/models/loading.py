@@ -24,7 +24,7 @@ from typing import Any
 
 from lmfacts.models import gguf_cache, hub, tiny
 from lmfacts.models.cache import build_dir_atomic, cache_root, sha256_file
-from lmfacts.models.metadata import ModelInfo, build_model_info, checkpoint_keys, head_params_missing
+from lmfacts.models.metadata import ModelInfo, build_model_info, checkpoint_weight_format, head_params_loaded
 from lmfacts.models.names import (
     PACKAGED,
     TINY,
@@ -138,15 +138,128 @@ def _boot_kwargs(device: str, dtype: str, n_devices: int | None, device_map: Any
 
 
 def _has_lm_head(bridge: Any, model_dir: Path | None, notes: list[str]) -> bool:
-    """True unless head parameters of the booted model are absent from the checkpoint in ``model_dir``."""
-    if model_dir is None:
-        return True
-    missing = head_params_missing(bridge.original_model, checkpoint_keys(model_dir))
+    """Return False if some head parameter of the booted model was not loaded from the checkpoint in
+    ``model_dir`` (judged by tensor values, see :func:`head_params_loaded`), else True.
+
+    The evidence (which stored tensor each head parameter equals, or why it counts as not loaded) is
+    appended to ``notes``. With no ``model_dir`` nothing can be judged and True is returned.
+    """
+    missing, evidence = head_params_loaded(bridge.original_model, model_dir)
+    shown = "; ".join(evidence[:4]) + (f"; ... ({len(evidence) - 4} more)" if len(evidence) > 4 else "")
     if missing:
-        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
-        notes.append(f"head parameters not in the checkpoint, randomly initialised: {shown}")
+        names = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        notes.append(f"head parameters not loaded from the checkpoint, randomly initialised: {names}"
+                     f" (evidence: {shown})")
         return False
+    if evidence:
+        notes.append(f"LM head loaded from the checkpoint: {shown}")
     return True
+
+
+class TokenizerVocabularyError(ModelUnavailableError):
+    """The tokenizer can produce ids outside the model's vocabulary and cannot be made consistent."""
+
+
+_SPECIAL_ATTRS = ("bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token")
+
+
+def _vocab_rows(bridge: Any) -> int:
+    """Number of token ids the model can embed: ``cfg.d_vocab``, or fewer if the embedding is smaller."""
+    n = int(bridge.cfg.d_vocab)
+    with contextlib.suppress(Exception):
+        emb = bridge.original_model.get_input_embeddings()
+        n = min(n, int(emb.weight.shape[0]))
+    return n
+
+
+def _drop_added_tokens(tok: Any, n_vocab: int) -> list[str]:
+    """Remove the tokenizer's added tokens with ids >= ``n_vocab`` from its backend; return their strings.
+
+    Raises TokenizerVocabularyError when the tokenizer has no ``tokenizers`` backend to edit.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    bad = {i: t for i, t in dict(getattr(tok, "added_tokens_decoder", {}) or {}).items() if i >= n_vocab}
+    if not bad:
+        return []
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None or not hasattr(tok, "_tokenizer"):
+        raise TokenizerVocabularyError(
+            f"the tokenizer ({type(tok).__name__}) has tokens with ids outside the model's vocabulary of "
+            f"{n_vocab} ({', '.join(f'{t.content!r}={i}' for i, t in bad.items())}) and is not a fast tokenizer "
+            "whose added tokens lmfacts can remove: these ids would index past the embedding"
+        )
+    spec = json.loads(backend.to_str())
+    spec["added_tokens"] = [t for t in spec.get("added_tokens", []) if int(t["id"]) < n_vocab]
+    tok._tokenizer = Tokenizer.from_str(json.dumps(spec))
+    return [str(t.content) for t in bad.values()]
+
+
+def _keep_special_ids_in_vocab(bridge: Any, notes: list[str]) -> None:
+    """Make sure no special-token id outside the model's vocabulary can reach the model.
+
+    TransformerBridge gives a tokenizer without EOS/BOS/PAD the string ``<|endoftext|>``; when that string
+    is not in the vocabulary it becomes a new id (= d_vocab) that indexes past the embedding. Here such
+    added tokens are removed from the tokenizer, special-token attributes whose id is >= d_vocab are
+    cleared, and then: with no BOS left the bridge stops prepending one (``cfg.default_prepend_bos =
+    False``); with no PAD left the pad token becomes an in-vocabulary token (EOS or UNK if the model has
+    one, else id 0; lmfacts masks padding by known lengths, so the id only has to be embeddable). What
+    was changed goes into ``notes``. Tokenizers whose special ids are all inside the vocabulary are not
+    touched.
+
+    Raises TokenizerVocabularyError if an out-of-vocabulary id can still be produced afterwards.
+    """
+    tok = bridge.tokenizer
+    if tok is None:
+        return
+    n_vocab = _vocab_rows(bridge)
+
+    def bad_attrs() -> dict[str, int]:
+        return {a: int(i) for a in _SPECIAL_ATTRS if (i := getattr(tok, f"{a}_id", None)) is not None
+                and not 0 <= int(i) < n_vocab}
+
+    bad = bad_attrs()
+    strings = {getattr(tok, a) for a in bad} | {
+        str(t.content) for i, t in dict(getattr(tok, "added_tokens_decoder", {}) or {}).items() if i >= n_vocab}
+    if not bad and not strings:
+        return
+    dropped = _drop_added_tokens(tok, n_vocab)
+    for attr in {**bad, **bad_attrs()}:
+        setattr(tok, attr, None)
+    changes = [f"tokenizer ids outside the model's vocabulary ({n_vocab}) removed: "
+               + ", ".join(f"{a}={i}" for a, i in bad.items())
+               + (f"; added tokens dropped: {', '.join(dropped)}" if dropped else "")]
+    if "bos_token" in bad or getattr(tok, "bos_token_id", None) is None:
+        if getattr(bridge.cfg, "default_prepend_bos", False):
+            changes.append("no BOS token in the vocabulary, so none is prepended (cfg.default_prepend_bos=False)")
+        bridge.cfg.default_prepend_bos = False
+    if getattr(tok, "pad_token_id", None) is None:
+        fallback = next((getattr(tok, a) for a in ("eos_token", "unk_token")
+                         if getattr(tok, f"{a}_id", None) is not None), None)
+        tok.pad_token = fallback if fallback is not None else tok.convert_ids_to_tokens(0)
+        changes.append(f"pad token set to in-vocabulary {tok.pad_token!r} (id {tok.pad_token_id}); padding "
+                       "positions are masked from known lengths, so its value does not enter any statistic")
+    _check_token_ids(bridge, n_vocab, sorted(s for s in strings if s))
+    notes.extend(changes)
+
+
+def _check_token_ids(bridge: Any, n_vocab: int, probe_strings: list[str]) -> None:
+    """Raise TokenizerVocabularyError if tokenising (and padding) text that contains ``probe_strings``
+    yields an id outside ``[0, n_vocab)``."""
+    tok = bridge.tokenizer
+    pad = getattr(tok, "pad_token_id", None)
+    if pad is None or not 0 <= int(pad) < n_vocab:
+        raise TokenizerVocabularyError(f"the tokenizer has no pad token inside the model's vocabulary ({n_vocab})")
+    texts = [" ".join(["Hello", *probe_strings, "world"]), "a"]
+    ids = bridge.to_tokens(texts, move_to_device=False, truncate=False)
+    outside = sorted({int(i) for i in ids.reshape(-1).tolist() if not 0 <= int(i) < n_vocab})
+    if outside:
+        raise TokenizerVocabularyError(
+            f"the tokenizer still produces ids {outside} outside the model's vocabulary of {n_vocab} after "
+            "removing its out-of-vocabulary special tokens; they would index past the embedding"
+        )
 
 
 def _boot_path(
@@ -198,8 +311,12 @@ def _extract_zip(zip_path: Path, label: str) -> Path:
 
 def _load_gguf_file(
     path: Path, hint: str | None, boot_kwargs: dict[str, Any], notes: list[str]
-) -> tuple[Any, Path, str]:
-    """Convert (first time) and boot a GGUF file; return (bridge, converted dir, quantisation summary)."""
+) -> tuple[Any, Path, dict[str, Any]]:
+    """Convert (first time) and boot a GGUF file; return (bridge, converted dir, formats).
+
+    ``formats`` holds the ``quantization`` (the storage summary if some weight matrix is quantised, else
+    None) and ``weight_format`` (the storage summary, e.g. ``"GGUF F32"``) keywords for :func:`_finish`.
+    """
     with _quiet():
         converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
     notes.append(
@@ -208,7 +325,10 @@ def _load_gguf_file(
         else f"GGUF booted from cached conversion {converted}"
     )
     bridge = _boot_path(converted, trust_remote_code=False, boot_kwargs=boot_kwargs)
-    return bridge, converted, meta["summary"]
+    formats = {"quantization": meta["summary"] if meta["quantized"] else None, "weight_format": meta["summary"]}
+    if not meta["quantized"]:
+        notes.append(f"GGUF weight matrices are stored as floats ({meta['summary']}): not quantised")
+    return bridge, converted, formats
 
 
 def _finish(
@@ -225,11 +345,22 @@ def _finish(
     t0: float,
     notes: list[str],
     has_lm_head: bool | None = None,
+    weight_format: str | None = None,
 ) -> LoadedModel:
-    """Put the bridge in eval mode and assemble the :class:`LoadedModel`."""
+    """Put the bridge in eval mode, check its head and tokenizer, and return the :class:`LoadedModel`.
+
+    ``has_lm_head`` None: judged from the checkpoint in ``model_dir``. ``weight_format`` None: read from
+    the checkpoint in ``model_dir`` (if any).
+
+    Raises TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
+    outside its vocabulary and cannot be fixed.
+    """
     bridge.eval()
+    _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:
         has_lm_head = _has_lm_head(bridge, model_dir, notes)
+    if weight_format is None:
+        weight_format = checkpoint_weight_format(model_dir)
     info = build_model_info(
         bridge,
         name=ref.display_name,
@@ -242,6 +373,7 @@ def _finish(
         dtype=dtype,
         load_s=time.perf_counter() - t0,
         notes=notes,
+        weight_format=weight_format,
     )
     return LoadedModel(bridge, info)
 
@@ -309,6 +441,8 @@ def load_model(
     Raises:
         UnknownModelError: the name matches no accepted form.
         ModelUnavailableError: the weights cannot be obtained here (message says how to provide them).
+        TokenizerVocabularyError: (a ModelUnavailableError) the tokenizer would feed ids outside the
+            model's vocabulary and cannot be made consistent.
     """
     t0 = time.perf_counter()
     ref = parse_model_name(ref_or_name) if isinstance(ref_or_name, str) else ref_or_name
@@ -324,18 +458,18 @@ def load_model(
         pkg = PACKAGED[ref.target]
         path = _package_file(pkg)
         if pkg.kind == "gguf":
-            bridge, converted, quant = _load_gguf_file(path, pkg.architecture_class, kwargs, notes)
+            bridge, converted, formats = _load_gguf_file(path, pkg.architecture_class, kwargs, notes)
             return _finish(bridge, source="packaged", hf_id_or_path=pkg.hf_label, revision=None,
-                           model_dir=converted, quantization=quant, **common)
+                           model_dir=converted, **formats, **common)
         model_dir = _extract_zip(path, ref.target)
         bridge = _boot_path(model_dir, trust_remote_code=trust_remote_code, boot_kwargs=kwargs)
         return _finish(bridge, source="packaged", hf_id_or_path=pkg.hf_label, revision=None,
                        model_dir=model_dir, quantization=None, **common)
 
     if ref.kind == "gguf-file":
-        bridge, converted, quant = _load_gguf_file(Path(ref.target), None, kwargs, notes)
+        bridge, converted, formats = _load_gguf_file(Path(ref.target), None, kwargs, notes)
         return _finish(bridge, source="gguf-file", hf_id_or_path=ref.target, revision=None,
-                       model_dir=converted, quantization=quant, **common)
+                       model_dir=converted, **formats, **common)
 
     if ref.kind == "local-dir":
         model_dir = Path(ref.target)

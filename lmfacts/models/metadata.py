@@ -18,8 +18,14 @@ _INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 class ModelInfo:
     """Metadata of a loaded model; ``to_dict()`` is JSON-safe.
 
-    ``has_lm_head`` is False when the unembedding head's parameters are absent from the checkpoint
-    (e.g. a BERT encoder checkpoint booted as ``BertForMaskedLM``: the MLM head is random).
+    ``has_lm_head`` is False when some head parameter was not loaded from the checkpoint (judged by
+    tensor values, see :func:`head_params_loaded`; e.g. a BERT encoder checkpoint booted as
+    ``BertForMaskedLM``: the MLM head is random).
+    ``quantization`` is None for float weights; otherwise it names the quantised storage (some weight
+    matrix stored in a quantised type, e.g. ``"GGUF Q4_1 (attention/MLP), Q8_0 (embeddings)"``).
+    ``weight_format`` says how the weight matrices were stored, quantised or not (``"GGUF F32"``,
+    ``"safetensors BF16"``); None when they were not read from a file (tiny random models).
+    ``bos_token_id`` / ``pad_token_id`` are only ever ids inside the model's vocabulary (< ``d_vocab``).
     ``weight_processing`` is ``"raw"`` (HF weights) or ``"compat"`` (HookedTransformer-style folding).
     """
 
@@ -53,6 +59,7 @@ class ModelInfo:
     dtype: str
     load_s: float
     compat_s: float | None = None
+    weight_format: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,69 +69,249 @@ class ModelInfo:
         return data
 
 
+class CheckpointTensors:
+    """Lazy read access to the tensors stored in an HF model directory (safetensors or torch ``.bin``).
+
+    Sharded checkpoints are followed through their ``*.index.json``. Only headers are read up front;
+    a tensor's values are read when :meth:`rows` is called. Use as a context manager (closes files).
+    """
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        """``files`` maps each stored tensor name to the file that holds it."""
+        self._file_of = files
+        self._open: dict[Path, Any] = {}
+
+    @classmethod
+    def open(cls, model_dir: Path | str) -> CheckpointTensors | None:
+        """Return a reader for ``model_dir``'s checkpoint, or None if it has no readable one."""
+        model_dir = Path(model_dir)
+        try:
+            for index_name in _INDEX_FILES:
+                index = model_dir / index_name
+                if index.is_file():
+                    weight_map = json.loads(index.read_text())["weight_map"]
+                    return cls({k: model_dir / f for k, f in weight_map.items()})
+            for name in _WEIGHT_FILES:
+                path = model_dir / name
+                if path.is_file():
+                    reader = cls({})
+                    reader._file_of = dict.fromkeys(reader._handle(path).keys(), path)
+                    return reader
+        except Exception as exc:  # pragma: no cover - depends on odd checkpoints
+            log.debug("cannot read the checkpoint in %s: %s", model_dir, exc)
+        return None
+
+    def _handle(self, path: Path) -> Any:
+        """Open ``path`` once: a safetensors handle, or a dict of (memory-mapped) tensors for ``.bin``."""
+        if path not in self._open:
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                self._open[path] = safe_open(str(path), framework="pt")
+            else:
+                import torch
+
+                try:
+                    self._open[path] = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
+                    self._open[path] = torch.load(str(path), map_location="cpu", weights_only=True)
+        return self._open[path]
+
+    def keys(self) -> list[str]:
+        """Names of all stored tensors."""
+        return list(self._file_of)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """Shape of stored tensor ``key`` (read from the header; no values are loaded)."""
+        h = self._handle(self._file_of[key])
+        if isinstance(h, dict):
+            return tuple(h[key].shape)
+        return tuple(h.get_slice(key).get_shape())
+
+    def dtype(self, key: str) -> str:
+        """Storage dtype of ``key`` in safetensors spelling (``F32``, ``BF16``, ``I8`` ...)."""
+        h = self._handle(self._file_of[key])
+        if isinstance(h, dict):
+            return _TORCH_TO_ST.get(str(h[key].dtype).removeprefix("torch."), str(h[key].dtype))
+        return str(h.get_slice(key).get_dtype())
+
+    def rows(self, key: str, start: int, stop: int) -> Any:
+        """Rows ``start:stop`` (first dimension) of stored tensor ``key`` as a CPU tensor."""
+        h = self._handle(self._file_of[key])
+        if isinstance(h, dict):
+            t = h[key]
+            return t[start:stop] if t.dim() else t
+        sl = h.get_slice(key)
+        return sl[start:stop] if sl.get_shape() else h.get_tensor(key)
+
+    def close(self) -> None:
+        """Drop the open handles."""
+        self._open.clear()
+
+    def __enter__(self) -> CheckpointTensors:
+        """Return the reader itself."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the open handles."""
+        self.close()
+
+
+_TORCH_TO_ST = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int8": "I8",
+                "uint8": "U8", "int16": "I16", "int32": "I32", "int64": "I64", "bool": "BOOL",
+                "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2"}
+_FLOAT_STORAGE = {"F64", "F32", "F16", "BF16"}
+_CHUNK_ELEMENTS = 1 << 22
+
+
 def checkpoint_keys(model_dir: Path) -> set[str] | None:
     """Return the parameter names stored in an HF model directory, or None if they can't be read."""
-    model_dir = Path(model_dir)
-    files: list[Path] = []
-    for index_name in _INDEX_FILES:
-        index = model_dir / index_name
-        if index.is_file():
-            return set(json.loads(index.read_text())["weight_map"])
-    for name in _WEIGHT_FILES:
-        if (model_dir / name).is_file():
-            files.append(model_dir / name)
-            break
-    if not files:
+    reader = CheckpointTensors.open(model_dir)
+    if reader is None:
         return None
-    path = files[0]
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as fh:
-                return set(fh.keys())
-        import torch
-
-        return set(torch.load(str(path), map_location="meta", weights_only=True, mmap=True))
-    except Exception as exc:  # pragma: no cover - depends on odd checkpoints
-        log.debug("cannot read checkpoint keys of %s: %s", path, exc)
-        return None
+    with reader:
+        return set(reader.keys())
 
 
-def head_params_missing(hf_model: Any, keys: set[str] | None) -> list[str]:
-    """Return the names of head parameters (outside the base model) absent from the checkpoint ``keys``.
+def checkpoint_weight_format(model_dir: Path | None) -> str | None:
+    """Describe how the weight matrices (tensors with >= 2 dimensions) of a checkpoint are stored.
 
-    Parameters tied to a stored parameter (same storage) count as present. Names are compared with
-    the ``base_model_prefix`` stripped, because encoder checkpoints are often saved without it.
+    Returns e.g. ``"safetensors F32"`` or ``"safetensors BF16 (412), F32 (2)"`` (tensor counts when
+    mixed), or None if there is no readable checkpoint in ``model_dir``. Index buffers stored with the
+    weights (``*_ids``, e.g. BERT's ``position_ids``) are left out.
     """
-    if keys is None:
-        return []
+    if model_dir is None:
+        return None
+    reader = CheckpointTensors.open(model_dir)
+    if reader is None:
+        return None
+    kind = "safetensors" if any(p.suffix == ".safetensors" for p in reader._file_of.values()) else "torch"
+    counts: dict[str, int] = {}
+    with reader:
+        for key in reader.keys():
+            if len(reader.shape(key)) >= 2 and not key.endswith("_ids"):  # not index buffers (position_ids)
+                dt = reader.dtype(key)
+                counts[dt] = counts.get(dt, 0) + 1
+    if not counts:
+        return None
+    if len(counts) == 1:
+        return f"{kind} {next(iter(counts))}"
+    order = sorted(counts, key=lambda t: -counts[t])
+    return f"{kind} " + ", ".join(f"{t} ({counts[t]})" for t in order)
+
+
+def _equal_to_stored(reader: CheckpointTensors, key: str, param: Any) -> bool:
+    """True if stored tensor ``key`` has ``param``'s shape and, cast to its dtype, exactly its values.
+
+    Reads the stored tensor in row chunks (the first row alone first, so a mismatch costs little).
+    """
+    import torch
+
+    if reader.shape(key) != tuple(param.shape):
+        return False
+    live = param.detach()
+    if live.device.type == "meta":
+        return False
+    if live.dim() == 0:
+        return bool(torch.equal(reader.rows(key, 0, 1).to(live.dtype).to(live.device), live))
+    n = live.shape[0]
+    per_row = max(1, live[0].numel())
+    step = max(1, _CHUNK_ELEMENTS // per_row)
+    bounds = [(0, 1)] + [(s, min(n, s + step)) for s in range(1, n, step)]
+    for a, b in bounds:
+        stored = reader.rows(key, a, b).to(device=live.device, dtype=live.dtype)
+        if not torch.equal(stored, live[a:b]):
+            return False
+    return True
+
+
+def _is_constant(param: Any) -> bool:
+    """True if every element of ``param`` has the same value (e.g. a bias initialised to 0)."""
+    flat = param.detach().reshape(-1)
+    return flat.numel() <= 1 or bool((flat == flat[0]).all())
+
+
+def _short(name: str) -> str:
+    """The HF parameter name without the bridge's ``._original_component`` wrapper segments."""
+    return name.replace("._original_component", "")  # the bridge wraps HF modules
+
+
+def head_params_loaded(hf_model: Any, model_dir: Path | None) -> tuple[list[str], list[str]]:
+    """Judge which head parameters (outside the base model) transformers loaded from the checkpoint.
+
+    A head parameter counts as loaded if it is tied to (shares storage with) a base-model parameter
+    or a loaded head parameter, or if the checkpoint holds a tensor equal to it: same shape and, cast
+    to the parameter's dtype, the same values. Names are not trusted (transformers renames keys on
+    load, e.g. GPT-NeoX ``embed_out`` -> ``lm_head``); only stored tensors of matching shape are read,
+    the same-named one first. A parameter whose elements are all equal (a bias initialised to 0, a
+    norm gain of 1) is only matched by a stored tensor of its own name: equal values under another
+    name say nothing about whether it was loaded.
+
+    Returns ``(missing, evidence)``: the names of head parameters not loaded (empty when ``model_dir``
+    is None or holds no readable checkpoint, i.e. nothing can be judged), and one line per head
+    parameter saying how it was judged. Base-model parameters are not checked.
+    """
+    if model_dir is None:
+        return [], []
+    reader = CheckpointTensors.open(model_dir)
+    if reader is None:
+        return [], [f"no readable checkpoint in {model_dir}: head parameters not checked"]
     prefix = getattr(hf_model, "base_model_prefix", "") or ""
 
     def strip(name: str) -> str:
-        name = name.replace("._original_component", "")  # the bridge wraps HF modules
+        name = _short(name)
         return name[len(prefix) + 1 :] if prefix and name.startswith(prefix + ".") else name
 
-    stored = {strip(k) for k in keys}
-    params = dict(hf_model.named_parameters(remove_duplicate=False))
-    present_ptrs = {p.data_ptr() for n, p in params.items() if strip(n) in stored}
-    missing = []
-    for name, param in params.items():
-        in_body = bool(prefix) and name.startswith(prefix + ".")
-        if in_body or strip(name) in stored or param.data_ptr() in present_ptrs:
-            continue
-        missing.append(name.replace("._original_component", ""))
-    return missing
+    params = list(hf_model.named_parameters(remove_duplicate=False))
+    body_ptrs = {p.data_ptr() for n, p in params if prefix and n.startswith(prefix + ".")}
+    missing: list[str] = []
+    evidence: list[str] = []
+    loaded_ptrs: set[int] = set()
+    with reader:
+        by_shape: dict[tuple[int, ...], list[str]] = {}
+        for key in reader.keys():
+            by_shape.setdefault(reader.shape(key), []).append(key)
+        for name, param in params:
+            if prefix and name.startswith(prefix + "."):
+                continue
+            short, shape = _short(name), tuple(param.shape)
+            ptr = param.data_ptr()
+            if ptr in body_ptrs or ptr in loaded_ptrs:
+                evidence.append(f"{short} {list(shape)}: tied to a loaded parameter")
+                loaded_ptrs.add(ptr)
+                continue
+            constant = _is_constant(param)
+            candidates = by_shape.get(shape, [])
+            own = [k for k in candidates if strip(k) == strip(name)]
+            others = [] if constant else [k for k in candidates if strip(k) != strip(name)]
+            match = next((k for k in own + others if _equal_to_stored(reader, k, param)), None)
+            if match is not None:
+                how = "the stored tensor of that name" if match in own else f"stored tensor {match!r}"
+                evidence.append(f"{short} {list(shape)}: equals {how}")
+                loaded_ptrs.add(ptr)
+                continue
+            missing.append(short)
+            why = (f"constant-valued and no stored tensor {strip(name)!r} equals it" if constant and not own
+                   else f"none of the {len(own) + len(others)} stored tensor(s) of this shape equals it")
+            evidence.append(f"{short} {list(shape)}: not loaded ({why})")
+    return missing, evidence
 
 
-def _tokenizer_fields(tokenizer: Any, is_encoder: bool) -> tuple[int | None, int | None, str | None]:
-    """Return (bos_token_id, pad_token_id, padding_side); encoders report [CLS] as their BOS."""
+def _tokenizer_fields(tokenizer: Any, is_encoder: bool, d_vocab: int) -> tuple[int | None, int | None, str | None]:
+    """Return (bos_token_id, pad_token_id, padding_side); encoders report [CLS] as their BOS.
+
+    An id outside the model's vocabulary (>= ``d_vocab``) is reported as None: it cannot be fed.
+    """
     if tokenizer is None:
         return None, None, None
+
+    def in_vocab(i: Any) -> int | None:
+        return int(i) if i is not None and 0 <= int(i) < d_vocab else None
+
     bos = getattr(tokenizer, "bos_token_id", None)
     if is_encoder and getattr(tokenizer, "cls_token_id", None) is not None:
         bos = tokenizer.cls_token_id
-    return bos, getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "padding_side", None)
+    return in_vocab(bos), in_vocab(getattr(tokenizer, "pad_token_id", None)), getattr(tokenizer, "padding_side", None)
 
 
 def build_model_info(
@@ -140,12 +327,17 @@ def build_model_info(
     dtype: str,
     load_s: float,
     notes: list[str] | None = None,
+    weight_format: str | None = None,
 ) -> ModelInfo:
-    """Read a booted bridge's cfg, HF config and tokenizer into a :class:`ModelInfo`."""
+    """Read a booted bridge's cfg, HF config and tokenizer into a :class:`ModelInfo` and return it.
+
+    ``prepends_bos`` is the bridge's ``cfg.default_prepend_bos``, and False whenever the tokenizer has no
+    BOS id inside the vocabulary.
+    """
     cfg = bridge.cfg
     hf_config = getattr(bridge.original_model, "config", None)
     is_encoder = getattr(cfg, "attention_dir", "causal") == "bidirectional"
-    bos, pad, side = _tokenizer_fields(bridge.tokenizer, is_encoder)
+    bos, pad, side = _tokenizer_fields(bridge.tokenizer, is_encoder, int(cfg.d_vocab))
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     return ModelInfo(
         name=name,
@@ -168,7 +360,7 @@ def build_model_info(
         parallel_attn_mlp=bool(getattr(cfg, "parallel_attn_mlp", False)),
         is_encoder=is_encoder,
         has_lm_head=has_lm_head,
-        prepends_bos=bool(getattr(cfg, "default_prepend_bos", True)),
+        prepends_bos=bool(getattr(cfg, "default_prepend_bos", True)) and bos is not None,
         bos_token_id=None if bos is None else int(bos),
         pad_token_id=None if pad is None else int(pad),
         padding_side=side,
@@ -177,5 +369,6 @@ def build_model_info(
         device=device,
         dtype=dtype,
         load_s=round(load_s, 3),
+        weight_format=weight_format,
         notes=list(notes or []),
     )
