@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lmfacts.probe.batching import BOS, CONTENT, PAD
+from lmfacts.probe.batching import CLASS_NAMES, CONTENT
 
-CLASSES = {"pad": PAD, "bos": BOS, "content": CONTENT}
+CLASSES = CLASS_NAMES  # pad, bos, content, bos_mid, special (see lmfacts.probe.batching)
 
 
 @dataclass
 class NormSums:
-    """Sums of per-token L2 norms for each (point, position class), plus per-prompt content means."""
+    """Sums of per-token L2 norms for each (point, position class), plus per-prompt content means.
+
+    Classes are those of :mod:`lmfacts.probe.batching`: ``sums`` / ``counts`` have one entry per
+    class name (``pad``, ``bos``, ``content``, ``bos_mid``, ``special``).
+    """
 
     n_points: int
     sums: dict[str, np.ndarray] = field(default_factory=dict)

@@ -3,6 +3,28 @@
 Padding follows the tokenizer's side (left or right). Each prompt is tokenised on its own, so the
 masks come from known lengths rather than from guessing which ids are padding (pad == eos for
 several models, which would mistake a genuine trailing EOS for padding).
+
+Position classes (the class map of a batch, and of :func:`lmfacts.measures.rn.single_prompt_pass`)
+say what each position *is*, from its place and its id:
+
+* ``pad`` (:data:`PAD`): padding, known from the prompt lengths (never from ids).
+* ``bos`` (:data:`BOS`): the BOS token the tokenizer prepended, i.e. the first real position of a
+  prompt run with ``prepend_bos`` (with left padding that is not index 0). In a causal model it
+  attends only to itself, so its residual is the same in every prompt: RN-2 relies on that.
+* ``bos_mid`` (:data:`BOS_MID`): the BOS id anywhere else, i.e. a BOS token that came from the
+  prompt's *text* (``<|endoftext|>`` between documents of web text; or at position 0 when no BOS is
+  prepended). It is not content (it is a control token the model was trained to treat specially),
+  and it is not pooled with ``bos`` either: it attends to the text before it, so its residual
+  differs from prompt to prompt, which would break RN-2's "identical across prompts" check and
+  mix two different populations into the BOS trajectory.
+* ``special`` (:data:`SPECIAL`): any other special token of the tokenizer (EOS, SEP, CLS, PAD,
+  MASK and additional special tokens), wherever it occurs: the [SEP] a BERT tokenizer appends, an
+  ``<|im_end|>`` written in the text. The unknown-token id is *not* special here: WordPiece and
+  SentencePiece tokenizers without byte fallback emit it for real text they cannot spell, so it
+  stands for content.
+* ``content`` (:data:`CONTENT`): every other real position.
+
+Statistics "over content" (RN-1, RN-3, BF-*, RS-*) therefore exclude bos, bos_mid, special and pad.
 """
 
 from __future__ import annotations
@@ -12,17 +34,70 @@ from dataclasses import dataclass, field
 
 import torch
 
-# Position classes in a batch's class map.
-PAD, BOS, CONTENT = 0, 1, 2
+# Position classes in a batch's class map (see the module docstring).
+PAD, BOS, CONTENT, BOS_MID, SPECIAL = 0, 1, 2, 3, 4
+CLASS_NAMES: dict[str, int] = {"pad": PAD, "bos": BOS, "content": CONTENT, "bos_mid": BOS_MID, "special": SPECIAL}
 
 
 class PromptError(ValueError):
     """A prompt the probe cannot use (for example an empty one)."""
 
 
+class OutOfVocabularyError(ValueError):
+    """The tokenizer produced an id the model's embedding has no row for (id >= d_vocab)."""
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The ids that are not content wherever they occur: the BOS id and the other special ids."""
+
+    bos: int | None
+    other: frozenset[int] = frozenset()
+
+
+def special_ids(bridge) -> SpecialIds:
+    """The BOS id and the other special-token ids of ``bridge``'s tokenizer (see the module docstring).
+
+    The BOS id is the tokenizer's ``bos_token_id``; encoders (bidirectional attention) use their
+    ``cls_token_id`` (what they prepend) when they have one, as :mod:`lmfacts.models.metadata` does.
+    """
+    tok = getattr(bridge, "tokenizer", None)
+    if tok is None:
+        return SpecialIds(None)
+    encoder = getattr(bridge.cfg, "attention_dir", "causal") == "bidirectional"
+    cls = getattr(tok, "cls_token_id", None)
+    bos = cls if encoder and cls is not None else getattr(tok, "bos_token_id", None)
+    ids = {int(i) for i in (getattr(tok, "all_special_ids", None) or []) if i is not None}
+    ids.discard(getattr(tok, "unk_token_id", None))
+    if bos is not None:
+        ids.discard(int(bos))
+    return SpecialIds(None if bos is None else int(bos), frozenset(ids))
+
+
+def position_classes(ids: Sequence[int] | torch.Tensor, *, prepend_bos: bool, specials: SpecialIds) -> torch.Tensor:
+    """Class (:data:`BOS`, :data:`BOS_MID`, :data:`SPECIAL` or :data:`CONTENT`) of each real position of one prompt.
+
+    ``ids`` are the prompt's token ids without padding. Returns an int8 tensor of the same length.
+    """
+    t = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+    classes = torch.full(t.shape, CONTENT, dtype=torch.int8)
+    if specials.other:
+        classes[torch.isin(t, torch.tensor(sorted(specials.other), dtype=torch.long))] = SPECIAL
+    if specials.bos is not None:
+        classes[t == specials.bos] = BOS_MID
+    if prepend_bos and t.numel():
+        classes[0] = BOS
+    return classes
+
+
+def class_counts(classes: torch.Tensor) -> dict[str, int]:
+    """Number of positions of each class (keys of :data:`CLASS_NAMES`) in a class map."""
+    return {name: int((classes == c).sum()) for name, c in CLASS_NAMES.items()}
+
+
 @dataclass
 class Batch:
-    """One padded batch: token ids, attention mask and the class (PAD/BOS/CONTENT) of every position."""
+    """One padded batch: token ids, attention mask and the class (see the module docstring) of every position."""
 
     tokens: torch.Tensor  # [b, p] int64
     attention_mask: torch.Tensor  # [b, p] int64, 1 = real token
@@ -33,25 +108,58 @@ class Batch:
 
     @property
     def content(self) -> torch.Tensor:
-        """Boolean mask of content positions (real, not BOS)."""
+        """Boolean mask of content positions (real, not BOS, not a special token)."""
         return self.classes == CONTENT
+
+
+def _d_vocab(bridge) -> int | None:
+    d = getattr(getattr(bridge, "cfg", None), "d_vocab", None)
+    return int(d) if isinstance(d, int) and d > 0 else None
 
 
 def tokenize_one(bridge, text: str, *, prepend_bos: bool, n_ctx: int) -> tuple[list[int], bool]:
     """Token ids of one prompt, truncated to ``n_ctx``; returns (ids, was_truncated).
 
-    Raises :class:`PromptError` for a prompt that is empty or only whitespace.
+    Raises :class:`PromptError` for a prompt that is empty or only whitespace, and
+    :class:`OutOfVocabularyError` when an id falls outside the model's vocabulary (a special token
+    the tokenizer added past ``d_vocab``), so no such id ever reaches the embedding.
     """
     if not isinstance(text, str) or not text.strip():
         raise PromptError(f"empty prompt {text!r}: every prompt needs at least one non-space character")
     ids = bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False, move_to_device=False)[0].tolist()
     truncated = len(ids) > n_ctx
-    return ids[:n_ctx], truncated
+    ids = ids[:n_ctx]
+    d_vocab = _d_vocab(bridge)
+    if d_vocab is not None:
+        bad = sorted({i for i in ids if not 0 <= i < d_vocab})
+        if bad:
+            tok = getattr(bridge, "tokenizer", None)
+            names = tok.convert_ids_to_tokens(bad) if tok is not None else bad
+            raise OutOfVocabularyError(
+                f"token id(s) {bad} ({names}) of prompt {text[:40]!r} are outside the model's vocabulary "
+                f"(d_vocab {d_vocab}): the tokenizer has special tokens the model has no embedding for")
+    return ids, truncated
+
+
+def in_vocab_pad_id(bridge, pad_id: int | None) -> int:
+    """``pad_id`` if the model can embed it, else 0.
+
+    Padding positions are masked and classed from the known lengths, so any in-vocabulary id will
+    do; an out-of-vocabulary pad id (a tokenizer whose ``<pad>`` was added past ``d_vocab``) would
+    crash the embedding lookup.
+    """
+    d_vocab = _d_vocab(bridge)
+    if pad_id is None or pad_id < 0 or (d_vocab is not None and pad_id >= d_vocab):
+        return 0
+    return int(pad_id)
 
 
 def make_batch(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int, padding_side: str,
                pad_id: int, device: str | torch.device) -> Batch:
-    """Tokenise ``texts`` and pad them into one :class:`Batch` on ``device``."""
+    """Tokenise ``texts`` and pad them into one :class:`Batch` on ``device``.
+
+    ``pad_id`` is replaced by an in-vocabulary id when the model cannot embed it (see :func:`in_vocab_pad_id`).
+    """
     rows: list[list[int]] = []
     truncated: list[int] = []
     for i, text in enumerate(texts):
@@ -59,17 +167,17 @@ def make_batch(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int, p
         if was_truncated:
             truncated.append(i)
         rows.append(ids)
+    specials = special_ids(bridge)
     width = max(len(r) for r in rows)
-    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    tokens = torch.full((len(rows), width), in_vocab_pad_id(bridge, pad_id), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     classes = torch.full((len(rows), width), PAD, dtype=torch.int8)
     for i, ids in enumerate(rows):
         n = len(ids)
         sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
-        tokens[i, sl] = torch.tensor(ids, dtype=torch.long)
+        row = torch.tensor(ids, dtype=torch.long)
+        tokens[i, sl] = row
         mask[i, sl] = 1
-        classes[i, sl] = CONTENT
-        if prepend_bos:
-            classes[i, sl.start] = BOS
+        classes[i, sl] = position_classes(row, prepend_bos=prepend_bos, specials=specials)
     return Batch(tokens.to(device), mask.to(device), classes.to(device), [len(r) for r in rows], list(texts),
                  truncated)

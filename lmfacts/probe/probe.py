@@ -4,6 +4,11 @@ Points: the residual stream is read at ``resid_pre`` of every block plus the fin
 (``n_layers + 1`` points, index ``l`` = the stream entering block ``l``). Sublayer outputs
 (``attn_out``, ``mlp_out``) and ``resid_mid`` are read per block. The forward stops before the
 final norm and unembedding (the probe needs no logits).
+
+Positions are classed by :mod:`lmfacts.probe.batching` (pad, bos, content, bos_mid, special).
+"Content" statistics see only ``content``; the BOS statistics (``bos_first``, ``bos_max_rel_dev``
+and the ``bos`` norm class) see only the prepended BOS, never a BOS id that came from the text
+(``bos_mid``); norms are summed per class, and :attr:`ProbeResult.position_counts` counts them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 import torch
 
 from lmfacts.probe.accumulators import NormSums, PointStats, per_token_kurtosis, update_sample
-from lmfacts.probe.batching import BOS, CONTENT, Batch, make_batch
+from lmfacts.probe.batching import BOS, CLASS_NAMES, Batch, class_counts, make_batch
 
 TOPK_DIMS = 8  # how many largest-|x| dimensions of each token are counted (BF-2)
 SAMPLE_TOKENS = 512  # content token vectors kept per point for distribution shape (BF-1)
@@ -64,6 +69,9 @@ class ProbeResult:
     bos_first: list[np.ndarray | None]
     bos_max_rel_dev: np.ndarray  # per point, max over prompts of ‖bos − bos₀‖/‖bos₀‖
     truncated_prompts: list[str] = field(default_factory=list)
+    # positions of each class over the whole run: content, bos (prepended), bos_mid (the BOS id
+    # from the text), special (other special tokens), pad; content == n_content_tokens
+    position_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_NAMES, 0))
     seconds: float = 0.0
     plan: ProbePlan = field(default_factory=lambda: ProbePlan())
 
@@ -264,14 +272,15 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
     if "ln_final.hook_in" in names:
         hooks.append(stop_before_unembed_hook())
     truncated: list[str] = []
-    n_content = 0
+    counts = dict.fromkeys(CLASS_NAMES, 0)
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start:start + batch_size])
             batch = make_batch(bridge, chunk, prepend_bos=prepend_bos, n_ctx=n_ctx, padding_side=padding_side,
                                pad_id=pad_id, device=device)
             truncated += [chunk[i] for i in batch.truncated]
-            n_content += int((batch.classes == CONTENT).sum())
+            for name, n in class_counts(batch.classes).items():
+                counts[name] += n
             probe.start(batch)
             bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks, attention_mask=batch.attention_mask,
                                   return_type=None)
@@ -280,10 +289,10 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
         warnings.warn(f"{len(truncated)} prompt(s) longer than the model's context ({n_ctx} tokens) were "
                       f"truncated, e.g. {truncated[0][:40]!r}…", stacklevel=2)
     return ProbeResult(
-        n_layers=L, d_model=d, n_prompts=len(texts), n_content_tokens=n_content, has_resid_mid=probe.has_mid,
+        n_layers=L, d_model=d, n_prompts=len(texts), n_content_tokens=counts["content"], has_resid_mid=probe.has_mid,
         resid=probe.resid, resid_mid=probe.resid_mid, attn_out=probe.attn_out, mlp_out=probe.mlp_out,
         points=probe.points, rotation=probe.rotation64.numpy(), mlp_pos_count=probe.mlp_pos,
         mlp_count=probe.mlp_n, bound_min_slack=probe.min_slack, bound_violations=probe.violations,
         bound_checked=probe.checked, bos_first=probe.bos_first, bos_max_rel_dev=probe.bos_dev,
-        truncated_prompts=truncated, seconds=time.perf_counter() - t0, plan=plan,
+        truncated_prompts=truncated, position_counts=counts, seconds=time.perf_counter() - t0, plan=plan,
     )
