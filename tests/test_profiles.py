@@ -230,14 +230,14 @@ def test_witness_is_rendered_with_its_replay_command() -> None:
     command = "pytest --model tiny-gpt2 --hypothesis-profile nightly --hypothesis-seed 5"
     record = {"claim": "RN-1p", "title": "t", "model": "tiny-gpt2", "device": "cpu", "outcome": "failed",
               "nodeid": "claims/test_rn.py::test_rn1p[RN-1p-tiny-gpt2-cpu]", "source": "RN §Summary",
-              "witness": {"text": "Hello", "tokens": None, "value": 0.9}, "figures": []}
+              "witness": {"text": "Hello <b>", "tokens": None, "value": 0.9}, "figures": []}
     report = {"run": {"id": "r", "hypothesis": {"name": "lmfacts-nightly", "seed": "5", "derandomize": False,
                                                 "replay": command, "replay_rootdir": "."}},
               "results": [record], "summary": {"counts": {"failed": 1}}, "models": []}
     expected = f"{command} 'claims/test_rn.py::test_rn1p[RN-1p-tiny-gpt2-cpu]'"
     assert html.escape(expected, quote=True) in render_html(report)
     md = render_markdown(report)
-    assert f"`{expected}`" in md and "`Hello`" in md and "(seed 5)" in md
+    assert f"`{expected}`" in md and '"Hello &lt;b&gt;"' in md and "(seed 5)" in md
 
 
 def test_load_profile_rejects_unknown_names() -> None:

@@ -164,9 +164,9 @@ def _witness_lines(report: dict[str, Any], model: str) -> list[str]:
         if model_name(r) != model or not isinstance(w, dict) or r.get("outcome") not in ("failed", "xpassed"):
             continue
         replay = replay_command(report.get("run"), r)
-        text = md_escape(w.get("text"), 160).replace("`", "'")
-        lines.append(f"- **{md_escape(r.get('claim'))}**: `{text}`"
-                     + (f" — replay: `{replay.replace('`', chr(39))}`" if replay else ""))
+        code = " ".join(replay.split()).replace("`", "'") if replay else None  # a code span shows its text as is
+        lines.append(f"- **{md_escape(r.get('claim'))}**: \"{md_escape(w.get('text'), 160)}\""
+                     + (f" — replay: `{code}`" if code else ""))
     return ["### Witnesses", "", *lines, ""] if lines else []
 
 
