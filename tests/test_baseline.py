@@ -102,7 +102,7 @@ def test_guard_passing_predicate_but_value_outside_band_fails() -> None:
     ctx = _ctx({"baseline": {"share": 0.8}, "baseline_atol": 0.2})
     with pytest.raises(pytest.fail.Exception, match="regression guard"), \
             baseline_guard(ctx, {"share": 0.5}, scope="probe"):
-        ctx.check(0.5 >= 0.5, "predicate")  # the general predicate holds
+        ctx.check(0.5 >= 0.5, "predicate", share=0.5)  # the general predicate holds
     assert ctx.record.measured["baseline_deviation"]["share"]["within"] is False
 
 
@@ -110,12 +110,12 @@ def test_guard_never_turns_a_failing_predicate_into_a_pass() -> None:
     # value inside the band, predicate fails: the claim still fails with the predicate's reason
     ctx = _ctx({"baseline": {"share": 0.34}, "baseline_atol": 0.0345})
     with pytest.raises(pytest.fail.Exception, match="only 0.34"), baseline_guard(ctx, {"share": 0.34}, scope="probe"):
-        ctx.check(False, "only 0.34 of points")
+        ctx.check(False, "only 0.34 of points", share=0.34)
     assert ctx.record.reason == "only 0.34 of points" and ctx.record.measured["baseline_ok"] is True
     # both fail: the predicate's reason stays first, the violation is appended
     ctx = _ctx({"baseline": {"share": 0.34}, "baseline_atol": 0.0345})
     with pytest.raises(pytest.fail.Exception), baseline_guard(ctx, {"share": 0.10}, scope="probe"):
-        ctx.check(False, "only 0.10 of points")
+        ctx.check(False, "only 0.10 of points", share=0.10)
     assert ctx.record.reason.startswith("only 0.10 of points; measured baseline violated")
 
 

@@ -163,7 +163,7 @@ def test_xdist_scope_is_the_target() -> None:
 
 
 def test_randomised_profile_records_a_seed_that_replays(tmp_path: Path) -> None:
-    base = ["claims/", "-k", "RN-8", "--model", "tiny-gpt2", "-q", "--hypothesis-profile", "dev"]
+    base = ["claims/", "-k", "RN-8", "--model", "tiny-gpt2", "-q", "--hypothesis-profile", "nightly"]
     proc, _ = run_pytest(*base, report_dir=tmp_path / "a", env={"CI": ""})
     assert proc.returncode == 0, proc.stdout[-2000:]
     first = load_report(tmp_path / "a")

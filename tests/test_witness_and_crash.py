@@ -32,7 +32,8 @@ def test_zz1_planted(ctx, prompt):
     value = float(logits[0, -1].abs().max())
     ctx.observe(value)
     ctx.witness(prompt, tokens[0].tolist(), value)
-    ctx.check("zebra" not in prompt.lower(), "planted failure: the prompt mentions a zebra")
+    ctx.check("zebra" not in prompt.lower(), "planted failure: the prompt mentions a zebra",
+              zebra_count=float(prompt.lower().count("zebra")))
 '''
 
 SENTENCES = [
