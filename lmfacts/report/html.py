@@ -151,7 +151,7 @@ def _header(report: dict[str, Any]) -> str:
 
 
 MODEL_FIELDS = ("name", "source", "architecture", "n_layers", "d_model", "device", "dtype", "quantization",
-                "weight_processing", "load_s")
+                "weight_format", "weight_processing", "load_s")
 
 
 def _models_table(report: dict[str, Any]) -> str:
