@@ -6,10 +6,25 @@ The measurements live in :mod:`lmfacts.measures.rn` (shared with the planted-tru
 trailing ``p`` (``RN-1p``, ``RN-2p``, ``RN-4p``) are the per-prompt Hypothesis variants of the
 catalogue claim of the same number (see :mod:`lmfacts.claims`).
 
-Applicability: the growth claims (RN-1 … RN-7) are about pre-norm decoders; post-norm encoders
-(BERT, RoBERTa, MiniLM) re-normalise the stream after every sublayer and their ``hook_attn_out`` is
-a LayerNorm output, so those claims skip there with that reason. RN-8 is a theorem and applies to
-every model's W_OV. RN-9 has a premise (a zero-mean stream) that is measured and reported.
+Applicability is declared, not hand-checked: each claim names the premises it rests on
+(``@claim(..., requires=...)``, :mod:`lmfacts.premises`), the plugin measures them on the loaded
+model and skips the claim with the premise's name and evidence where one does not hold.
+
+* ``causal_decoder`` (RN-1 … RN-7): the claims are about decoders; a bidirectional encoder fails it.
+* ``residual_sum`` (RN-1, RN-2, RN-4): claims about the stream's own norm need a stream that is the
+  plain sum of its hooked parts, never re-normalised (a post-LN block fails it; a norm *after* a
+  sublayer, before the add, as in Gemma 2, does not).
+* ``additive_residual`` (RN-3, RN-5, RN-6): claims about what the sublayers write need
+  hook_attn_out / hook_mlp_out to *be* the output projections added to the stream unnormalised
+  (pre-norm blocks); with a norm after each sublayer their size is set by that norm's gain.
+* ``bos_prepended`` (RN-2, RN-2p), ``ov_rebuild`` (RN-5, RN-8), ``mlp_rebuild`` (RN-6, RN-7):
+  a BOS position to look at; weight rebuilds that reproduce the hooks on corpus inputs. The
+  measured rebuild error is recorded as ``rebuild_error`` in each claim that rebuilds.
+* ``centred_stream`` (RN-9): the identity's premise, measured on the probe's sample.
+
+Every float tolerance is a float32 value scaled to the run's dtype (``ctx.float_tol``,
+:mod:`lmfacts.tolerances`). Claims that average over position classes record how many positions of
+each class they used (``position_counts``).
 """
 
 from __future__ import annotations
@@ -26,13 +41,29 @@ from lmfacts.context import ClaimContext
 from lmfacts.measures import rn
 from lmfacts.prompts.strategies import robustness_prompts, run_prompts
 
-ENCODER_REASON = ("post-norm encoder: the stream is re-normalised after every sublayer (and hook_attn_out is a "
-                  "LayerNorm output), so the residual growth claims do not apply (RN §Comparison, catalogue)")
-BOUND_FLOAT_TOL = 1e-5  # RN-4: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖), float32 norm rounding (~1e-7) × margin
+#: RN-4p, float32: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖) (norm rounding ~1e-7 × margin); dtype-scaled.
+BOUND_FLOAT_TOL = 1e-5
+#: RN-4, float32: the probe's per-block min of slack/‖pre‖ ≥ −1e-4 (its violation threshold); dtype-scaled.
+BOUND_PRE_TOL = 1e-4
+#: RN-2 / RN-2p, float32 default of ``bos_dev_tol`` (different sequence lengths change the matmul
+#: blocking, ~1e-6); the expectation may override the base, which is then dtype-scaled.
+BOS_DEV_TOL = 1e-4
+#: RN-9, float32 default of the identity's ``tol``; dtype-scaled.
+RN9_TOL = 1e-4
+
+CAUSAL_STREAM = ("causal_decoder", "residual_sum")
+PRE_NORM = ("causal_decoder", "additive_residual")
 
 
-def _decoder_only(ctx: ClaimContext) -> None:
-    ctx.require(not ctx.info.is_encoder, ENCODER_REASON)
+def _rebuild_error(ctx: ClaimContext) -> dict[str, Any]:
+    """The measured rebuild self-check of the claim's weights (max relative error per check, tolerance)."""
+    return ctx.session.rebuild(ctx.target, "compat").to_dict()
+
+
+def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    for k, v in counts.items():
+        totals[k] = totals.get(k, 0) + int(v)
+    return totals
 
 
 def _band_text(band: tuple[float | None, float | None]) -> str:
@@ -43,7 +74,7 @@ def _band_text(band: tuple[float | None, float | None]) -> str:
 # RN-1
 # ----------------------------------------------------------------------------------------------
 @claim("RN-1", title="residual norm grows exponentially", source="RN §Summary; §Comparison of various models",
-       processing="compat")
+       processing="compat", requires=CAUSAL_STREAM)
 def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     """RN-1: the residual stream's norm grows exponentially with depth.
 
@@ -56,13 +87,14 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     layers 5–41, RN §Summary); by default [round(0.1·L), round(0.85·L)] (= [5, 41] for L = 48).
     Where the expectation sets ``superexponential`` (gpt2, distilgpt2: RN §Comparison), the
     quadratic term of log-norm must be significantly positive. Weight processing: TransformerLens
-    compat mode (fold_ln, center_writing_weights), as the post's HookedTransformer. Pre-norm
-    decoders only.
+    compat mode (fold_ln, center_writing_weights), as the post's HookedTransformer. Premises:
+    causal_decoder, residual_sum (the stream is never re-normalised; what writes into it does not
+    matter here). ``position_counts``: positions of each class over the corpus (content only is used).
     Source: RN §Summary; §Comparison of various models.
     """
-    _decoder_only(ctx)
     exp = ctx.expectation
-    m = rn.measure_rn1(ctx.probe(), exp)
+    probe = ctx.probe()
+    m = rn.measure_rn1(probe, exp)
     band = rn.rate_band(exp)
     min_r2 = exp.get("min_r2", rn.DEFAULT_MIN_R2)
     ctx.statistic("rate = exp(LSQ slope of log mean ‖resid_pre‖ vs layer), content tokens, over the window "
@@ -70,7 +102,7 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
                     average="over all corpus tokens; CI by bootstrap over prompts", processing="compat",
                     estimator="OLS on log-norm (verdict); two-point (the post's by-eye method) reported")
-    ctx.measured(**m)
+    ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(rate_band=list(band), min_r2=min_r2,
                  **({"superexponential": exp["superexponential"]} if "superexponential" in exp.params else {}))
     ctx.tolerance(rate_tol=exp.get("rate_tol"), min_r2=min_r2)
@@ -88,15 +120,19 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
                 "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
     ctx.check(rn.in_band(m["rate"], band),
               f"growth rate {m['rate']:.4f} (two-point {m['two_point_rate']:.4f}) outside the expected band "
-              f"{_band_text(band)} on layers {lo}–{hi}")
-    ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here")
+              f"{_band_text(band)} on layers {lo}–{hi}", rate=m["rate"])
+    ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here",
+              r2=m["r2"])
     if "superexponential" in exp.params:
+        # curvature_c is None when the window is too short for the quadratic fit: an error, not a finding
         ctx.check(bool(m.get("superexponential")) == bool(exp["superexponential"]),
                   f"superexponential={m.get('superexponential')} (curvature {m.get('curvature_c')}), "
-                  f"expected {exp['superexponential']}")
+                  f"expected {exp['superexponential']}", curvature_c=m.get("curvature_c"),
+                  curvature_p=m.get("curvature_p"))
 
 
-@claim("RN-1p", title="every prompt's residual norm grows (per prompt)", source="RN §Summary", processing="compat")
+@claim("RN-1p", title="every prompt's residual norm grows (per prompt)", source="RN §Summary", processing="compat",
+       requires=CAUSAL_STREAM)
 def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     """RN-1p (per-prompt variant of RN-1): for every natural prompt, the mean content-token norm of
     ``blocks.{l}.hook_resid_pre`` (+ final resid_post) grows over RN-1's window at a fitted
@@ -107,10 +143,13 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
 
     Prompts: Hypothesis ``natural_prompts(corpus)`` (corpus prompts, spliced sentences, perturbed
     prompts), one unbatched, unpadded forward pass each (hooks reduce on the fly; the pass stops
-    before the unembedding). Prompts whose content is a single token are kept. Weight processing:
-    compat. Pre-norm decoders only. Source: RN §Summary ("the norm of each residual stream grows").
+    before the unembedding). Prompts whose content is a single token are kept; a prompt with no
+    content position at all (only the BOS id or other special tokens, classed as the probe classes
+    them) says nothing about content norms and is counted in ``examples_without_content``, not
+    judged. ``position_counts``: positions of each class summed over the examples run. Weight
+    processing: compat. Premises: causal_decoder, residual_sum (as RN-1).
+    Source: RN §Summary ("the norm of each residual stream grows").
     """
-    _decoder_only(ctx)
     lm = ctx.model()
     exp = ctx.expectation
     L = lm.info.n_layers
@@ -120,17 +159,26 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content",
                     prompts="Hypothesis natural_prompts(corpus), one forward pass each", processing="compat")
     ctx.expected(prompt_rate_band=list(band), window=[lo, hi])
+    totals: dict[str, int] = {}
+    no_content = [0]
 
     @given(prompt=run_prompts())
     def prop(prompt: str) -> None:
         pp = rn.single_prompt_pass(lm, prompt)
+        counts = pp.position_counts
+        ctx.measured(position_counts=dict(_add_counts(totals, counts)))
+        if counts["content"] == 0:
+            no_content[0] += 1
+            ctx.measured(examples_without_content=no_content[0])
+            return
         norms = pp.content_means()
         rate, r2 = rn.fitted_rate(norms, (lo, hi))
         ctx.observe(rate)
-        ctx.witness(prompt, pp.tokens, {"rate": rate, "r2": r2, "norms": norms.tolist()})
+        ctx.witness(prompt, pp.tokens, {"rate": rate, "r2": r2, "norms": norms.tolist(), "position_counts": counts})
         ctx.check(rn.in_band(rate, band), f"prompt's growth rate {rate:.4f} outside {_band_text(band)} "
-                                          f"on layers {lo}–{hi}")
+                                          f"on layers {lo}–{hi}", rate=rate)
 
+    ctx.measured(examples_without_content=0)
     prop()
 
 
@@ -138,7 +186,7 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
 # RN-2
 # ----------------------------------------------------------------------------------------------
 @claim("RN-2", title="BOS (and padding) norms are an exception", source="RN §Summary; §BOS token and padding",
-       processing="compat")
+       processing="compat", requires=("causal_decoder", "bos_prepended", "residual_sum"))
 def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     """RN-2: the BOS position's norm trajectory is unlike content positions'.
 
@@ -147,19 +195,19 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     ratio peaks at ≥ ``ratio_threshold`` (default 2) in the first half of the network and then
     shrinks by ≥ ``rate_tol`` (default 2 %) per layer (BOS's "huge early growth, then a plateau").
     Padding positions' mean norm ratio is reported too. Causal models only: BOS's residual must be
-    the same in every prompt (``bos_max_rel_dev`` of the probe ≤ ``bos_dev_tol``, default 1e-4,
-    float32 batch-shape rounding). Where BOS sits: with right padding at index 0; with left padding
-    at the first real position (the probe's class map tracks it, so it is still BOS). Hooks:
-    ``blocks.{l}.hook_resid_pre`` + final resid_post. Processing: compat. Pre-norm decoders that
-    prepend a BOS token.
+    the same in every prompt (``bos_max_rel_dev`` of the probe ≤ ``bos_dev_tol``: default 1e-4 in
+    float32, batch-shape rounding; scaled to the run's dtype by ``ctx.float_tol``). Where BOS sits:
+    with right padding at index 0; with left padding at the first real position (the probe's class
+    map tracks it, so it is still BOS); the BOS id inside a prompt's text is its own class
+    (``bos_mid``), neither BOS nor content. ``position_counts`` records how many of each class the
+    curves averaged. Hooks: ``blocks.{l}.hook_resid_pre`` + final resid_post. Processing: compat.
+    Premises: causal_decoder, bos_prepended, residual_sum.
     Window: every residual point (all layers, 0 … L).
     Source: RN §Summary; §BOS token and padding.
     """
     from lmfacts.stats.bos import bos_anomaly
 
-    _decoder_only(ctx)
     info = ctx.info
-    ctx.require(info.prepends_bos, "the model's tokenizer prepends no BOS token: no BOS position to compare")
     exp = ctx.expectation
     probe = ctx.probe()
     bos = probe.resid.mean("bos")
@@ -170,7 +218,8 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     pad = probe.resid.mean("pad")
     with np.errstate(invalid="ignore", divide="ignore"):
         pad_ratio = pad / np.median(content, axis=0)
-    dev_tol = exp.get("bos_dev_tol", 1e-4)
+    dev_base = exp.get("bos_dev_tol", BOS_DEV_TOL)
+    dev_tol = ctx.float_tol(dev_base)
     bos_dev = float(np.max(probe.bos_max_rel_dev))
     ctx.statistic("ratio of mean BOS ‖resid‖ to the per-layer median content norm; peak early then decline")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", bos_position=(
@@ -180,9 +229,10 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
                  ratio_decline=res.ratio_decline, early=res.early, anomalous=res.anomalous,
                  jump_layer=res.jump_layer, jump_rate=res.jump_rate, bos_max_rel_dev=bos_dev,
                  pad_ratio=[None if not np.isfinite(v) else float(v) for v in pad_ratio],
-                 bos_norms=bos.tolist())
+                 bos_norms=bos.tolist(), position_counts=dict(probe.position_counts),
+                 n_content_prompts=int(content.shape[0]))
     ctx.expected(anomalous=True, bos_max_rel_dev_below=dev_tol)
-    ctx.tolerance(ratio_threshold=thr, rate_tol=tol, bos_dev_tol=dev_tol)
+    ctx.tolerance(ratio_threshold=thr, rate_tol=tol, bos_dev_tol=dev_tol, bos_dev_tol_float32=dev_base)
     ctx.figure({"id": "rn2-ratio", "title": "RN-2 BOS / median content norm", "xlabel": "layer",
                 "ylabel": "ratio", "logy": True, "logx": False,
                 "series": [{"label": "BOS / content", "x": list(range(len(res.ratio))), "y": res.ratio,
@@ -192,51 +242,65 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
         ctx.expected(max_ratio=want, max_ratio_layer=exp.get("max_ratio_layer"))
         ctx.tolerance(max_ratio_tol=rtol, max_ratio_layer_tol=exp.get("max_ratio_layer_tol"))
         ctx.check(abs(res.max_ratio - want) <= rtol, f"BOS/content peak ratio {res.max_ratio:.1f}, baseline "
-                                                     f"{want} ± {rtol}")
+                                                     f"{want} ± {rtol}", max_ratio=res.max_ratio)
         if "max_ratio_layer" in exp.params:
             ctx.check(abs(res.max_ratio_layer - exp["max_ratio_layer"]) <= exp.get("max_ratio_layer_tol", 0),
-                      f"BOS/content ratio peaks at point {res.max_ratio_layer}, baseline {exp['max_ratio_layer']}")
+                      f"BOS/content ratio peaks at point {res.max_ratio_layer}, baseline {exp['max_ratio_layer']}",
+                      max_ratio_layer=res.max_ratio_layer)
     ctx.check(bos_dev <= dev_tol, f"BOS residual differs across prompts by up to {bos_dev:.2e} (relative) > "
-                                  f"{dev_tol}: in a causal model it should be prompt-independent")
+                                  f"{dev_tol:.3g} ({ctx.dtype}): in a causal model it should be prompt-independent",
+              bos_max_rel_dev=bos_dev)
+    # ratio_decline is NaN by definition when the peak is the last point (then plateau is False and
+    # the peak is not early): a late peak is a finding, so the verdict's operands are the peak and
+    # the two booleans derived from it, not the decline itself.
     ctx.check(res.anomalous, f"BOS trajectory is not anomalous: max ratio {res.max_ratio:.2f} at layer "
                              f"{res.max_ratio_layer} (threshold {thr}), decline {res.ratio_decline:.4f}/layer "
-                             f"(needs ≥ {1 + tol})")
+                             f"(needs ≥ {1 + tol})", max_ratio=res.max_ratio, max_ratio_layer=res.max_ratio_layer,
+              early=res.early, plateau=res.plateau)
 
 
 @claim("RN-2p", title="BOS residual is prompt-independent (pairs of prompts)", source="RN §BOS token",
-       processing="compat")
+       processing="compat", requires=("causal_decoder", "bos_prepended"))
 def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
     """RN-2p (per-prompt variant of RN-2): the post's explanation of the BOS exception — in a
     causal model BOS attends only to itself, so its residual vector at every point
     (``blocks.{l}.hook_resid_pre`` + final resid_post, position 0 of an unpadded prompt) is the same
     for any two prompts, up to float error: max_l ‖bos_a − bos_b‖ / ‖bos_a‖ ≤ ``bos_dev_tol``
-    (default 1e-4: float32 with different sequence lengths changes the matmul blocking, ~1e-6).
+    (default 1e-4 in float32: different sequence lengths change the matmul blocking, ~1e-6; scaled
+    to the run's dtype by ``ctx.float_tol``). The stream need not be a plain sum: only the causal
+    mask is used.
 
     Statistic: max over points of ‖bos_a − bos_b‖ / ‖bos_a‖ for a pair of prompts.
 
-    Prompts: pairs drawn by Hypothesis from ``natural_prompts(corpus)``. Processing: compat.
-    Causal decoders that prepend a BOS token.
+    Prompts: pairs drawn by Hypothesis from ``natural_prompts(corpus)``. ``position_counts``:
+    positions of each class over the prompts run (one BOS each). Processing: compat. Premises:
+    causal_decoder, bos_prepended.
     Window: every residual point (all layers, 0 … L).
     Source: RN §BOS token.
     """
-    _decoder_only(ctx)
     lm = ctx.model()
-    ctx.require(lm.info.prepends_bos, "the model's tokenizer prepends no BOS token")
-    tol = ctx.expectation.get("bos_dev_tol", 1e-4)
+    base = ctx.expectation.get("bos_dev_tol", BOS_DEV_TOL)
+    tol = ctx.float_tol(base)
     ctx.statistic("max over points of ‖bos_a − bos_b‖/‖bos_a‖ for two prompts, each run alone")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="BOS (position 0, unpadded)",
                     processing="compat")
     ctx.expected(max_rel_dev_below=tol)
+    ctx.tolerance(bos_dev_tol=tol, bos_dev_tol_float32=base)
+    totals: dict[str, int] = {}
 
     @given(a=run_prompts(), b=run_prompts())
     def prop(a: str, b: str) -> None:
         pa, pb = rn.single_prompt_pass(lm, a), rn.single_prompt_pass(lm, b)
-        assert pa.bos is not None and pb.bos is not None
+        _add_counts(totals, pa.position_counts)
+        ctx.measured(position_counts=dict(_add_counts(totals, pb.position_counts)))
+        if pa.bos is None or pb.bos is None:
+            raise RuntimeError("bos_prepended holds but the prompt pass kept no BOS vector")
         dev = float(np.max(np.linalg.norm(pa.bos - pb.bos, axis=1) / np.maximum(np.linalg.norm(pa.bos, axis=1),
                                                                                  1e-30)))
         ctx.observe(dev)
         ctx.witness(f"{a!r} vs {b!r}", pa.tokens, {"max_rel_dev": dev})
-        ctx.check(dev <= tol, f"BOS residual differs between two prompts by {dev:.2e} (relative) > {tol}")
+        ctx.check(dev <= tol, f"BOS residual differs between two prompts by {dev:.2e} (relative) > {tol:.3g} "
+                              f"({ctx.dtype})", max_rel_dev=dev)
 
     prop()
 
@@ -245,7 +309,7 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
 # RN-3
 # ----------------------------------------------------------------------------------------------
 @claim("RN-3", title="attn_out and mlp_out grow at the stream's rate",
-       source="RN §Theories for the source of the growth", processing="compat")
+       source="RN §Theories for the source of the growth", processing="compat", requires=PRE_NORM)
 def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     """RN-3: the sublayer outputs grow exponentially too, at a rate comparable to the stream's.
 
@@ -254,21 +318,23 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     lie within ± ``rate_tol`` (default 0.05 per layer) of the stream's fitted rate over the same
     blocks (resid_pre of blocks lo..hi). Windows: ``attn_window`` / ``mlp_window`` of the
     expectation (gpt2-xl: attn_out falls off after ~30 → attn window 5–30), else ``window``, else
-    the default over L blocks. Processing: compat. Pre-norm decoders only.
+    the default over L blocks. Processing: compat. Premises: causal_decoder, additive_residual (with
+    a norm after each sublayer, the hooked outputs' size is that norm's gain, not the sublayer's).
+    ``position_counts``: positions of each class over the corpus (content only is used).
     Source: RN §Theories for the source of the growth.
     """
-    _decoder_only(ctx)
     exp = ctx.expectation
-    m = rn.measure_rn3(ctx.probe(), exp)
+    probe = ctx.probe()
+    m = rn.measure_rn3(probe, exp)
     tol = exp.get("rate_tol", 0.05)
     ctx.statistic("fitted per-layer growth rate of mean content ‖attn_out‖, ‖mlp_out‖ vs the stream's rate")
     ctx.conventions(hooks="blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_pre",
                     positions="content", processing="compat")
-    ctx.measured(**m)
+    ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(sub_rate_min=1.0, rate_diff_max=tol)
     ctx.tolerance(rate_tol=tol)
     blocks = list(range(len(m["attn_out"]["norms"])))
-    resid = ctx.probe().resid.mean("content")[: len(blocks)].tolist()
+    resid = probe.resid.mean("content")[: len(blocks)].tolist()
     ctx.figure({"id": "rn3-sublayers", "title": "RN-3 attn_out and mlp_out norms per block", "xlabel": "block",
                 "ylabel": "mean norm (content tokens)", "logy": True, "logx": False,
                 "series": [{"label": "attn_out", "x": blocks, "y": m["attn_out"]["norms"], "style": "line"},
@@ -279,45 +345,57 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     for kind in ("attn_out", "mlp_out"):
         r = m[kind]
         lo, hi = r["window"]
-        ctx.check(r["rate"] > 1.0, f"{kind} does not grow on blocks {lo}–{hi}: rate {r['rate']:.4f}")
+        ctx.check(r["rate"] > 1.0, f"{kind} does not grow on blocks {lo}–{hi}: rate {r['rate']:.4f}",
+                  rate=r["rate"])
         ctx.check(abs(r["rate"] - r["resid_rate"]) <= tol,
                   f"{kind} rate {r['rate']:.4f} vs stream rate {r['resid_rate']:.4f} on blocks {lo}–{hi}: "
-                  f"differ by more than {tol}")
+                  f"differ by more than {tol}", rate=r["rate"], resid_rate=r["resid_rate"])
 
 
 # ----------------------------------------------------------------------------------------------
 # RN-4
 # ----------------------------------------------------------------------------------------------
-@claim("RN-4", title="sublayer contribution bound (triangle inequality)", source="RN Appendix 1", processing="compat")
+@claim("RN-4", title="sublayer contribution bound (triangle inequality)", source="RN Appendix 1", processing="compat",
+       requires=CAUSAL_STREAM)
 def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
     """RN-4: ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ (r_l − 1)·‖resid_pre_l‖ with r_l = ‖resid_post_l‖/‖resid_pre_l‖,
     at every layer, real position and prompt of the corpus.
 
     A consequence of resid_post = resid_pre + attn_out + mlp_out and the triangle inequality, so it
     also checks that the hooks are wired to the right tensors. Statistic: the probe's per-block
-    minimum over tokens of the relative slack (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖))/‖pre‖ and the
-    count of tokens below −1e-4 (float32 rounding). Hooks: ``blocks.{l}.hook_resid_pre``,
-    ``hook_attn_out``, ``hook_mlp_out``, ``hook_resid_post``; positions: every real token (BOS
-    included, padding excluded). Parallel attention (GPT-NeoX) has no resid_mid; the bound needs
-    none. Processing: compat. N/A for post-norm encoders (the sublayer hooks are LN outputs).
+    minimum over tokens of the relative slack (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖))/‖pre‖; verdict:
+    it is ≥ −``BOUND_PRE_TOL`` (1e-4 in float32, the probe's rounding threshold; scaled to the run's
+    dtype by ``ctx.float_tol``) at every block. The probe's count of tokens below −1e-4 is reported
+    as ``tokens_below_1e-4`` (the float32 threshold, whatever the dtype). Hooks:
+    ``blocks.{l}.hook_resid_pre``, ``hook_attn_out``, ``hook_mlp_out``, ``hook_resid_post``;
+    positions: every real token (BOS included, padding excluded; ``checked`` counts them). Parallel
+    attention (GPT-NeoX) has no resid_mid; the bound needs none, and a norm after a sublayer (Gemma 2)
+    does not matter either: the hooked outputs are what is added. Processing: compat. Premises:
+    causal_decoder, residual_sum (the bound is the triangle inequality on that sum).
     Window: every block (all layers).
     Source: RN Appendix 1.
     """
-    _decoder_only(ctx)
     probe = ctx.probe()
-    ctx.statistic("per block: min over tokens of (‖attn_out‖+‖mlp_out‖−(‖post‖−‖pre‖))/‖pre‖; violations")
+    tol = ctx.float_tol(BOUND_PRE_TOL)
+    ctx.statistic("per block: min over tokens of (‖attn_out‖+‖mlp_out‖−(‖post‖−‖pre‖))/‖pre‖")
     ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post of each block", positions="all real tokens",
-                    float_tolerance="slack ≥ −1e-4·‖pre‖", processing="compat")
-    viol, checked = int(probe.bound_violations.sum()), int(probe.bound_checked.sum())
-    ctx.measured(min_slack=probe.bound_min_slack.tolist(), violations=viol, checked=checked)
-    ctx.expected(violations=0)
-    ctx.check(checked > 0 and np.all(probe.bound_checked > 0), "the bound was not checked at every block")
-    ctx.check(viol == 0, f"{viol} of {checked} tokens violate the bound (min slack "
-                         f"{float(np.min(probe.bound_min_slack)):.3e} at block "
-                         f"{int(np.argmin(probe.bound_min_slack))}): hooks mis-wired or stream not additive")
+                    float_tolerance=f"slack ≥ −{tol:.3g}·‖pre‖ ({ctx.dtype})", processing="compat")
+    below, checked = int(probe.bound_violations.sum()), int(probe.bound_checked.sum())
+    min_slack = float(np.min(probe.bound_min_slack))
+    ctx.measured(min_slack=probe.bound_min_slack.tolist(), min_slack_overall=min_slack, checked=checked,
+                 checked_per_block=probe.bound_checked.tolist(), position_counts=dict(probe.position_counts),
+                 **{"tokens_below_1e-4": below})
+    ctx.expected(min_slack_at_least=-tol)
+    ctx.tolerance(slack_tol=tol, slack_tol_float32=BOUND_PRE_TOL)
+    unchecked = int(np.sum(probe.bound_checked <= 0))
+    ctx.check(unchecked == 0, f"the bound was not checked at {unchecked} block(s)", unchecked_blocks=unchecked)
+    ctx.check(min_slack >= -tol, f"the bound is violated: min relative slack {min_slack:.3e} < −{tol:.3g} at block "
+                                 f"{int(np.argmin(probe.bound_min_slack))} ({below} of {checked} tokens below −1e-4): "
+                                 f"hooks mis-wired or stream not additive", min_slack=min_slack)
 
 
-@claim("RN-4p", title="contribution bound holds for any prompt", source="RN Appendix 1", processing="compat")
+@claim("RN-4p", title="contribution bound holds for any prompt", source="RN Appendix 1", processing="compat",
+       requires=CAUSAL_STREAM)
 def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
     """RN-4p (per-prompt variant of RN-4): the bound ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ ‖resid_post_l‖ −
     ‖resid_pre_l‖ holds at every block and token of any prompt, natural or adversarial.
@@ -326,29 +404,35 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
 
     Prompts: Hypothesis ``natural_prompts(corpus)`` or ``robustness_prompts()`` (single characters,
     repeated words, very long inputs, unusual Unicode; truncated to the context). One unbatched pass
-    each. Float tolerance: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖), the scale of float32 rounding
-    of the four norms. Hooks as RN-4. Processing: compat. Pre-norm decoders only.
+    each. Float tolerance: slack ≥ −1e-5·(‖pre‖+‖attn‖+‖mlp‖+‖post‖) in float32, the scale of the
+    rounding of the four norms, scaled to the run's dtype by ``ctx.float_tol`` (in bfloat16 the
+    stream itself is rounded at each add: |error| ≤ 2⁻⁸·(‖mid‖ + ‖post‖) per block). Hooks as RN-4.
+    ``position_counts``: positions of each class over the prompts run (every position is used).
+    Processing: compat. Premises: causal_decoder, residual_sum (as RN-4).
     Window: every block (all layers).
     Source: RN Appendix 1.
     """
-    _decoder_only(ctx)
     lm = ctx.model()
+    tol = ctx.float_tol(BOUND_FLOAT_TOL)
     ctx.statistic("per prompt: min over blocks and tokens of the slack / its float scale")
     ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post", positions="all tokens",
                     prompts="natural_prompts(corpus) | robustness_prompts()", processing="compat")
-    ctx.expected(min_relative_slack_at_least=-BOUND_FLOAT_TOL)
+    ctx.expected(min_relative_slack_at_least=-tol)
+    ctx.tolerance(slack_tol=tol, slack_tol_float32=BOUND_FLOAT_TOL)
+    totals: dict[str, int] = {}
 
     @given(prompt=st.one_of(run_prompts(), robustness_prompts()))
     def prop(prompt: str) -> None:
         pp = rn.single_prompt_pass(lm, prompt)
+        ctx.measured(position_counts=dict(_add_counts(totals, pp.position_counts)))
         slack, scale = pp.bound_slack()
         rel = slack / np.maximum(scale, 1e-30)
         worst = float(rel.min())
         ctx.observe(worst)
         li, pi = np.unravel_index(int(np.argmin(rel)), rel.shape)
         ctx.witness(prompt[:200], pp.tokens[:64], {"min_rel_slack": worst, "block": int(li), "position": int(pi)})
-        ctx.check(worst >= -BOUND_FLOAT_TOL, f"bound violated at block {li}, position {pi}: relative slack "
-                                             f"{worst:.3e}")
+        ctx.check(worst >= -tol, f"bound violated at block {li}, position {pi}: relative slack {worst:.3e} "
+                                 f"< −{tol:.3g} ({ctx.dtype})", min_rel_slack=worst)
 
     prop()
 
@@ -357,7 +441,7 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
 # RN-5
 # ----------------------------------------------------------------------------------------------
 @claim("RN-5", title="W_OV Frobenius norms grow like attn_out", source="RN §Analyzing the Attention weights",
-       processing="compat")
+       processing="compat", requires=(*PRE_NORM, "ov_rebuild"))
 def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     """RN-5: ‖W_V W_O‖_F per head, averaged over the heads of a layer, grows at the rate of attn_out.
 
@@ -367,59 +451,72 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     b_O: ‖b_O‖ / mean ‖attn_out‖ in the window ≤ ``b_o_rel_max`` (default 0.1; models without b_O:
     reported as absent). GQA K/V heads are expanded to one per query head. Weights: compat
     (fold_ln folds ln1's gain into W_V; center_writing_weights centres W_O). On quantised weights
-    the Frobenius norms are those of the dequantised matrices (noted). Pre-norm decoders only.
+    the Frobenius norms are those of the dequantised matrices (noted). Premises: causal_decoder,
+    additive_residual (attn_out must be the o-projection added to the stream, not a norm's output
+    whose size is set by the norm's gain), ov_rebuild (W_V·W_O reproduces the hooked v and
+    o-projection; the measured error is recorded as ``rebuild_error``). ``position_counts``:
+    positions of each class over the corpus (attn_out is averaged over content only).
     Source: RN §Analyzing the Attention weights.
     """
     from lmfacts.weights import WeightViews
 
-    _decoder_only(ctx)
     lm = ctx.model()
     exp = ctx.expectation
-    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), ctx.probe(), exp, lm.info.normalization)
+    probe = ctx.probe()
+    ctx.measured(rebuild_error=_rebuild_error(ctx))
+    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), probe, exp, lm.info.normalization)
     m.pop("_weights")
     tol, bmax = exp.get("ratio_tol", 0.03), exp.get("b_o_rel_max", 0.1)
     ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
     ctx.conventions(weights="W_V·W_O per head (GQA expanded), compat processing", hook="blocks.{l}.hook_attn_out",
                     quantization=lm.info.quantization)
-    ctx.measured(**m)
+    ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(rate_ratio=1.0, b_o_rel_max=bmax)
     ctx.tolerance(ratio_tol=tol)
     lo, hi = m["window"]
     ctx.check(abs(m["rate_ratio"] - 1.0) <= tol,
               f"W_OV rate {m['ov_rate']:.4f} vs attn_out rate {m['attn_rate']:.4f} on blocks {lo}–{hi}: "
-              f"ratio {m['rate_ratio']:.4f} not within 1 ± {tol}")
-    if m["b_o_rel_max_in_window"] is not None:
+              f"ratio {m['rate_ratio']:.4f} not within 1 ± {tol}", ov_rate=m["ov_rate"], attn_rate=m["attn_rate"],
+              rate_ratio=m["rate_ratio"])
+    if m["b_o_rel_max_in_window"] is not None:  # None: the model has no b_O (reported as absent)
         ctx.check(m["b_o_rel_max_in_window"] <= bmax,
-                  f"‖b_O‖ up to {m['b_o_rel_max_in_window']:.3f}× the mean ‖attn_out‖ in the window (> {bmax})")
+                  f"‖b_O‖ up to {m['b_o_rel_max_in_window']:.3f}× the mean ‖attn_out‖ in the window (> {bmax})",
+                  b_o_rel_max_in_window=m["b_o_rel_max_in_window"])
 
 
 # ----------------------------------------------------------------------------------------------
 # RN-6
 # ----------------------------------------------------------------------------------------------
 @claim("RN-6", title="MLP output on random inputs grows at mlp_out's rate", source="RN §Analyzing the MLP weights",
-       processing="compat")
+       processing="compat", requires=(*PRE_NORM, "mlp_rebuild"))
 def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     """RN-6: the MLP's output norm on random normalised Gaussian inputs grows at mlp_out's rate.
 
     Statistic: for 256 inputs x ~ N(0, I) normalised as ln2 normalises (LN: centred, unit variance;
-    RMS: unit RMS; gain applied where not folded), the mean ‖MLP_l(x)‖ per block, computed from the
-    weights (checked equal to ``hook_mlp_out`` on real inputs in tests/test_rn_planted.py); fitted
-    rate over the window (gpt2-xl: blocks 30–43) vs the fitted rate of mean content
-    ‖blocks.{l}.hook_mlp_out‖: ratio within 1 ± ``ratio_tol`` (default 0.03). Also reported: the
-    summed-over-heads W_OV applied to the same inputs, Σ_h ln1(x)·W_OV_h, relative to the mean
-    ‖attn_out‖ (gpt2-xl ≈ 5×; checked only where the expectation gives ``ov_attn_ratio``).
+    RMS: unit RMS; the *effective* gain applied where not folded, 1 + w for offset gains), the mean
+    ‖MLP_l(x)‖ per block, computed from the weights with the module's own activation
+    (:mod:`lmfacts.rebuild`); fitted rate over the window (gpt2-xl: blocks 30–43) vs the fitted rate
+    of mean content ‖blocks.{l}.hook_mlp_out‖: ratio within 1 ± ``ratio_tol`` (default 0.03). Also
+    reported: the summed-over-heads W_OV applied to the same inputs, Σ_h ln1(x)·W_OV_h, relative to
+    the mean ‖attn_out‖ (gpt2-xl ≈ 5×; checked only where the expectation gives ``ov_attn_ratio``,
+    and then only if the W_OV rebuild holds too — else the claim is skipped with its evidence).
     Parallel blocks (GPT-NeoX) have no resid_mid: the MLP reads ln2(resid_pre), the post's
-    "mid := pre"; the random-input statistic is unaffected. Processing: compat. Pre-norm decoders.
+    "mid := pre"; the random-input statistic is unaffected. Processing: compat. Premises:
+    causal_decoder, additive_residual (mlp_out must be the down projection added unnormalised),
+    mlp_rebuild (the rebuilt MLP reproduces mlp.hook_pre and the down projection on corpus inputs;
+    the measured error is recorded as ``rebuild_error``). ``position_counts``: positions of each
+    class over the corpus (mlp_out / attn_out are averaged over content only).
     Source: RN §Analyzing the MLP weights.
     """
     from lmfacts.weights import WeightViews
 
-    _decoder_only(ctx)
     lm = ctx.model()
     exp = ctx.expectation
     probe = ctx.probe()
     L = lm.info.n_layers
     lo, hi = rn.window_from(exp, L)
+    rebuild = ctx.session.rebuild(ctx.target, "compat")
+    ctx.measured(rebuild_error=rebuild.to_dict())
     ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
     mlp = probe.mlp_out.mean("content")
     attn = probe.attn_out.mean("content")
@@ -434,7 +531,8 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     ctx.measured(window=[lo, hi], random_rate=r_rand, random_r2=r2_rand, mlp_out_rate=r_mlp,
                  rate_ratio=r_rand / r_mlp, mlp_random_norm=ws["mlp_random_norm"].tolist(),
                  mlp_out_norms=mlp.tolist(), ov_random_norm=ws["ov_random_norm"].tolist(),
-                 ov_attn_ratio=ov_ratio.tolist(), ov_attn_ratio_median=float(np.nanmedian(ov_ratio[lo:hi + 1])))
+                 ov_attn_ratio=ov_ratio.tolist(), ov_attn_ratio_median=float(np.nanmedian(ov_ratio[lo:hi + 1])),
+                 position_counts=dict(probe.position_counts))
     ctx.expected(rate_ratio=1.0, **({"ov_attn_ratio": exp["ov_attn_ratio"]} if "ov_attn_ratio" in exp.params else {}))
     ctx.tolerance(ratio_tol=tol)
     ctx.figure({"id": "rn6-random", "title": "RN-6 MLP output norm: random inputs vs real", "xlabel": "layer",
@@ -445,19 +543,21 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
                 "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
     ctx.check(abs(r_rand / r_mlp - 1.0) <= tol,
               f"random-input MLP rate {r_rand:.4f} vs mlp_out rate {r_mlp:.4f} on blocks {lo}–{hi}: ratio "
-              f"{r_rand / r_mlp:.4f} not within 1 ± {tol}")
+              f"{r_rand / r_mlp:.4f} not within 1 ± {tol}", random_rate=r_rand, mlp_out_rate=r_mlp)
     if "ov_attn_ratio" in exp.params:
+        ov_ok, ov_evidence = rebuild.holds("ov_rebuild")
+        ctx.require(ov_ok, f"premise ov_rebuild does not hold, so the summed-W_OV part cannot be judged: {ov_evidence}")
         want, otol = exp["ov_attn_ratio"], exp["ov_attn_ratio_tol"]
         got = float(np.nanmedian(ov_ratio[lo:hi + 1]))
         ctx.check(abs(got - want) <= otol, f"summed W_OV on random inputs is {got:.2f}× attn_out, expected "
-                                           f"{want} ± {otol}")
+                                           f"{want} ± {otol}", ov_attn_ratio_median=got)
 
 
 # ----------------------------------------------------------------------------------------------
 # RN-7
 # ----------------------------------------------------------------------------------------------
 @claim("RN-7", title="MLP activation share rises with depth; random inputs activate more",
-       source="RN Appendix 3", processing="compat")
+       source="RN Appendix 3", processing="compat", requires=("causal_decoder", "mlp_rebuild"))
 def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     """RN-7: the share of MLP pre-activations > 0 rises with depth, and random inputs activate more
     neurons than real residual inputs.
@@ -467,17 +567,26 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     input is > 0. Verdict 1: fitted rate of the share over the window (gpt2-xl 5–20) > 1 (and inside
     ``share_rate_min`` / ``share_rate_max`` where given). Verdict 2: mean over the window of
     (share on 256 random normalised Gaussian inputs) / (real share) > ``random_ratio_min`` (default
-    1; gpt2-xl ≈ 4 → ``random_ratio`` ± ``random_ratio_tol``). Processing: compat. Pre-norm decoders.
+    1; gpt2-xl ≈ 4 → ``random_ratio`` ± ``random_ratio_tol``). Processing: compat.
+
+    Premises: causal_decoder and mlp_rebuild, not additive_residual. Both shares are read at
+    ``mlp.hook_pre``, the pre-activation of ln2(MLP input): the real share from the hook itself, the
+    random share from the rebuilt pre-activation on random inputs normalised like ln2, which
+    mlp_rebuild checks against the hook on corpus inputs (its error is recorded as
+    ``rebuild_error``). Neither touches what the MLP's output does afterwards, so a norm after the
+    sublayer (Gemma 2) or a parallel block changes nothing here. ``position_counts``: positions of
+    each class over the corpus (the real share counts content positions only).
     Source: RN Appendix 3.
     """
     from lmfacts.weights import WeightViews
 
-    _decoder_only(ctx)
     lm = ctx.model()
     exp = ctx.expectation
     L = lm.info.n_layers
     lo, hi = rn.window_from(exp, L)
-    share = ctx.probe().mlp_active_share()
+    probe = ctx.probe()
+    ctx.measured(rebuild_error=_rebuild_error(ctx))
+    share = probe.mlp_active_share()
     ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
     rnd = ws["random_active_share"]
     rate, r2 = rn.fitted_rate(share, (lo, hi))
@@ -490,7 +599,7 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     ctx.conventions(hook="blocks.{l}.mlp.hook_pre (gate projection for gated MLPs)", positions="content",
                     gated_mlp=lm.info.gated_mlp, random_inputs="256 x~N(0,I) normalised like ln2", processing="compat")
     ctx.measured(window=[lo, hi], share=share.tolist(), share_rate=rate, share_r2=r2, random_share=rnd.tolist(),
-                 random_to_real=ratio)
+                 random_to_real=ratio, position_counts=dict(probe.position_counts))
     ctx.expected(share_rate_band=list(band), random_to_real_band=list(rband))
     blocks = list(range(L))
     ctx.figure({"id": "rn7-activation", "title": "RN-7 share of MLP pre-activations > 0 per block",
@@ -498,9 +607,10 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
                 "series": [{"label": "corpus (real inputs)", "x": blocks, "y": share.tolist(), "style": "line"},
                            {"label": "random normalised inputs", "x": blocks, "y": rnd.tolist(), "style": "dashed"}],
                 "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
-    ctx.check(rn.in_band(rate, band), f"active share rate {rate:.4f} on blocks {lo}–{hi} outside {_band_text(band)}")
+    ctx.check(rn.in_band(rate, band), f"active share rate {rate:.4f} on blocks {lo}–{hi} outside {_band_text(band)}",
+              share_rate=rate)
     ctx.check(rn.in_band(ratio, rband), f"random inputs activate {ratio:.2f}× the real share, outside "
-                                        f"{_band_text(rband)}")
+                                        f"{_band_text(rband)}", random_to_real=ratio)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -509,21 +619,26 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
 RN8_N_SE = 5.0  # |z| ≤ 5: a false alarm has probability 6e-7 per example
 
 
-@claim("RN-8", title="Frobenius identity E‖Wx‖² = ‖W‖_F²", source="RN footnote 5", processing="compat")
+@claim("RN-8", title="Frobenius identity E‖Wx‖² = ‖W‖_F²", source="RN footnote 5", processing="compat",
+       requires=("ov_rebuild",))
 def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
     """RN-8: E‖Wx‖² = ‖W‖_F² for x with i.i.d. zero-mean unit-variance entries (a theorem).
 
     Hypothesis property over (a) random matrices (shape, scale, entry distribution drawn by
     Hypothesis) and (b) the model's own per-head W_OV = W_V W_O (layer and head drawn by
     Hypothesis; compat weights). Statistic: Monte-Carlo mean of ‖Wx‖² over n Gaussian x, compared to
-    ‖W‖_F² in units of its exact standard error sqrt(2‖WᵀW‖_F²/n); verdict |z| ≤ 5. Applies to every
-    model (encoders included). Source: RN footnote 5 ("maybe this is a theorem?").
+    ‖W‖_F² in units of its exact standard error sqrt(2‖WᵀW‖_F²/n); verdict |z| ≤ 5. A theorem: it
+    applies to any model (encoders included). Premise: ov_rebuild only — the model's heads are
+    called "W_OV" because W_V·W_O from the weights reproduces the hooked v and o-projection on
+    corpus inputs (the measured error is recorded as ``rebuild_error``).
+    Source: RN footnote 5 ("maybe this is a theorem?").
     Window: every layer and head (drawn by Hypothesis).
     """
 
     from lmfacts.stats.frobenius import frobenius_identity_error
     from lmfacts.weights import WeightViews
 
+    ctx.measured(rebuild_error=_rebuild_error(ctx))
     views = WeightViews(ctx.model().bridge, "compat")
     ctx.statistic("z = (MC mean of ‖Wx‖² − ‖W‖_F²) / exact SE; random matrices and the model's W_OV heads")
     ctx.conventions(x="i.i.d. N(0,1)", weights="W_V·W_O per head, compat processing", n_se=RN8_N_SE)
@@ -555,7 +670,8 @@ def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
         ctx.observe(res.z)
         ctx.witness(label, None, res.to_dict())
         ctx.check(res.within_tolerance, f"{label}: MC E‖Wx‖² {res.mc_mean:.6g} vs ‖W‖_F² {res.frobenius_sq:.6g}, "
-                                        f"z = {res.z:.2f}")
+                                        f"z = {res.z:.2f}", z=res.z, mc_mean=res.mc_mean,
+                  frobenius_sq=res.frobenius_sq)
 
     prop()
 
@@ -570,52 +686,36 @@ def _random_matrix(rows: int, cols: int, scale: float, seed: int, heavy: bool) -
 # ----------------------------------------------------------------------------------------------
 # RN-9
 # ----------------------------------------------------------------------------------------------
-@claim("RN-9", title="norm = std·√d_model for a zero-mean stream", source="RN footnote 1", processing="compat")
+@claim("RN-9", title="norm = std·√d_model for a zero-mean stream", source="RN footnote 1", processing="compat",
+       requires=("centred_stream",))
 def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     """RN-9: for a zero-mean residual vector x, ‖x‖ = std(x)·√d_model.
 
-    Statistic: over the probe's sample of ≤ 512 content token vectors at every point (resid_pre of
-    each block + final resid_post), the premise |mean(x)|/std(x) (mean across d_model, per token;
-    max over tokens) and the identity's error |‖x‖/(std(x)·√d) − 1| (max over tokens; std is the
-    population std across the d_model entries). Premise: TransformerLens compat processing
-    (center_writing_weights) makes the stream zero-mean — for LayerNorm models only; RMSNorm models
-    cannot be centred, so there the premise fails and the claim is skipped with that reason (the
-    mean is reported). LayerNorm models must satisfy premise and identity within ``tol`` (1e-4).
-    Encoders: the premise is measured the same way (post-LN outputs carry the LN bias); where it
-    fails the claim is skipped with the measured value, where it holds the identity is checked.
+    Statistic (:func:`lmfacts.measures.rn.centring_stats`): over the probe's sample of ≤ 512 content
+    token vectors at every point (resid_pre of each block + final resid_post), the identity's error
+    |‖x‖/(std(x)·√d) − 1| (max over tokens; std is the population std across the d_model entries),
+    verdict ≤ ``tol`` (1e-4 in float32, scaled to the run's dtype by ``ctx.float_tol``). The
+    premise, centred_stream, is measured on the same sample (max |mean|/std ≤ 1e-4, dtype-scaled):
+    TransformerLens compat processing (center_writing_weights) centres a LayerNorm model's stream;
+    an RMSNorm model's cannot be centred and an encoder's carries the LayerNorm bias, so the premise
+    fails there and the plugin skips with the measured value. Since ‖x‖²/d = std² + mean², the error
+    is ≤ ½·(mean/std)² per token: a stream centred within the premise's tolerance meets the identity.
+    ``n_sampled_tokens``: sampled content tokens per point.
     Window: every residual point (all layers, 0 … L).
     Source: RN footnote 1.
     """
-    import torch
-
     probe = ctx.probe()
-    info = ctx.info
-    tol = ctx.expectation.get("tol", 1e-4)
-    d = probe.d_model
-    prem, ident = [], []
-    for st_ in probe.points:
-        x = st_.sample.double() if st_.sample is not None else torch.zeros(0, d, dtype=torch.float64)
-        if x.shape[0] == 0:
-            prem.append(float("nan"))
-            ident.append(float("nan"))
-            continue
-        mu, sd = x.mean(-1), x.std(-1, unbiased=False)
-        prem.append(float((mu.abs() / sd).max()))
-        ident.append(float((x.norm(dim=-1) / (sd * math.sqrt(d)) - 1).abs().max()))
-    premise, err = float(np.nanmax(prem)), float(np.nanmax(ident))
+    base = ctx.expectation.get("tol", RN9_TOL)
+    tol = ctx.float_tol(base)
+    stats = rn.centring_stats(probe)
+    premise, err = stats.max_mean_over_std, stats.max_identity_error
     ctx.statistic("max over sampled content tokens and points of |‖x‖/(std(x)·√d) − 1|; premise max |mean|/std")
     ctx.conventions(hooks="resid_pre of each block + final resid_post", positions="content (probe sample, ≤512/point)",
                     std="population std across d_model", processing="compat")
-    ctx.measured(max_mean_over_std=premise, max_identity_error=err, mean_over_std_per_point=prem,
-                 identity_error_per_point=ident)
+    ctx.measured(max_mean_over_std=premise, max_identity_error=err, mean_over_std_per_point=stats.mean_over_std,
+                 identity_error_per_point=stats.identity_error, n_sampled_tokens=stats.n_tokens,
+                 position_counts=dict(probe.position_counts))
     ctx.expected(max_identity_error_below=tol, premise="zero-mean stream (compat centring)")
-    ctx.tolerance(tol=tol)
-    if premise > tol and info.normalization == "RMS":
-        ctx.skip(f"premise fails: RMSNorm model, compat processing cannot centre the residual stream "
-                 f"(center_writing_weights needs LayerNorm); measured max |mean|/std = {premise:.3g}")
-    if premise > tol and info.is_encoder:
-        ctx.skip(f"premise fails: post-norm encoder, the stream is a LayerNorm output plus its bias, which compat "
-                 f"processing does not centre; measured max |mean|/std = {premise:.3g}")
-    ctx.check(premise <= tol, f"premise fails on a LayerNorm model under compat processing: max |mean|/std = "
-                              f"{premise:.3g} > {tol} (center_writing_weights did not centre the stream)")
-    ctx.check(err <= tol, f"‖x‖ vs std·√d: max relative error {err:.3g} > {tol}")
+    ctx.tolerance(tol=tol, tol_float32=base)
+    ctx.check(err <= tol, f"‖x‖ vs std·√d: max relative error {err:.3g} > {tol:.3g} ({ctx.dtype})",
+              max_identity_error=err)

@@ -20,6 +20,10 @@ forward pass over corpus prompts — never off its architecture's name:
 ``ov_rebuild``            W_V·W_O from the weights reproduces the hooked v and o-projection
 ``mlp_rebuild``           the MLP rebuilt from its weights (norm convention, activation)
                           reproduces mlp.hook_pre and the down projection
+``residual_sum``          resid_post = resid_pre + attn_out + mlp_out (the ``residual_add``
+                          check alone: the stream is never re-normalised)
+``centred_stream``        max |mean|/std across d_model of sampled content tokens ≤ 1e-4
+                          (dtype-scaled), measured on the probe
 ========================  =================================================================
 
 Tolerances follow the model's dtype (:mod:`lmfacts.tolerances`).
@@ -134,3 +138,68 @@ def check_premises(ctx: Any, names: tuple[str, ...], processing: str) -> list[tu
     Raises ``KeyError`` for an unregistered name (the ``@claim`` decorator rejects those earlier).
     """
     return [(PREMISES[n], PREMISES[n].check(ctx, processing)) for n in names]
+
+
+# --------------------------------------------------------------------------------------------
+# Premises of the residual-norm claims (RN)
+# --------------------------------------------------------------------------------------------
+#: Float32 tolerance of ``centred_stream`` (max |mean|/std); scaled to the run's dtype.
+CENTRED_TOL_F32 = 1e-4
+
+
+@premise("residual_sum", "the stream is a plain sum: resid_post = resid_pre + attn_out + mlp_out at every block "
+         "(never re-normalised)")
+def _residual_sum(ctx: Any, processing: str) -> PremiseResult:
+    """Only the ``residual_add`` check of the rebuild report (:mod:`lmfacts.rebuild`).
+
+    Weaker than ``additive_residual``: it says nothing about what hook_attn_out / hook_mlp_out are
+    (a norm after the sublayer, as in Gemma 2, is allowed), only that the stream is their sum and
+    so is never re-normalised (a post-LN block fails it). Claims about the stream's own norm
+    (RN-1, RN-2, RN-4) rest on this; claims about the sublayers' weights need ``additive_residual``.
+    """
+    report = ctx.session.rebuild(ctx.target, processing)
+    err, tol = report.max_error("residual_add"), report.tol
+    holds = bool(np.isfinite(err) and err <= tol)
+    if np.isfinite(err):
+        errs = report.errors["residual_add"]
+        worst = int(np.nanargmax(errs))
+        what = f"max relative error {err:.3g}" + ("" if holds else f" (block {worst})")
+    else:
+        what = "not measurable (a residual hook is missing)"
+    return PremiseResult(holds, f"resid_post vs resid_pre + attn_out + mlp_out: {what} (tolerance {tol:.3g}, "
+                                f"{report.dtype}, {report.processing} weights, {report.n_tokens} corpus tokens)",
+                         {"residual_add": err, "tol": tol})
+
+
+@premise("centred_stream", "the residual stream is zero-mean across d_model at every point (content tokens)")
+def _centred_stream(ctx: Any, processing: str) -> PremiseResult:
+    """Measured on the probe's sample of content token vectors (≤ 512 per residual point):
+    max |mean(x)|/std(x) over tokens and points ≤ ``float_tol(1e-4)``.
+
+    TransformerLens compat processing (center_writing_weights) centres every write into the stream
+    of a LayerNorm model; an RMSNorm model's stream, or an encoder's (post-LN outputs carry the
+    LayerNorm bias), is not centred. The verdict is the measurement, not the norm type (which only
+    annotates the evidence). Raises ``ValueError`` when the probe sampled no content token and
+    :class:`lmfacts.context.NonFiniteMeasurement` when the statistic is NaN/inf (an ``error``
+    outcome: an invalid measurement is not a premise that fails).
+    """
+    from lmfacts.measures.rn import centring_stats
+    from lmfacts.tolerances import float_tol
+
+    stats = centring_stats(ctx.probe(processing))
+    worst, n = stats.max_mean_over_std, sum(stats.n_tokens)
+    if n == 0:
+        raise ValueError("centred_stream: the probe sampled no content token vector")
+    if not np.isfinite(worst):
+        from lmfacts.context import NonFiniteMeasurement
+
+        raise NonFiniteMeasurement(f"centred_stream: max |mean|/std over the sampled content tokens is {worst} "
+                                   f"(a NaN/inf activation, or a token with std 0)")
+    tol = float_tol(CENTRED_TOL_F32, ctx.dtype)
+    holds = bool(worst <= tol)
+    point = int(np.nanargmax(stats.mean_over_std))
+    norm = getattr(ctx.info, "normalization", None)
+    return PremiseResult(holds, f"max |mean|/std over {n} sampled content tokens at {len(stats.n_tokens)} points "
+                                f"= {worst:.3g}{'' if holds else f' (point {point})'} (tolerance {tol:.3g}, "
+                                f"{ctx.dtype}, {processing} weights, normalization {norm})",
+                         {"max_mean_over_std": worst, "tol": tol, "n_tokens": n})

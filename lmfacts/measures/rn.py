@@ -309,3 +309,58 @@ def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str | None) -> 
             "b_o_rel": [None if not np.isfinite(v) else float(v) for v in b_rel],
             "b_o_rel_max_in_window": float(np.nanmax(in_win)) if np.isfinite(in_win).any() else None,
             "_weights": ws}
+
+
+# --------------------------------------------------------------------------------------------
+# RN-9: ‖x‖ = std(x)·√d for a zero-mean stream (and the centred_stream premise)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CentringStats:
+    """Per residual point (L + 1 values), over the probe's sample of content token vectors.
+
+    ``mean_over_std[l]``: max over sampled tokens of |mean(x)| / std(x) (mean and population std
+    across the d_model entries of one token); ``identity_error[l]``: max over sampled tokens of
+    |‖x‖ / (std(x)·√d) − 1|; ``n_tokens[l]``: sampled tokens at the point (NaN statistics where 0).
+    Both are computed in float64 from the sampled (float32) vectors. Since ‖x‖²/d = std² + mean²,
+    ``identity_error`` = sqrt(1 + (mean/std)²) − 1 ≤ ½·(mean/std)² token by token: the identity
+    holds exactly as far as the stream is centred.
+    """
+
+    mean_over_std: list[float]
+    identity_error: list[float]
+    n_tokens: list[int]
+
+    @property
+    def max_mean_over_std(self) -> float:
+        """Max over points with a sample (NaN when no point has one, or when one of them is NaN)."""
+        return self._max(self.mean_over_std)
+
+    @property
+    def max_identity_error(self) -> float:
+        """Max over points with a sample (NaN when no point has one, or when one of them is NaN)."""
+        return self._max(self.identity_error)
+
+    def _max(self, values: list[float]) -> float:
+        vals = [v for v, n in zip(values, self.n_tokens, strict=True) if n > 0]
+        return float(np.max(vals)) if vals else float("nan")
+
+
+def centring_stats(probe: Any) -> CentringStats:
+    """RN-9's statistics from ``probe.points[l].sample`` (≤ 512 content tokens per point)."""
+    prem: list[float] = []
+    ident: list[float] = []
+    counts: list[int] = []
+    d = probe.d_model
+    for point in probe.points:
+        x = point.sample
+        if x is None or x.shape[0] == 0:
+            prem.append(float("nan"))
+            ident.append(float("nan"))
+            counts.append(0)
+            continue
+        x = x.double()
+        mu, sd = x.mean(-1), x.std(-1, unbiased=False)
+        prem.append(float((mu.abs() / sd).max()))
+        ident.append(float((x.norm(dim=-1) / (sd * math.sqrt(d)) - 1).abs().max()))
+        counts.append(int(x.shape[0]))
+    return CentringStats(prem, ident, counts)
