@@ -147,28 +147,12 @@ def check_premises(ctx: Any, names: tuple[str, ...], processing: str) -> list[tu
 CENTRED_TOL_F32 = 1e-4
 
 
-@premise("residual_sum", "the stream is a plain sum: resid_post = resid_pre + attn_out + mlp_out at every block "
-         "(never re-normalised)")
-def _residual_sum(ctx: Any, processing: str) -> PremiseResult:
-    """Only the ``residual_add`` check of the rebuild report (:mod:`lmfacts.rebuild`).
-
-    Weaker than ``additive_residual``: it says nothing about what hook_attn_out / hook_mlp_out are
-    (a norm after the sublayer, as in Gemma 2, is allowed), only that the stream is their sum and
-    so is never re-normalised (a post-LN block fails it). Claims about the stream's own norm
-    (RN-1, RN-2, RN-4) rest on this; claims about the sublayers' weights need ``additive_residual``.
-    """
-    report = ctx.session.rebuild(ctx.target, processing)
-    err, tol = report.max_error("residual_add"), report.tol
-    holds = bool(np.isfinite(err) and err <= tol)
-    if np.isfinite(err):
-        errs = report.errors["residual_add"]
-        worst = int(np.nanargmax(errs))
-        what = f"max relative error {err:.3g}" + ("" if holds else f" (block {worst})")
-    else:
-        what = "not measurable (a residual hook is missing)"
-    return PremiseResult(holds, f"resid_post vs resid_pre + attn_out + mlp_out: {what} (tolerance {tol:.3g}, "
-                                f"{report.dtype}, {report.processing} weights, {report.n_tokens} corpus tokens)",
-                         {"residual_add": err, "tol": tol})
+premise("residual_sum", "the stream is a plain sum: resid_post = resid_pre + attn_out + mlp_out at every block "
+        "(never re-normalised)")(_rebuild_premise("residual_sum"))
+# Weaker than additive_residual: it says nothing about what hook_attn_out / hook_mlp_out are (a norm
+# after the sublayer, as in Gemma 2, is allowed), only that the stream is their sum and so is never
+# re-normalised (a post-LN block fails it). Claims about the stream's own norm (RN-1, RN-2, RN-4)
+# rest on it; claims about the sublayers' weights need additive_residual.
 
 
 @premise("centred_stream", "the residual stream is zero-mean across d_model at every point (content tokens)")

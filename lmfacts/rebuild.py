@@ -15,7 +15,9 @@ prompts, max over blocks):
 - ``attn_out_is_o_proj`` / ``mlp_out_is_down_proj``: hook_attn_out equals the output projection
   (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``): no norm,
   multiplier or other map between a sublayer and the stream.
-- ``v_from_ln1``: ln1(resid_pre)·W_V (+ b_V) vs ``attn.hook_v`` (grouped K/V expanded).
+- ``v_from_ln1``: ln1(resid_pre)·W_V (+ b_V) vs ``attn.hook_v`` (grouped K/V expanded); where
+  resid_pre·W_V itself matches better (post-norm blocks, no norm before attention) that is used and
+  noted.
 - ``o_from_z``: Σ_h z_h·W_O[h] (+ b_O) vs the output projection.
 - ``mlp_pre_from_ln2``: ln2(MLP input)·W_gate or W_in (+ b_in) vs ``mlp.hook_pre``.
 - ``mlp_from_ln2``: the whole MLP on ln2(MLP input) vs the down projection.
@@ -38,6 +40,7 @@ import torch
 
 #: Checks whose failure means the named rebuild cannot be trusted (see the module docstring).
 REBUILD_CHECKS: dict[str, tuple[str, ...]] = {
+    "residual_sum": ("residual_add",),
     "additive_residual": ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj"),
     "ov_rebuild": ("v_from_ln1", "o_from_z"),
     "mlp_rebuild": ("mlp_pre_from_ln2", "mlp_from_ln2"),
@@ -140,41 +143,60 @@ def activation_of(bridge: Any, layer: int) -> Callable[[torch.Tensor], torch.Ten
 class RebuildReport:
     """How well weights + conventions reproduce the hooked activations (see the module docstring).
 
-    ``errors[check]``: relative error per block ([L] floats; NaN where the hook is absent, e.g. no
-    ``attn.hook_v``); ``max_error(check)``: its max over blocks (NaN if none measured). ``tol``: the
-    dtype-scaled tolerance a check must meet. ``n_tokens``: positions compared per block.
+    ``errors[check]``: relative error per block ([L]; ``None`` where the check is not measurable
+    because the model has no such hook, e.g. no ``attn.hook_v``; NaN / inf only where activations or
+    weights were non-finite); ``max_error(check)``: its max over blocks. ``tol``: the dtype-scaled
+    tolerance a check must meet. ``n_tokens``: positions compared per block. ``notes``: which
+    conventions the rebuild found (e.g. whether attention reads ln1(resid_pre) or resid_pre).
     """
 
-    errors: dict[str, list[float]]
+    errors: dict[str, list[float | None]]
     tol: float
     n_tokens: int
     dtype: str
     processing: str
     notes: list[str] = field(default_factory=list)
 
-    def max_error(self, check: str) -> float:
-        """Max over blocks of ``check``'s relative error (NaN when it was not measurable)."""
-        vals = [v for v in self.errors.get(check, []) if np.isfinite(v)]
-        missing = not vals or len(vals) < len(self.errors.get(check, []))
-        return float("nan") if missing else float(max(vals))
+    def max_error(self, check: str) -> float | None:
+        """Max over blocks of ``check``'s relative error; None when some block could not be measured,
+        NaN / inf when some block's error is non-finite."""
+        vals = self.errors.get(check, [])
+        if not vals or any(v is None for v in vals):
+            return None
+        bad = [v for v in vals if not np.isfinite(v)]
+        return float(bad[0]) if bad else float(max(vals))
 
     def holds(self, group: str) -> tuple[bool, str]:
-        """Whether every check of ``group`` (a key of :data:`REBUILD_CHECKS`) is within ``tol``, and why."""
+        """Whether every check of ``group`` (a key of :data:`REBUILD_CHECKS`) is within ``tol``, and why.
+
+        A check that cannot be measured (a missing hook) does not hold. Raises
+        :class:`lmfacts.context.NonFiniteMeasurement` when a check's error is NaN or inf: non-finite
+        activations are an error, not a premise that fails.
+        """
+        from lmfacts.context import NonFiniteMeasurement
+
         parts, ok = [], True
         for check in REBUILD_CHECKS[group]:
             err = self.max_error(check)
-            good = bool(np.isfinite(err) and err <= self.tol)
+            if err is None:
+                ok = False
+                parts.append(f"{check} not measurable (hook absent)")
+                continue
+            if not np.isfinite(err):
+                raise NonFiniteMeasurement(f"rebuild check {check}: relative error {err} (non-finite activations "
+                                           f"or weights)")
+            good = err <= self.tol
             ok &= good
-            worst = int(np.nanargmax(self.errors[check])) if np.isfinite(self.errors[check]).any() else None
-            where = f" (block {worst})" if worst is not None and not good else ""
-            parts.append(f"{check} {err:.3g}{where}" if np.isfinite(err) else f"{check} not measurable")
+            worst = int(np.argmax(self.errors[check]))
+            parts.append(f"{check} {err:.3g}" + ("" if good else f" (block {worst})"))
+        conventions = f"; {'; '.join(self.notes)}" if self.notes else ""
         return ok, f"max relative error {', '.join(parts)} (tolerance {self.tol:.3g}, {self.dtype}, " \
-                   f"{self.processing} weights, {self.n_tokens} corpus tokens)"
+                   f"{self.processing} weights, {self.n_tokens} corpus tokens{conventions})"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: max error per check, tolerance, sample size."""
+        """JSON-safe summary: max error per check, tolerance, sample size, conventions found."""
         return {"max_error": {k: self.max_error(k) for k in self.errors}, "tol": self.tol,
-                "n_tokens": self.n_tokens, "dtype": self.dtype, "processing": self.processing}
+                "n_tokens": self.n_tokens, "dtype": self.dtype, "processing": self.processing, "notes": self.notes}
 
 
 def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype: str,
@@ -202,8 +224,8 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     parallel = "blocks.0.hook_resid_mid" not in hook_names
     wanted = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
               "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre"]
-    checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "o_from_z",
-              "mlp_pre_from_ln2", "mlp_from_ln2")
+    checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "v_from_resid",
+              "o_from_z", "mlp_pre_from_ln2", "mlp_from_ln2")
     num = {c: np.zeros(L) for c in checks}
     den = {c: np.zeros(L) for c in checks}
     seen = {c: np.zeros(L, dtype=bool) for c in checks}
@@ -250,13 +272,13 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                 pairs["mlp_out_is_down_proj"] = (down, mlp_out)
                 v, z = get("attn.hook_v"), get("attn.hook_z")
                 if v is not None and pre is not None:
-                    x1 = apply_gain(normalise(pre, norm, eps), lw.ln1_w, lw.ln1_b)
-                    v_rebuilt = torch.einsum("pd,hdk->phk", x1, lw.W_V)
-                    if lw.b_V is not None:
-                        v_rebuilt = v_rebuilt + lw.b_V
                     v_hooked = v.reshape(v.shape[0], -1, v.shape[-1]) if v.dim() == 3 else v
                     v_hooked = v_hooked.repeat_interleave(lw.W_V.shape[0] // v_hooked.shape[1], dim=1)
-                    pairs["v_from_ln1"] = (v_rebuilt, v_hooked)
+                    # pre-norm attention reads ln1(resid_pre); post-norm blocks (BERT) read resid_pre itself
+                    for check, x_in in (("v_from_ln1", apply_gain(normalise(pre, norm, eps), lw.ln1_w, lw.ln1_b)),
+                                        ("v_from_resid", pre)):
+                        v_rebuilt = torch.einsum("pd,hdk->phk", x_in, lw.W_V)
+                        pairs[check] = (v_rebuilt + lw.b_V if lw.b_V is not None else v_rebuilt, v_hooked)
                 if z is not None and o_ref is not None:
                     o_rebuilt = torch.einsum("phk,hke->pe", z.reshape(z.shape[0], lw.W_O.shape[0], -1), lw.W_O)
                     pairs["o_from_z"] = (o_rebuilt + lw.b_O if lw.b_O is not None else o_rebuilt, o_ref)
@@ -270,14 +292,21 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                     seen[c][i] = True
                     num[c][i] += float((a.double() - b.double()).pow(2).sum())
                     den[c][i] += float(b.double().pow(2).sum())
-    errors: dict[str, list[float]] = {}
+    errors: dict[str, list[float | None]] = {}
     for c in checks:
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = np.sqrt(num[c]) / np.sqrt(den[c])
         rel = np.where(seen[c] & (den[c] == 0) & (num[c] == 0), 0.0, rel)
-        errors[c] = [float(v) if seen[c][i] else float("nan") for i, v in enumerate(rel)]
+        errors[c] = [float(v) if seen[c][i] else None for i, v in enumerate(rel)]
+    # which input attention reads is measured, not assumed: keep the better of the two conventions
+    from_resid = errors.pop("v_from_resid")
+    notes = []
+    if all(v is not None for v in errors["v_from_ln1"] + from_resid) and \
+            float(np.sum(np.square(from_resid))) < float(np.sum(np.square(errors["v_from_ln1"]))):
+        errors["v_from_ln1"] = from_resid
+        notes.append("attention reads resid_pre unnormalised (no norm before attention)")
     return RebuildReport(errors=errors, tol=float_tol(REBUILD_TOL_F32, dtype, REBUILD_ULPS), n_tokens=n_tokens,
-                         dtype=dtype, processing=processing)
+                         dtype=dtype, processing=processing, notes=notes)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from lmfacts.context import NonFiniteMeasurement
 from lmfacts.measures import rn
 from lmfacts.premises import PREMISES
 from lmfacts.rebuild import RebuildReport, random_normalised_inputs
@@ -71,24 +72,29 @@ def _ctx(**kw: Any) -> Any:
 
 
 def test_residual_sum_premise_reads_only_the_residual_add_check() -> None:
-    def report(residual_add: list[float], attn: float) -> RebuildReport:
+    def report(residual_add: list[float | None], attn: float) -> RebuildReport:
         return RebuildReport(errors={"residual_add": residual_add, "attn_out_is_o_proj": [attn, attn]}, tol=1e-3,
                              n_tokens=40, dtype="float32", processing="compat")
 
     post_norm = report([0.0, 0.0], attn=0.98)  # Gemma 2: a norm after each sublayer, the stream still a sum
     ctx = _ctx(session=SimpleNamespace(rebuild=lambda target, processing: post_norm))
     res = PREMISES["residual_sum"].check(ctx, "compat")
-    assert res.holds and res.values == {"residual_add": 0.0, "tol": 1e-3}
+    assert res.holds and res.values["max_error"]["residual_add"] == 0.0 and res.values["tol"] == 1e-3
 
     renormalised = report([1e-5, 0.4], attn=0.0)  # post-LN: the stream is re-normalised at block 1
     ctx = _ctx(session=SimpleNamespace(rebuild=lambda target, processing: renormalised))
     res = PREMISES["residual_sum"].check(ctx, "compat")
     assert not res.holds and "0.4 (block 1)" in res.evidence and "tolerance 0.001" in res.evidence
 
-    missing = report([float("nan"), float("nan")], attn=0.0)
+    missing = report([None, None], attn=0.0)  # a residual hook the model does not have
     ctx = _ctx(session=SimpleNamespace(rebuild=lambda target, processing: missing))
     res = PREMISES["residual_sum"].check(ctx, "compat")
     assert not res.holds and "not measurable" in res.evidence
+
+    non_finite = report([0.0, float("nan")], attn=0.0)  # NaN activations: an error, never a skip
+    ctx = _ctx(session=SimpleNamespace(rebuild=lambda target, processing: non_finite))
+    with pytest.raises(NonFiniteMeasurement):
+        PREMISES["residual_sum"].check(ctx, "compat")
 
 
 def _fake_probe(samples: list[torch.Tensor | None]) -> Any:
