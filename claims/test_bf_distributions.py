@@ -25,6 +25,7 @@ import numpy as np
 from lmfacts.claims import claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures.baseline import baseline_guard
+from lmfacts.stats import DegenerateSample
 
 SAMPLE_VALUES = 65_536  # values per matrix / gradient / activation sample for KS, max|z| and tail fits
 TAIL_FIT_VALUES = 20_000  # values per sample for the (slow) Gaussian / Laplace / logistic MLE fits
@@ -39,14 +40,24 @@ def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float) -> dict[str, Any]:
     """Gaussianity verdict, excess kurtosis, tail family and Hill index of one flattened sample."""
-    from lmfacts.stats.gaussianity import gaussian_with_outliers, hill_tail_index, tail_comparison
+    from lmfacts.stats.gaussianity import (
+        gaussian_with_outliers,
+        hill_tail_index,
+        ks_sampling_bound,
+        tail_comparison,
+    )
     from lmfacts.stats.moments import kurtosis
 
     full = np.asarray(x, dtype=np.float64).ravel()
     s = _subsample(full, SAMPLE_VALUES)
-    v = gaussian_with_outliers(s, bulk_tol=bulk_tol, outlier_factor=outlier_factor)
+    # a bulk tolerance below the KS sampling noise of n values would call Gaussian samples of that size
+    # non-Gaussian: small samples (n ≲ 3000 at bulk_tol 0.03) are judged at the 1% Kolmogorov bound instead
+    bound = ks_sampling_bound(s.size) if s.size else bulk_tol
+    tol = bulk_tol if bound <= bulk_tol else bound  # a non-finite bound stays non-finite (and raises below)
+    v = gaussian_with_outliers(s, bulk_tol=tol, outlier_factor=outlier_factor)
     tails = tail_comparison(_subsample(s, TAIL_FIT_VALUES, seed=1))
-    return {"n": v.n, "bulk_ks": v.bulk_ks, "max_abs_z": v.max_abs_z, "expected_max_abs_z": v.expected_max_abs_z,
+    return {"n": v.n, "bulk_tol_effective": v.bulk_tol, "bulk_ks": v.bulk_ks, "max_abs_z": v.max_abs_z,
+            "expected_max_abs_z": v.expected_max_abs_z,
             "outlier_excess": v.outlier_excess, "bulk_gaussian": v.bulk_gaussian, "has_outliers": v.has_outliers,
             "gaussian_with_outliers": v.gaussian_with_outliers,
             "excess_kurtosis": float(kurtosis(full)) - 3.0,
@@ -54,12 +65,45 @@ def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float) -> di
             "hill_tail_index": hill_tail_index(s, max(10, s.size // 100))}
 
 
-def _quantized_skip(ctx: ClaimContext, what: str) -> None:
-    q = ctx.info.quantization
-    if q is not None:
-        ctx.skip(f"weights are quantised ({q}): {what} would measure the quantiser, not the trained weights "
-                 "(catalogue: weight-distribution claims N/A on quantised weights); model and twin values are "
-                 "recorded in measured/control")
+BF3_OPERANDS = ("excess_kurtosis", "bulk_ks", "outlier_excess")
+SPECTRUM_OPERANDS = ("r2", "mp_log_distance")
+
+
+def _row_operands(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[float]]:
+    """The per-row values a share is computed from, as ``ctx.check`` operands: a NaN in any row is an
+    error naming the value, not a row that silently fails its test."""
+    return {k: [r[k] for r in rows] for k in keys}
+
+
+def _excluded_text(excluded: dict[str, str], limit: int = 3) -> str:
+    """``"W_O@1: reason; W_K@0: reason; …"`` — the first ``limit`` exclusions, for reasons and skips."""
+    items = list(excluded.items())
+    shown = "; ".join(f"{k}: {v}" for k, v in items[:limit])
+    return shown + ("; …" if len(items) > limit else "")
+
+
+def _record_exclusions(ctx: ClaimContext, excluded: dict[str, str], n_judged: int, what: str,
+                       control: bool = False) -> None:
+    """Record which samples a statistic could not judge, with the reason of each, and the counts.
+
+    A sample (a weight matrix, a norm vector, a residual point, a gradient) the statistic cannot
+    judge — too few values, no spread, rank deficiency inside the fitted ranks — is left out of the
+    verdict (:class:`lmfacts.stats.DegenerateSample`); the claim judges the rest.
+    """
+    values = {"excluded": dict(excluded), "n_excluded": len(excluded), "n_judged": n_judged}
+    if control:
+        ctx.control(**values)
+    else:
+        ctx.measured(**values)
+        ctx.conventions(exclusion=f"{what} a statistic cannot judge (too few values, no spread, rank deficiency "
+                                  "inside the fitted ranks) are excluded with their reason and counted; the "
+                                  "verdict is on the rest")
+
+
+def _require_judged(ctx: ClaimContext, n_judged: int, excluded: dict[str, str], what: str) -> None:
+    """Skip (not applicable, with the evidence) when the statistic could judge nothing."""
+    ctx.require(n_judged > 0, f"no {what} can be judged: all {len(excluded)} excluded ({_excluded_text(excluded)})"
+                if excluded else f"no {what} to judge")
 
 
 def _twin_note(ctx: ClaimContext, twin_shows: bool, why: str) -> None:
@@ -79,7 +123,8 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     embedding point 0 and the final point are reported but not judged): all entries of a uniform
     sample of ≤512 content token vectors (tokens × d_model values pooled, as the post's histogram "across
     a sequence at a block"), robust-standardised (median, IQR/1.349). Bulk: KS distance to N(0,1) over
-    the central 99% ≤ ``bulk_tol``; outliers: max|z| ≥ ``outlier_factor`` × E[max|Z|] for n Gaussian
+    the central 99% ≤ ``bulk_tol`` (or the 1% Kolmogorov bound 1.63/√n for a sample too small to resolve
+    it); outliers: max|z| ≥ ``outlier_factor`` × E[max|Z|] for n Gaussian
     draws. The claim holds if at least ``min_share`` of the window's points pass both. Hook:
     ``blocks.{l}.hook_resid_pre``; positions: content (no BOS, no pad); processing: raw.
     Contested (BF comments: exponential / logistic tails): the best of Gaussian / Laplace / logistic
@@ -96,14 +141,19 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     probe = ctx.probe()
     per_point: list[dict[str, Any]] = []
     alt_pass: list[bool] = []
+    excluded: dict[str, str] = {}
     for p in range(L + 1):
         st = probe.points[p]
         if st.sample is None:
             continue
         x = st.sample.double().numpy()
-        s = _shape_stats(x, bulk_tol=bulk_tol, outlier_factor=factor)
         mean, sd = st.moments.mean(), np.sqrt(np.maximum(st.moments.variance(), 1e-30))
-        s_alt = _shape_stats((x - mean) / sd, bulk_tol=bulk_tol, outlier_factor=factor)
+        try:
+            s = _shape_stats(x, bulk_tol=bulk_tol, outlier_factor=factor)
+            s_alt = _shape_stats((x - mean) / sd, bulk_tol=bulk_tol, outlier_factor=factor)
+        except DegenerateSample as exc:
+            excluded[f"point {p}"] = str(exc)
+            continue
         s["point"] = p
         s["per_dimension_standardised"] = {k: s_alt[k] for k in ("bulk_ks", "outlier_excess", "gaussian_with_outliers",
                                                                  "best_tail_family")}
@@ -111,7 +161,9 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
         if lo <= p <= hi:
             alt_pass.append(bool(s_alt["gaussian_with_outliers"]))
     judged = [s for s in per_point if lo <= s["point"] <= hi]
-    ctx.require(bool(judged), f"no residual samples in the window {lo}–{hi}")
+    window_excluded = {k: v for k, v in excluded.items() if lo <= int(k.split()[1]) <= hi}
+    _record_exclusions(ctx, excluded, len(judged), "residual points whose samples")
+    _require_judged(ctx, len(judged), window_excluded, f"residual point in the window {lo}–{hi}")
     share = float(np.mean([s["gaussian_with_outliers"] for s in judged]))
     share_alt = float(np.mean(alt_pass))
     holds, holds_alt = share >= min_share, share_alt >= min_share
@@ -144,7 +196,8 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
                               "share_per_dimension_standardised": share_alt}, scope="probe"):
         ctx.check(holds, f"only {share:.2f} of points {lo}–{hi} are Gaussian-in-the-bulk with outliers (need ≥ "
                          f"{min_share}); bulk-Gaussian share {m['bulk_gaussian_share']:.2f}, "
-                         f"outlier share {m['outlier_share']:.2f}")
+                         f"outlier share {m['outlier_share']:.2f}", share=share, min_share=min_share,
+                  bulk_ks=[s["bulk_ks"] for s in judged], outlier_excess=[s["outlier_excess"] for s in judged])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +214,9 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     Across blocks: top-k dimensions of each window point by mean |x| over content tokens, mean
     pairwise overlap over points. Both must reach ``min_overlap`` (default 0.25: on average 2 of 8 dims
     shared, the post's "one positive one negative" outlier pair) and exceed ``chance_factor`` × the
-    chance level k/d. Hook: ``blocks.{l}.hook_resid_pre``; positions: content; processing: raw.
+    chance level k/d (where ``chance_factor`` × k/d ≥ 1, e.g. d_model ≤ 40 at k = 8, no overlap can
+    exceed it: skipped as not applicable, with the figures). Hook: ``blocks.{l}.hook_resid_pre``;
+    positions: content; processing: raw.
     Alternative: across blocks with k = 2.
     Source: BF §Outliers Are Consistent Through The Residual Stream.
     """
@@ -184,7 +239,9 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
             continue
         pos_overlap.append(overlap_from_counts(st.topk_counts, n, k))
         mean_abs.append(st.abs_sum / n)
-    ctx.require(len(pos_overlap) >= 2, f"fewer than 2 residual points with ≥ 2 content tokens in {lo}–{hi}")
+    ctx.require(len(pos_overlap) >= 2, f"only {len(pos_overlap)} residual point(s) in {lo}–{hi} have ≥ 2 content "
+                                       f"tokens (content tokens per point: "
+                                       f"{[int(probe.points[p].n_tokens) for p in range(lo, hi + 1)]}); need 2")
     across_pos = float(np.mean(pos_overlap))
     blocks_k = consistency_across(top_k_dims(np.stack(mean_abs), k), d)
     blocks_2 = consistency_across(top_k_dims(np.stack(mean_abs), 2), d)
@@ -198,6 +255,8 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
                  top_dim_frequency=blocks_k.top_dim_frequency,
                  alternatives={"across_blocks_k2": blocks_2.mean_overlap})
     need = max(min_overlap, chance_factor * chance)
+    ctx.require(need < 1, f"d_model {d} is too small for this test: top-{k} sets overlap by chance {chance:.3f}, and "
+                          f"{chance_factor}× chance = {chance_factor * chance:.3f} ≥ 1 cannot be exceeded by any overlap")
     holds = across_pos >= need and blocks_k.mean_overlap >= need
     ctx.robust(holds == (across_pos >= need and blocks_2.mean_overlap >= max(min_overlap, chance_factor * 2 / d)))
     ctx.expected(min_overlap=need)
@@ -210,53 +269,85 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     with baseline_guard(ctx, {"across_positions": across_pos, "across_blocks": blocks_k.mean_overlap,
                               "across_blocks_k2": blocks_2.mean_overlap}, scope="probe"):
         ctx.check(across_pos >= need, f"top-{k} overlap across positions {across_pos:.3f} < {need:.3f} "
-                                      f"(chance {chance:.3f})")
+                                      f"(chance {chance:.3f})", across_positions=across_pos, need=need)
         ctx.check(blocks_k.mean_overlap >= need, f"top-{k} overlap across blocks {blocks_k.mean_overlap:.3f} < "
-                                                 f"{need:.3f} (chance {chance:.3f})")
+                                                 f"{need:.3f} (chance {chance:.3f})",
+                  across_blocks=blocks_k.mean_overlap, need=need)
 
 
 # ---------------------------------------------------------------------------------------------
-def _matrix_shapes(views: Any, names: tuple[str, ...]) -> Any:
-    return ((n, i, m.numpy()) for n, i, m in views.matrices(names))
+def _degenerate_reason(exc: DegenerateSample, m: np.ndarray) -> str:
+    """The statistic's message plus what is degenerate about the matrix (its share of exact zeros)."""
+    zeros = float(np.mean(m == 0)) if m.size else 0.0
+    return f"{exc}" + (f" ({zeros:.0%} of its {m.size} entries are exactly 0)" if zeros > 0 else "")
 
 
-def _informational_layers(ctx: ClaimContext) -> list[int] | None:
-    """On quantised models (claim skipped, values only recorded) look at 4 evenly spaced blocks to save time."""
-    L = ctx.info.n_layers
-    return sorted({round(j * (L - 1) / 3) for j in range(4)}) if ctx.info.quantization else None
+BLOCK_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
 
 
-def _weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor: float,
-                        layers: list[int] | None = None) -> dict[str, Any]:
-    from lmfacts.weights import READING, WRITING, WeightViews
+def _stored_matrix(bridge: Any, name: str, layer: int) -> Any:
+    """Block ``layer``'s ``name`` as one 2-D float32 matrix as stored: W_Q/W_K/W_V [d_model, heads·d_head] with
+    grouped K/V heads *not* repeated (a repeated head would count its entries twice), W_O [heads·d_head,
+    d_model], MLP matrices as they are; None where the block has no such matrix."""
+    blk = bridge.blocks[layer]
+    w = getattr(blk.attn if name in ("W_Q", "W_K", "W_V", "W_O") else blk.mlp, name, None)
+    if w is None:
+        return None
+    w = w.detach().float()
+    if name in ("W_Q", "W_K", "W_V"):
+        return w.permute(1, 0, 2).reshape(w.shape[1], -1)
+    if name == "W_O":
+        return w.reshape(-1, w.shape[-1])
+    return w
 
-    views = WeightViews(bridge, "raw")
+
+def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor: float) -> dict[str, Any]:
+    """BF-3's per-matrix statistics; matrices the statistic cannot judge go to ``excluded`` with their reason."""
+    import torch
+
     rows = []
-    for name, layer, m in _matrix_shapes(views, READING + WRITING):
-        if layers is not None and layer not in layers:
+    excluded: dict[str, str] = {}
+    with torch.no_grad():
+        mats = [(n, i, _stored_matrix(bridge, n, i)) for i in range(bridge.cfg.n_layers) for n in BLOCK_MATRICES]
+    for name, layer, w in mats:
+        if w is None:
             continue
-        s = _shape_stats(m, bulk_tol=bulk_tol, outlier_factor=factor)
+        m = w.numpy()
+        try:
+            s = _shape_stats(m, bulk_tol=bulk_tol, outlier_factor=factor)
+        except DegenerateSample as exc:
+            excluded[f"{name}@{layer}"] = _degenerate_reason(exc, m)
+            continue
         ok = abs(s["excess_kurtosis"]) <= kurt_tol and s["bulk_gaussian"] and not s["has_outliers"]
-        rows.append({"weight": name, "layer": layer, "excess_kurtosis": s["excess_kurtosis"],
-                     "bulk_ks": s["bulk_ks"], "outlier_excess": s["outlier_excess"],
+        rows.append({"weight": name, "layer": layer, "n": int(m.size), "excess_kurtosis": s["excess_kurtosis"],
+                     "bulk_ks": s["bulk_ks"], "bulk_tol_effective": s["bulk_tol_effective"],
+                     "outlier_excess": s["outlier_excess"],
                      "best_tail_family": s["best_tail_family"], "gaussian_no_outliers": bool(ok)})
+    if not rows:
+        return {"share": None, "median_abs_excess_kurtosis": None, "median_bulk_ks": None, "share_with_outliers": None,
+                "matrices": rows, "excluded": excluded}
     share = float(np.mean([r["gaussian_no_outliers"] for r in rows]))
     return {"share": share, "median_abs_excess_kurtosis": float(np.median([abs(r["excess_kurtosis"]) for r in rows])),
             "median_bulk_ks": float(np.median([r["bulk_ks"] for r in rows])),
-            "share_with_outliers": float(np.mean([r["outlier_excess"] >= factor for r in rows])), "matrices": rows}
+            "share_with_outliers": float(np.mean([r["outlier_excess"] >= factor for r in rows])), "matrices": rows,
+            "excluded": excluded}
 
 
-@claim("BF-3", title="weight matrices are nearly Gaussian without outliers", source="BF §Weights Are Nearly Gaussian")
+@claim("BF-3", title="weight matrices are nearly Gaussian without outliers", source="BF §Weights Are Nearly Gaussian",
+       requires=("float_weights",))
 def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     """BF-3: the entries of every weight matrix are close to Gaussian and have no outliers.
 
-    Statistic, per block and per matrix (W_Q, W_K, W_V, W_O, W_in, W_gate, W_out; K/V as stored with
-    grouped-query heads repeated, which leaves the entry distribution unchanged): excess kurtosis of
-    all entries (|·| ≤ ``kurt_tol``), robust KS distance of the central 99% to N(0,1) (≤ ``bulk_tol``,
-    on a 65 536-entry sample) and no outliers (max|z| < ``outlier_factor`` × E[max|Z|]). Holds if at
+    Statistic, per block and per matrix (W_Q, W_K, W_V, W_O, W_in, W_gate, W_out; K/V as stored, grouped
+    heads not repeated, so no entry is counted twice): excess kurtosis of all entries (|·| ≤ ``kurt_tol``),
+    robust KS distance of the central 99% to N(0,1) (≤ ``bulk_tol``, on a ≤65 536-entry sample; for
+    samples too small to resolve ``bulk_tol`` the 1% Kolmogorov bound 1.63/√n, recorded per matrix as
+    ``bulk_tol_effective``) and no outliers (max|z| < ``outlier_factor`` × E[max|Z|]). Holds if at
     least ``min_share`` of the matrices pass all three. Weights: raw HF weights. Control: the random
     twin (HF init is Gaussian, so it passes by construction; the claim is that training keeps it so).
-    Quantised weights: not applicable (the values are quantiser levels).
+    Quantised weights: not applicable (premise ``float_weights``: the values are quantiser levels).
+    A matrix the statistic cannot judge (over half its entries equal, e.g. a pruned head's zeroed
+    columns: interquartile range 0) is excluded with its reason and counted; the share is over the rest.
     Window: every block (all layers), every weight matrix.
     Source: BF §Weights Are Nearly Gaussian.
     """
@@ -266,27 +357,31 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     kurt_tol, bulk_tol = exp.get("kurt_tol", 1.0), exp.get("bulk_tol", 0.03)
     factor, min_share = exp.get("outlier_factor", 1.5), exp.get("min_share", 0.9)
     lm = ctx.model()
-    layers = _informational_layers(ctx)
-    res = _weight_gaussianity(lm.bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor, layers=layers)
-    twin = _weight_gaussianity(random_twin(lm).bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor,
-                               layers=layers)
+    res = weight_gaussianity(lm.bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
+    twin = weight_gaussianity(random_twin(lm).bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
     ctx.statistic("share of weight matrices with |excess kurtosis| ≤ tol, bulk KS ≤ tol and no outliers")
     ctx.conventions(weights="raw HF weights", matrices="W_Q W_K W_V W_O W_in (W_gate) W_out per block",
-                    standardise="robust", sample=f"{SAMPLE_VALUES} entries per matrix for KS/max|z|",
-                    blocks="all" if layers is None else f"{layers} (quantised: informational only)")
+                    standardise="robust", sample=f"{SAMPLE_VALUES} entries per matrix for KS/max|z|", blocks="all")
+    excluded = res.pop("excluded")
     ctx.measured(**res)
+    _record_exclusions(ctx, excluded, len(res["matrices"]), "weight matrices")
     ctx.control(share=twin["share"], median_abs_excess_kurtosis=twin["median_abs_excess_kurtosis"],
                 median_bulk_ks=twin["median_bulk_ks"], seed=0)
-    _twin_note(ctx, twin["share"] >= min_share, "HF initialises these matrices from a Gaussian")
+    _record_exclusions(ctx, twin["excluded"], len(twin["matrices"]), "weight matrices", control=True)
+    _twin_note(ctx, twin["share"] is not None and twin["share"] >= min_share,
+               "HF initialises these matrices from a Gaussian")
     ctx.expected(min_share=min_share)
     ctx.tolerance(kurt_tol=kurt_tol, bulk_tol=bulk_tol, outlier_factor=factor)
-    _quantized_skip(ctx, "the entry distribution")
+    _require_judged(ctx, len(res["matrices"]), excluded, "weight matrix")
     bad = [f"{r['weight']}@{r['layer']}" for r in res["matrices"] if not r["gaussian_no_outliers"]][:8]
-    with baseline_guard(ctx, {**{k: res[k] for k in ("share", "median_abs_excess_kurtosis", "median_bulk_ks",
-                                                     "share_with_outliers")}, "twin_share": twin["share"]},
-                        scope="weights"):
+    values = {k: res[k] for k in ("share", "median_abs_excess_kurtosis", "median_bulk_ks", "share_with_outliers")}
+    if twin["share"] is not None:
+        values["twin_share"] = twin["share"]
+    with baseline_guard(ctx, values, scope="weights"):
         ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of weight matrices are Gaussian without "
-                                             f"outliers (need ≥ {min_share}); e.g. {bad}")
+                                             f"outliers (need ≥ {min_share}); e.g. {bad}"
+                                             + (f"; {len(excluded)} excluded" if excluded else ""),
+                  share=res["share"], min_share=min_share, **_row_operands(res["matrices"], BF3_OPERANDS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,49 +389,44 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
 def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
     """BF-4: LayerNorm/RMSNorm gains (and biases) are heavy-tailed with outliers, unlike the matrices.
 
-    Statistic, per norm vector (ln1/ln2 of every block and the final norm; gains and, for LayerNorm,
-    biases): excess kurtosis and max|z| / E[max|Z|] (robust z). Holds if the median gain vector has
-    outlier excess ≥ ``outlier_factor`` (and, for biases where present, too). Where the expectation
-    gives a published centre (gpt2-medium, block 5: ≈0.45 with a left tail towards 0), the median gain
-    of that block must lie within ``center_tol`` of it and more of its |z| > 3 outliers must lie below
-    the median than above. Weights: raw (compat folding would set gains to 1). Norm parameters are
-    stored unquantised (F32) even in GGUF files, so this runs on quantised models (the quantisation
-    covers attention/MLP matrices and embeddings).
-    Window: every block's ln1/ln2 plus the final norm.
+    Statistic, per norm vector — every norm of the model (:meth:`lmfacts.weights.WeightViews.norm_parameters`:
+    ln1/ln2 of every block, extra sublayer norms such as Gemma 2's ln1_post/ln2_post and q_norm/k_norm
+    where present, embedding and final norms), effective gains (1 + w where gains are stored as offsets)
+    and, for LayerNorm, biases: excess kurtosis and max|z| / E[max|Z|] (robust z). Holds if the median
+    gain vector has outlier excess ≥ ``outlier_factor`` (and, for biases where present, too). Where the
+    expectation gives a published centre (gpt2-medium, block 5: ≈0.45 with a left tail towards 0), the
+    median gain of that block must lie within ``center_tol`` of it and more of its |z| > 3 outliers must
+    lie below the median than above. A vector the statistic cannot judge (constant, e.g. untrained gains
+    all 1; over half its entries equal; too short) is excluded with its reason and counted. Weights: raw
+    (compat folding would set gains to 1). Norm parameters are stored unquantised (F32) even in GGUF
+    files, so this runs on quantised models (the quantisation covers attention/MLP matrices and
+    embeddings).
+    Window: every norm vector of the model.
     Source: BF §Except For LayerNorm Parameters.
     """
-    from lmfacts.stats.gaussianity import outlier_excess, robust_standardise
-    from lmfacts.stats.moments import kurtosis
     from lmfacts.weights import WeightViews
 
     exp = ctx.expectation
     factor = exp.get("outlier_factor", 1.5)
     lm = ctx.model()
-    views = WeightViews(lm.bridge, "raw")
-    rows: dict[str, list[dict[str, Any]]] = {"weight": [], "bias": []}
-    for name, v in views.norm_parameters():
-        x = v.double().numpy()
-        kind = "bias" if name.endswith("bias") else "weight"
-        if np.ptp(x) == 0 or np.quantile(x, 0.75) == np.quantile(x, 0.25):
-            rows[kind].append({"name": name, "constant": True})
-            continue
-        z = robust_standardise(x)
-        rows[kind].append({"name": name, "median": float(np.median(x)), "excess_kurtosis": float(kurtosis(x)) - 3,
-                           "outlier_excess": outlier_excess(x), "left_outliers": int((z < -3).sum()),
-                           "right_outliers": int((z > 3).sum())})
-    gains = [r for r in rows["weight"] if not r.get("constant")]
-    biases = [r for r in rows["bias"] if not r.get("constant")]
-    ctx.require(bool(gains), "no non-constant norm gains (all gains equal: untrained or folded norms)")
+    rows, excluded = norm_vector_rows(WeightViews(lm.bridge, "raw"))
+    gains, biases = rows["weight"], rows["bias"]
+    n_bias_vectors = len(biases) + sum(k.endswith(".bias") for k in excluded)
+    _record_exclusions(ctx, excluded, len(gains) + len(biases), "norm vectors")
+    gain_excluded = {k: v for k, v in excluded.items() if not k.endswith(".bias")}
+    _require_judged(ctx, len(gains), gain_excluded, "norm gain vector")
     med_gain = float(np.median([r["outlier_excess"] for r in gains]))
     med_bias = float(np.median([r["outlier_excess"] for r in biases])) if biases else None
     ctx.statistic("median over norm vectors of max|z| / E[max|Z|] (robust z), gains and biases separately")
-    ctx.conventions(weights="raw", vectors="ln1, ln2 per block + final norm",
+    ctx.conventions(weights="raw", vectors="every norm module of the model (blocks' ln1/ln2 and any extra sublayer "
+                    "norms, embedding and final norms); effective gains (1 + w where stored as offsets)",
+                    gain_offset=WeightViews(lm.bridge, "raw").gain_offset,
                     quantisation="norm parameters are unquantised (F32) in GGUF files" if ctx.info.quantization
                     else "none")
     ctx.measured(median_gain_outlier_excess=med_gain, median_bias_outlier_excess=med_bias,
                  median_gain_excess_kurtosis=float(np.median([r["excess_kurtosis"] for r in gains])),
                  median_gain=float(np.median([r["median"] for r in gains])), gains=gains, biases=biases,
-                 has_biases=bool(rows["bias"]))
+                 has_biases=n_bias_vectors > 0, norm_vectors=[r["name"] for r in gains + biases] + list(excluded))
     ctx.expected(outlier_factor=factor)
     values = {k: ctx.record.measured[k] for k in ("median_gain_outlier_excess", "median_gain_excess_kurtosis",
                                                   "median_gain")}
@@ -346,17 +436,46 @@ def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
         _bf4_checks(ctx, exp, gains, med_gain, med_bias, factor)
 
 
+def norm_vector_rows(views: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """BF-4's per-vector statistics over ``views.norm_parameters()``: ``({"weight": rows, "bias": rows},
+    excluded)``; a vector the statistic cannot judge goes to ``excluded`` (name → reason) instead."""
+    from lmfacts.stats.gaussianity import outlier_excess, robust_standardise
+    from lmfacts.stats.moments import kurtosis
+
+    rows: dict[str, list[dict[str, Any]]] = {"weight": [], "bias": []}
+    excluded: dict[str, str] = {}
+    for name, v in views.norm_parameters():
+        x = v.double().numpy()
+        kind = "bias" if name.endswith(".bias") else "weight"
+        if x.size and np.ptp(x) == 0:
+            excluded[name] = f"constant vector (every entry {x[0]:.6g}): no distribution to judge"
+            continue
+        try:
+            z = robust_standardise(x)
+            oe = outlier_excess(x)
+        except DegenerateSample as exc:
+            excluded[name] = str(exc)
+            continue
+        rows[kind].append({"name": name, "median": float(np.median(x)), "excess_kurtosis": float(kurtosis(x)) - 3,
+                           "outlier_excess": oe, "max_abs_z": float(np.max(np.abs(z))),
+                           "left_outliers": int((z < -3).sum()),
+                           "right_outliers": int((z > 3).sum())})
+    return rows, excluded
+
+
 def _bf4_checks(ctx: ClaimContext, exp: Any, gains: list[dict[str, Any]], med_gain: float, med_bias: float | None,
                 factor: float) -> None:
     """BF-4's own predicate (and the published centre where the expectation gives one)."""
-    ctx.check(med_gain >= factor, f"norm gains are not heavy-tailed: median outlier excess {med_gain:.2f} < {factor}")
+    ctx.check(med_gain >= factor, f"norm gains are not heavy-tailed: median outlier excess {med_gain:.2f} < {factor}",
+              median_gain_outlier_excess=med_gain, outlier_factor=factor)
     if med_bias is not None:
         ctx.check(med_bias >= factor, f"norm biases are not heavy-tailed: median outlier excess {med_bias:.2f} < "
-                                      f"{factor}")
+                                      f"{factor}", median_bias_outlier_excess=med_bias, outlier_factor=factor)
     if "center" in exp.params:
         block = exp.get("center_block", 5)
         sel = [r for r in gains if r["name"].startswith(f"blocks.{block}.")]
-        ctx.require(bool(sel), f"block {block} has no norm gains")
+        ctx.require(bool(sel), f"block {block} has no judged norm gains (judged: "
+                               f"{sorted({r['name'].split('.')[1] for r in gains if r['name'].startswith('blocks.')})})")
         centre = float(np.median([r["median"] for r in sel]))
         left = sum(r["left_outliers"] for r in sel)
         right = sum(r["right_outliers"] for r in sel)
@@ -364,8 +483,10 @@ def _bf4_checks(ctx: ClaimContext, exp: Any, gains: list[dict[str, Any]], med_ga
         ctx.expected(center=exp["center"], center_block=block)
         ctx.tolerance(center_tol=exp["center_tol"])
         ctx.check(abs(centre - exp["center"]) <= exp["center_tol"],
-                  f"block {block} gains centred at {centre:.3f}, expected {exp['center']} ± {exp['center_tol']}")
-        ctx.check(left > right, f"block {block} gain outliers are not left-tailed ({left} below vs {right} above)")
+                  f"block {block} gains centred at {centre:.3f}, expected {exp['center']} ± {exp['center_tol']}",
+                  block_center=centre, center=exp["center"], center_tol=exp["center_tol"])
+        ctx.check(left > right, f"block {block} gain outliers are not left-tailed ({left} below vs {right} above)",
+                  block_left_outliers=left, block_right_outliers=right, max_abs_z=[r["max_abs_z"] for r in sel])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +511,7 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     lm = ctx.model()
     b = lm.bridge
     L = ctx.info.n_layers
-    ctx.require(L >= 4, f"{L} layers are too few for a depth trend")
+    ctx.require(L >= 4, f"the model has {L} layers: too few for a depth trend (need ≥ 4)")
     norms: dict[str, list[float]] = {n: [] for n in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")}
     import torch
 
@@ -404,8 +525,23 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
                     norms[n].append(float(w.detach().float().norm()))
     norms = {n: v for n, v in norms.items() if len(v) == L}
     start = round(L / 4)
-    trends = {n: depth_trend(v).to_dict() for n, v in norms.items()}
-    late = {n: depth_trend(v[start:]).to_dict() for n, v in norms.items() if L - start >= 3}
+    # a block whose matrix is all zeros (a pruned sublayer) has no log-norm: excluded from that weight's trend
+    excluded = {f"{n}@{i}": "all entries are 0 (‖W‖_F = 0): not on a log-norm trend"
+                for n, v in norms.items() for i, x in enumerate(v) if not x > 0}
+    kept = {n: [i for i, x in enumerate(v) if x > 0] for n, v in norms.items()}
+    trends, late = {}, {}
+    for n, v in norms.items():
+        if len(kept[n]) >= 3:
+            trends[n] = depth_trend([v[i] for i in kept[n]], kept[n]).to_dict()
+        else:
+            excluded[n] = f"only {len(kept[n])} block(s) with a non-zero {n}: no depth trend"
+        late_idx = [i for i in kept[n] if i >= start]
+        if len(late_idx) >= 3:
+            late[n] = depth_trend([v[i] for i in late_idx], late_idx).to_dict()
+    _record_exclusions(ctx, excluded, sum(len(k) for k in kept.values()), "blocks whose matrices")
+    missing = [n for n in ("W_O", "W_out") if n not in trends]
+    ctx.require(not missing, f"no depth trend for the writing weight(s) {missing}: "
+                             f"{_excluded_text({k: v for k, v in excluded.items() if k.split('@')[0] in missing})}")
     writing_ok = {n: trends[n]["spearman"] >= min_rho for n in ("W_O", "W_out")}
     reading_ok = {n: abs(late[n]["rate"] - 1) <= flat_tol for n in ("W_Q", "W_K", "W_in") if n in late}
     ctx.statistic("writing: Spearman ρ(layer, ‖W‖_F); reading: per-layer rate of ‖W‖_F over blocks ≥ L/4")
@@ -421,33 +557,38 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
                 "vspans": [{"lo": start, "hi": L - 1, "label": "reading-flat window"}]})
     values = {**{f"rho_{n}": t["spearman"] for n, t in trends.items()},
               **{f"late_rate_{n}": t["rate"] for n, t in late.items()}}
+    rhos = {n: trends[n]["spearman"] for n in ("W_O", "W_out")}
+    rates = {n: late[n]["rate"] for n in reading_ok}
     with baseline_guard(ctx, values, scope="weights"):
         ctx.check(all(writing_ok.values()), f"writing weights do not rise with depth: ρ = "
-                  f"{ {n: round(trends[n]['spearman'], 3) for n in ('W_O', 'W_out')} } (need ≥ {min_rho})")
+                  f"{ {n: round(r, 3) for n, r in rhos.items()} } (need ≥ {min_rho})",
+                  **{f"rho_{n}": r for n, r in rhos.items()}, min_rho=min_rho)
         ctx.check(all(reading_ok.values()), f"reading weights are not flat after block {start}: rates "
-                  f"{ {n: round(late[n]['rate'], 4) for n in reading_ok} } (need 1 ± {flat_tol})")
+                  f"{ {n: round(r, 4) for n, r in rates.items()} } (need 1 ± {flat_tol})",
+                  **{f"late_rate_{n}": r for n, r in rates.items()}, flat_tol=flat_tol)
 
 
 # ---------------------------------------------------------------------------------------------
-@claim("BF-6", title="per-example gradients are nearly Gaussian with zero mean", source="BF §Gradients Are Highly Gaussian")
+@claim("BF-6", title="per-example gradients are nearly Gaussian with zero mean", source="BF §Gradients Are Highly Gaussian",
+       requires=("causal_decoder", "trained_lm_head"))
 def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     """BF-6: per-example gradients of the attention QKV weights are Gaussian with zero mean (few outliers).
 
     Statistic: for ``n_prompts`` corpus prompts (default 4, a stratified sample, one prompt per
     backward pass so nothing is averaged) and blocks {0, L/2, L-1}, the gradient of the prompt's mean
     next-token loss w.r.t. the Q, K and V weights of the block, all entries pooled. Zero mean:
-    |mean|/std ≤ ``mean_tol``; Gaussian bulk: robust KS of the central 99% ≤ ``bulk_tol``. Holds if at
+    |mean|/std ≤ ``mean_tol``; Gaussian bulk: robust KS of the central 99% ≤ ``bulk_tol`` (or the 1%
+    Kolmogorov bound 1.63/√n for a sample too small to resolve it). Holds if at
     least ``min_share`` of (prompt, block) gradients pass both. Outliers (max|z| vs E[max|Z|]) and the
-    best of Gaussian / Laplace / logistic fits are reported. Weights: raw. Needs an LM head (decoders).
+    best of Gaussian / Laplace / logistic fits are reported. Weights: raw. Premises: a causal decoder with
+    a trained LM head (the next-token loss is its training objective). A gradient the statistic cannot
+    judge (over half its entries equal, e.g. zero for pruned heads) is excluded with its reason.
     Window: blocks {0, L/2, L-1}.
     Source: BF §Gradients Are Highly Gaussian.
     """
     from lmfacts.gradients import per_example_qkv_gradients
 
     info = ctx.info
-    ctx.require(info.has_lm_head, "no trained LM head (encoder checkpoint without one): there is no next-token "
-                                  "loss to differentiate")
-    ctx.require(not info.is_encoder, "bidirectional encoder: next-token loss is not its training objective")
     exp = ctx.expectation
     n_prompts, bulk_tol = exp.get("n_prompts", 4), exp.get("bulk_tol", 0.03)
     mean_tol, min_share = exp.get("mean_tol", 0.05), exp.get("min_share", 0.5)
@@ -459,15 +600,22 @@ def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     examples = per_example_qkv_gradients(lm.bridge, texts, layers, prepend_bos=info.prepends_bos,
                                          n_ctx=min(info.n_ctx, 128), device=info.device)
     rows = []
+    excluded: dict[str, str] = {}
     for j, ex in enumerate(examples):
         for layer, g in ex.grads.items():
-            s = _shape_stats(g, bulk_tol=bulk_tol, outlier_factor=factor)
+            try:
+                s = _shape_stats(g, bulk_tol=bulk_tol, outlier_factor=factor)
+            except DegenerateSample as exc:
+                excluded[f"prompt {j} block {layer}"] = _degenerate_reason(exc, np.asarray(g))
+                continue
             mean_ratio = float(abs(g.mean()) / max(g.std(), 1e-30))
             rows.append({"prompt": j, "layer": layer, "mean_over_std": mean_ratio, "bulk_ks": s["bulk_ks"],
                          "outlier_excess": s["outlier_excess"], "excess_kurtosis": s["excess_kurtosis"],
                          "best_tail_family": s["best_tail_family"],
                          "passes": bool(mean_ratio <= mean_tol and s["bulk_gaussian"])})
-    ctx.require(bool(rows), "no prompt had two or more tokens")
+    _record_exclusions(ctx, excluded, len(rows), "per-example gradients")
+    ctx.require(bool(examples), f"none of the {len(texts)} prompts has two or more tokens: no next-token loss")
+    _require_judged(ctx, len(rows), excluded, "per-example gradient")
     share = float(np.mean([r["passes"] for r in rows]))
     families = [r["best_tail_family"] for r in rows]
     ctx.statistic("share of per-example QKV weight gradients with |mean|/std ≤ tol and a Gaussian bulk (robust KS)")
@@ -486,7 +634,9 @@ def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
                               "median_outlier_excess": m["median_outlier_excess"],
                               "mean_loss": float(np.mean(m["losses"]))}, scope="corpus"):
         ctx.check(share >= min_share, f"only {share:.2f} of per-example QKV gradients are zero-mean Gaussian in the "
-                                      f"bulk (need ≥ {min_share}); median bulk KS {m['median_bulk_ks']:.3f}")
+                                      f"bulk (need ≥ {min_share}); median bulk KS {m['median_bulk_ks']:.3f}",
+                  share=share, min_share=min_share, mean_over_std=[r["mean_over_std"] for r in rows],
+                  bulk_ks=[r["bulk_ks"] for r in rows])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,61 +654,89 @@ def _batched_singular_values(mats: Any, device: str) -> np.ndarray:
     return torch.linalg.svdvals(mats.to(device)).double().cpu().numpy()
 
 
-def _weight_spectra(bridge: Any, device: str,
-                    layers: list[int] | None = None) -> list[tuple[str, int, tuple[int, int], np.ndarray]]:
+def weight_spectra(bridge: Any, device: str) -> list[tuple[str, int, tuple[int, int], np.ndarray]]:
     """Singular values of every block matrix; svdvals batched over layers per weight type on ``device``."""
     import torch
 
     out: list[tuple[str, int, tuple[int, int], np.ndarray]] = []
-    idx = list(range(bridge.cfg.n_layers)) if layers is None else layers
+    idx = list(range(bridge.cfg.n_layers))
     with torch.no_grad():
-        for name in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out"):
-            mats = []
-            for i in idx:
-                mod = bridge.blocks[i].attn if name in ("W_Q", "W_K", "W_V", "W_O") else bridge.blocks[i].mlp
-                w = getattr(mod, name, None)
-                if w is None:
-                    break
-                w = w.detach().float()
-                if name in ("W_Q", "W_K", "W_V"):
-                    w = w.permute(1, 0, 2).reshape(w.shape[1], -1)  # [d_model, heads·d_head], KV not repeated
-                elif name == "W_O":
-                    w = w.reshape(-1, w.shape[-1])
-                mats.append(w)
-            if len(mats) != len(idx):
+        for name in BLOCK_MATRICES:
+            mats = [_stored_matrix(bridge, name, i) for i in idx]
+            if any(m is None for m in mats):
                 continue
             sv = _batched_singular_values(torch.stack(mats), device)
             out += [(name, i, tuple(mats[j].shape), sv[j]) for j, i in enumerate(idx)]
     return out
 
 
-def _spectrum_verdicts(bridge: Any, device: str, *, r2_min: float, mp_tol: float,
-                       layers: list[int] | None = None) -> dict[str, Any]:
-    from lmfacts.stats.spectrum import compare_to_marchenko_pastur, marchenko_pastur_singular_values
+def sv_rank_floor(sv_max: float, shape: tuple[int, int], device: str) -> float:
+    """The rounding bound below which a computed singular value is a numerical zero.
+
+    NumPy's ``matrix_rank`` default, ``max · max(shape) · eps``, applied to the matrix the values
+    were computed from: on CPU the float64 Gram matrix (eigenvalue bound λ_max · n · eps64, so
+    σ ≤ σ_max · sqrt(n · eps64)); on an accelerator ``svdvals`` of the float32 matrix (σ_max · n ·
+    eps32). The weights themselves are exact in float32 whatever the model's dtype (a bfloat16
+    matrix with zeroed heads has exact zeros), so the bound follows the dtype of the computation.
+    """
+    import math
+
+    from lmfacts.tolerances import machine_eps
+
+    n = max(shape)
+    if str(device).startswith("cpu"):
+        return float(sv_max) * math.sqrt(n * machine_eps("float64"))
+    return float(sv_max) * n * machine_eps("float32")
+
+
+def spectrum_rows(spectra: list[tuple[str, int, tuple[int, int], np.ndarray]], device: str, *, r2_min: float,
+                  mp_tol: float) -> dict[str, Any]:
+    """BF-7's verdict per matrix; a spectrum the statistic cannot judge (fewer than 10 singular values, zeros
+    — numerical rank deficiency — inside the bulk ranks) goes to ``excluded`` (``"W_O@1"`` → reason)."""
+    from lmfacts.stats.spectrum import (
+        compare_to_marchenko_pastur,
+        marchenko_pastur_singular_values,
+        zero_below_floor,
+    )
     from lmfacts.stats.trends import tail_falloff
 
     rows = []
+    excluded: dict[str, str] = {}
     example: dict[str, Any] | None = None
-    for name, layer, shape, sv in _weight_spectra(bridge, device, layers):
-        c = compare_to_marchenko_pastur(sv, shape, r2_min=r2_min, mp_tol=mp_tol)
-        rows.append({"weight": name, "layer": layer, "shape": list(shape), "exponent": c.fit.exponent,
-                     "r2": c.fit.r_squared, "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
-                     "tail_falloff": tail_falloff(sv, c.fit.exponent, c.fit.intercept)})
+    for name, layer, shape, sv_raw in spectra:
+        floor = sv_rank_floor(float(np.max(sv_raw)) if sv_raw.size else 0.0, shape, device)
+        sv, rank = zero_below_floor(sv_raw, floor)
+        try:
+            c = compare_to_marchenko_pastur(sv, shape, r2_min=r2_min, mp_tol=mp_tol)
+        except DegenerateSample as exc:
+            excluded[f"{name}@{layer}"] = (f"{shape[0]}×{shape[1]} matrix, {sv.size} singular values, numerical rank "
+                                           f"{rank} (σ ≤ {floor:.3g} counted as 0): {exc}")
+            continue
+        row = {"weight": name, "layer": layer, "shape": list(shape), "exponent": c.fit.exponent,
+               "r2": c.fit.r_squared, "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
+               "tail_falloff": tail_falloff(sv, c.fit.exponent, c.fit.intercept)}
+        if rank < sv.size:
+            row["numerical_rank"] = rank
+        rows.append(row)
         if example is None or (name == "W_out" and example["weight"] != "W_out"):
             # one spectrum to draw: the first W_out (else the first matrix), with its scaled MP baseline
             ranks = np.unique(np.geomspace(1, sv.size, num=min(200, sv.size)).astype(int))
             mp = marchenko_pastur_singular_values(shape[0], shape[1], sigma=c.mp_sigma)
             example = {"weight": name, "layer": layer, "ranks": ranks.tolist(),
                        "sv": np.sort(sv)[::-1][ranks - 1].tolist(), "mp": np.sort(mp)[::-1][ranks - 1].tolist()}
+    if not rows:
+        return {"example": None, "share": None, "median_exponent": None, "median_r2": None,
+                "median_mp_log_distance": None, "median_tail_falloff": None, "matrices": rows, "excluded": excluded}
     return {"example": example, "share": float(np.mean([r["is_power_law"] for r in rows])),
             "median_exponent": float(np.median([r["exponent"] for r in rows])),
             "median_r2": float(np.median([r["r2"] for r in rows])),
             "median_mp_log_distance": float(np.median([r["mp_log_distance"] for r in rows])),
-            "median_tail_falloff": float(np.median([r["tail_falloff"] for r in rows])), "matrices": rows}
+            "median_tail_falloff": float(np.median([r["tail_falloff"] for r in rows])), "matrices": rows,
+            "excluded": excluded}
 
 
 @claim("BF-7", title="weight singular values follow a power law, unlike Marchenko–Pastur",
-       source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)")
+       source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)", requires=("float_weights",))
 def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     """BF-7: singular values vs rank are a power law over the bulk with a sharp fall-off at the end,
     clearly unlike the Marchenko–Pastur spectrum of a Gaussian matrix of the same shape.
@@ -570,7 +748,11 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     both (a Gaussian matrix fits a line on a narrow range but matches MP). Holds if at least
     ``min_share`` of matrices are power laws. The fall-off (mean log gap of the last 5% of ranks below
     the fitted power law) is reported. Control: the random twin (Gaussian init: must look like MP).
-    Quantised weights: not applicable (quantisation noise lifts the tail of the spectrum).
+    Singular values below the computation's rounding bound (:func:`sv_rank_floor`) are numerical zeros;
+    a matrix the statistic cannot judge — fewer than 10 singular values (e.g. one 8-dim KV head), or
+    zeros inside the bulk ranks (rank-deficient, e.g. pruned heads) — is excluded with its reason and
+    counted, and the share is over the rest. Quantised weights: not applicable (premise
+    ``float_weights``: quantisation noise lifts the tail of the spectrum).
     Window: every block, every weight matrix.
     Source: BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law).
     """
@@ -580,19 +762,23 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     r2_min, mp_tol, min_share = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1), exp.get("min_share", 0.9)
     lm = ctx.model()
     dev = ctx.info.device
-    layers = _informational_layers(ctx)
-    res = _spectrum_verdicts(lm.bridge, dev, r2_min=r2_min, mp_tol=mp_tol, layers=layers)
-    twin = _spectrum_verdicts(random_twin(lm).bridge, dev, r2_min=r2_min, mp_tol=mp_tol, layers=layers)
+    res = spectrum_rows(weight_spectra(lm.bridge, dev), dev, r2_min=r2_min, mp_tol=mp_tol)
+    twin = spectrum_rows(weight_spectra(random_twin(lm).bridge, dev), dev, r2_min=r2_min, mp_tol=mp_tol)
     ctx.statistic("share of weight matrices whose singular values fit a power law over bulk ranks (R²) and are far "
                   "from the Marchenko–Pastur spectrum of the same shape (RMS log distance)")
     ctx.conventions(weights="raw", ranks="bulk [ceil(5%), floor(50%)] of min(shape)", svd="batched over layers per weight type: "
                     + ("eigvalsh of the float64 Gram matrix (CPU)" if dev.startswith("cpu") else f"svdvals on {dev}"), mp_baseline="expected MP quantiles, scale fitted "
-                    "over the bulk ranks", blocks="all" if layers is None else f"{layers} (quantised: informational only)")
+                    "over the bulk ranks", blocks="all",
+                    rank_floor="σ ≤ σ_max·sqrt(n·eps64) (CPU Gram) / σ_max·n·eps32 (svdvals) counted as 0 "
+                               "(NumPy matrix_rank default for the computed matrix)")
+    excluded = res.pop("excluded")
     ctx.measured(**res)
+    _record_exclusions(ctx, excluded, len(res["matrices"]), "weight matrices whose spectra")
     ctx.control(share=twin["share"], median_mp_log_distance=twin["median_mp_log_distance"],
                 median_r2=twin["median_r2"], median_exponent=twin["median_exponent"], seed=0)
-    _twin_note(ctx, twin["share"] >= min_share, "a Gaussian-initialised twin already has a power-law-like, non-MP "
-                                                "spectrum by this test")
+    _record_exclusions(ctx, twin["excluded"], len(twin["matrices"]), "weight matrices", control=True)
+    _twin_note(ctx, twin["share"] is not None and twin["share"] >= min_share,
+               "a Gaussian-initialised twin already has a power-law-like, non-MP spectrum by this test")
     ctx.expected(min_share=min_share)
     ctx.tolerance(r2_min=r2_min, mp_tol=mp_tol)
     ctx.figure({"id": "bf7-summary", "title": "BF-7 distance from Marchenko–Pastur per matrix (block 0 … L-1)",
@@ -611,44 +797,69 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
                                 "y": ex["mp"], "style": "dashed"},
                                {"label": "random twin", "x": tex["ranks"], "y": tex["sv"], "style": "points"}],
                     "vspans": []})
-    _quantized_skip(ctx, "the singular-value spectrum")
+    _require_judged(ctx, len(res["matrices"]), excluded, "weight matrix spectrum")
+    _require_judged(ctx, len(twin["matrices"]), twin["excluded"], "spectrum of the random twin (the control)")
     values = {**{k: res[k] for k in ("share", "median_exponent", "median_r2", "median_mp_log_distance",
                                      "median_tail_falloff")},
               "twin_share": twin["share"], "twin_median_mp_log_distance": twin["median_mp_log_distance"]}
+    note = f"; {len(excluded)} matrices excluded ({_excluded_text(excluded, 2)})" if excluded else ""
     with baseline_guard(ctx, values, scope="weights"):
         ctx.check(twin["share"] < min_share, f"the random twin passes too ({twin['share']:.2f} of matrices): the "
-                                             "test cannot tell a Gaussian matrix from a power law here")
+                                             "test cannot tell a Gaussian matrix from a power law here",
+                  twin_share=twin["share"], min_share=min_share,
+                  **{f"twin_{k}": v for k, v in _row_operands(twin["matrices"], SPECTRUM_OPERANDS).items()})
         ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of weight matrices have a power-law, non-MP "
                                              f"spectrum (need ≥ {min_share}); median MP distance "
-                                             f"{res['median_mp_log_distance']:.3f}, median R² {res['median_r2']:.3f}")
+                                             f"{res['median_mp_log_distance']:.3f}, median R² {res['median_r2']:.3f}"
+                                             + note, share=res["share"], min_share=min_share,
+                  **_row_operands(res["matrices"], SPECTRUM_OPERANDS))
 
 
 # ---------------------------------------------------------------------------------------------
 def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float, mp_tol: float) -> dict[str, Any]:
+    """BF-8's verdict per residual point; a spectrum the statistic cannot judge goes to ``excluded``."""
     import torch
 
-    from lmfacts.stats.spectrum import compare_to_marchenko_pastur, eigvals_to_singular
+    from lmfacts.stats.spectrum import compare_to_marchenko_pastur, eigvals_to_singular, zero_below_floor
+    from lmfacts.tolerances import float_tol
 
-    pts = [p for p in range(lo, hi + 1) if probe.points[p].n_tokens > 1]
-    covs = torch.from_numpy(np.stack([probe.covariance(p) for p in pts])).to(device)
-    eig = torch.linalg.eigvalsh(covs).cpu().numpy()
-    rows = []
-    for p, lam in zip(pts, eig, strict=True):
+    excluded: dict[str, str] = {}
+    pts = []
+    for p in range(lo, hi + 1):
         n = int(probe.points[p].n_tokens)
-        lam = np.clip(lam, 0, None)
-        sv = eigvals_to_singular(lam, n, ddof=0) if n > 1 else np.sqrt(lam)
+        if n > 1:
+            pts.append(p)
+        else:
+            excluded[f"point {p}"] = f"{n} content token(s): no covariance"
+    rows = []
+    if pts:
+        covs = torch.from_numpy(np.stack([probe.covariance(p) for p in pts])).to(device)
+        eig = torch.linalg.eigvalsh(covs).cpu().numpy()
+    for p, lam in zip(pts, eig if pts else [], strict=True):
+        n = int(probe.points[p].n_tokens)
+        mu = np.asarray(probe.points[p].moments.mean(), dtype=np.float64)
+        lam = np.sort(np.clip(lam, 0, None))[::-1]
+        # numerical zeros: below the float32 rounding of the uncentred second moments the probe accumulates
+        # (‖E[xxᵀ]‖ ≤ λ_max + ‖μ‖²), and every rank beyond n - 1 (n centred tokens span ≤ n - 1 directions)
+        floor = float_tol(0.0, "float32") * (float(lam[0]) + float(mu @ mu))
+        lam, rank = zero_below_floor(lam, floor)
+        lam[max(n - 1, 0):] = 0.0
+        rank = min(rank, n - 1)
+        sv = eigvals_to_singular(lam, n, ddof=0)
         d = sv.size
         try:
             c = compare_to_marchenko_pastur(sv, (n, d), r2_min=r2_min, mp_tol=mp_tol)
-        except ValueError as exc:  # zeros inside the bulk ranks (fewer tokens than dims)
-            rows.append({"point": p, "error": str(exc), "is_power_law": False})
+        except DegenerateSample as exc:  # e.g. zeros inside the bulk ranks (fewer tokens than dims)
+            excluded[f"point {p}"] = f"{n} tokens × {d} dims, numerical rank {rank}: {exc}"
             continue
         lo_r, hi_r = c.fit.rank_range
         rows.append({"point": p, "exponent": c.fit.exponent, "r2": c.fit.r_squared,
                      "mp_log_distance": c.mp_log_distance, "is_power_law": c.is_power_law,
                      "top_sv_per_token": float(sv[0] / np.sqrt(n)),
-                     "bulk_log_sv_per_token": float(np.mean(np.log(sv[lo_r - 1:hi_r] / np.sqrt(n)))), "n_tokens": n})
-    return {"share": float(np.mean([r["is_power_law"] for r in rows])), "points": rows}
+                     "bulk_log_sv_per_token": float(np.mean(np.log(sv[lo_r - 1:hi_r] / np.sqrt(n)))), "n_tokens": n,
+                     "numerical_rank": rank})
+    share = float(np.mean([r["is_power_law"] for r in rows])) if rows else None
+    return {"share": share, "points": rows, "excluded": excluded}
 
 
 @claim("BF-8", title="activation covariance spectra follow a power law, growing with depth",
@@ -665,6 +876,9 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     ``min_rho``. Hook: ``blocks.{l}.hook_resid_pre`` (+ final); positions: content; processing: raw.
     Control: the random twin's own probe on 32 prompts. Post-LN encoders: the points are LayerNorm
     outputs, whose scale is fixed by the norm, so the growth half is about LN gains there.
+    Eigenvalues below the float32 rounding of the probe's second moments, and ranks beyond n - 1, are
+    numerical zeros; a point whose spectrum has zeros inside the bulk ranks (fewer tokens than ranks, a
+    rank-deficient stream) is excluded with its reason and counted; the share is over the rest.
     Source: BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values.
     """
     from lmfacts.models.twin import twin_probe
@@ -677,11 +891,15 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     r2_min, mp_tol = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1)
     min_share, min_rho = exp.get("min_share", 0.75), exp.get("min_rho", 0.5)
     res = _covariance_spectra(ctx.probe(), info.device, lo, hi, r2_min, mp_tol)
-    ok_rows = [r for r in res["points"] if "bulk_log_sv_per_token" in r]
-    ctx.require(len(ok_rows) >= 3, "fewer than 3 points with a usable covariance spectrum")
+    ok_rows = res["points"]
+    _record_exclusions(ctx, res["excluded"], len(ok_rows), "residual points whose covariance spectra")
+    ctx.require(len(ok_rows) >= 3, f"only {len(ok_rows)} point(s) in {lo}–{hi} have a covariance spectrum the "
+                                   f"statistic can judge (need 3 for a depth trend)"
+                                   + (f"; excluded: {_excluded_text(res['excluded'])}" if res["excluded"] else ""))
     trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in ok_rows]), [r["point"] for r in ok_rows])
     twin = _covariance_spectra(twin_probe(ctx.model(), ctx.texts), info.device, lo, hi, r2_min, mp_tol)
-    twin_ok = [r for r in twin["points"] if "bulk_log_sv_per_token" in r]
+    twin_ok = twin["points"]
+    _record_exclusions(ctx, twin["excluded"], len(twin_ok), "residual points", control=True)
     twin_trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in twin_ok]),
                              [r["point"] for r in twin_ok]) if len(twin_ok) >= 3 else None
     ctx.statistic("share of residual points whose covariance spectrum is a power law far from MP; Spearman ρ of "
@@ -693,7 +911,8 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
                  window=[lo, hi])
     ctx.control(share=twin["share"], depth_spearman=None if twin_trend is None else twin_trend.spearman,
                 n_prompts=min(32, len(ctx.texts)), seed=0)
-    twin_shows = twin["share"] >= min_share and twin_trend is not None and twin_trend.spearman >= min_rho
+    twin_shows = (twin["share"] is not None and twin["share"] >= min_share and twin_trend is not None
+                  and twin_trend.spearman >= min_rho)
     _twin_note(ctx, twin_shows, "an untrained twin's activations have the same spectral shape and depth trend")
     ctx.expected(min_share=min_share, min_rho=min_rho)
     ctx.tolerance(r2_min=r2_min, mp_tol=mp_tol)
@@ -704,12 +923,15 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
                            {"label": "random twin", "x": [r["point"] for r in twin_ok],
                             "y": [r["bulk_log_sv_per_token"] for r in twin_ok], "style": "dashed"}],
                 "vspans": []})
-    values = {"share": res["share"], "depth_spearman": trend.spearman, "depth_rate": trend.rate,
-              "twin_share": twin["share"]}
+    values = {"share": res["share"], "depth_spearman": trend.spearman, "depth_rate": trend.rate}
+    if twin["share"] is not None:
+        values["twin_share"] = twin["share"]
     if twin_trend is not None:
         values["twin_depth_spearman"] = twin_trend.spearman
     with baseline_guard(ctx, values, scope="probe"):
         ctx.check(res["share"] >= min_share, f"only {res['share']:.2f} of points have a power-law, non-MP "
-                                             f"covariance spectrum (need ≥ {min_share})")
+                                             f"covariance spectrum (need ≥ {min_share})"
+                                             + (f"; {len(res['excluded'])} point(s) excluded" if res["excluded"] else ""),
+                  share=res["share"], min_share=min_share, **_row_operands(ok_rows, SPECTRUM_OPERANDS))
         ctx.check(trend.spearman >= min_rho, f"covariance spectra do not grow with depth: ρ = {trend.spearman:.2f} "
-                                             f"< {min_rho}")
+                                             f"< {min_rho}", depth_spearman=trend.spearman, min_rho=min_rho)

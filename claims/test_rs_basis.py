@@ -121,10 +121,14 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
             ctx.expected(reference_kurtosis=ref[:n])
             ctx.tolerance(reference_log_tol=exp["reference_log_tol"])
             ctx.check(float(logs.max()) <= exp["reference_log_tol"],
-                      f"kurtosis differs from the published values by up to ×{np.exp(logs.max()):.1f}")
-        ctx.check(med >= min_kurt, f"median model-basis kurtosis {med:.2f} < {min_kurt}: no privileged basis here")
-        ctx.check(worst <= rot_tol, f"rotated kurtosis deviates from 3 by up to {worst:.2f} (> {rot_tol})")
-        ctx.check(embed_ok, f"kurtosis at the embeddings {prof['per_token'][0]:.2f} < {min_kurt}")
+                      f"kurtosis differs from the published values by up to ×{np.exp(logs.max()):.1f}",
+                      reference_max_log_ratio=float(logs.max()), reference_log_tol=exp["reference_log_tol"])
+        ctx.check(med >= min_kurt, f"median model-basis kurtosis {med:.2f} < {min_kurt}: no privileged basis here",
+                  median_kurtosis=med, min_kurtosis=min_kurt)
+        ctx.check(worst <= rot_tol, f"rotated kurtosis deviates from 3 by up to {worst:.2f} (> {rot_tol})",
+                  worst_rotated_deviation=worst, rotated_tol=rot_tol)
+        ctx.check(embed_ok, f"kurtosis at the embeddings {prof['per_token'][0]:.2f} < {min_kurt}",
+                  embedding_kurtosis=prof["per_token"][0], min_kurtosis=min_kurt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +157,8 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     pts = [p for p in range(len(probe.points)) if probe.points[p].n_tokens > 0]
     mx = [probe.points[p].max_signed for p in pts]
     mabs = [np.maximum(probe.points[p].max_signed, -probe.points[p].min_signed) for p in pts]
+    ctx.require(len(pts) >= 3, f"only {len(pts)} residual point(s) have content tokens (of {len(probe.points)}): "
+                               "a depth trend needs 3")
 
     def verdict(shares: list[float]) -> tuple[bool, float]:
         rho = depth_trend(shares, pts).spearman if np.ptp(shares) > 0 else 0.0
@@ -180,17 +186,17 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     values = {"spearman": rho, "first": shares[0], "last": shares[-1], "max_share": max(shares),
               "mean_share": float(np.mean(shares)), "abs_spearman": rho_abs}
     with baseline_guard(ctx, values, scope="probe"):
-        ctx.check(max(shares) > 0, f"no feature exceeds t = {t} anywhere: the share cannot rise")
+        ctx.check(max(shares) > 0, f"no feature exceeds t = {t} anywhere: the share cannot rise",
+                  shares=shares, threshold=t)
         ctx.check(holds, f"outlier-feature share does not rise with depth: ρ = {rho:.2f} (need ≥ {min_rho}), first "
-                         f"{shares[0]:.3f}, last {shares[-1]:.3f}")
+                         f"{shares[0]:.3f}, last {shares[-1]:.3f}", spearman=rho, min_rho=min_rho, shares=shares)
 
 
 # ---------------------------------------------------------------------------------------------
 def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict[str, Any]]:
+    """The model, the seeded prompt sample and the loss keywords of RS-3/RS-4 (premises: a causal decoder
+    with a trained LM head, checked by the plugin before the body runs)."""
     info = ctx.info
-    ctx.require(info.has_lm_head, "no trained LM head (encoder checkpoint without one): next-token loss is "
-                                  "undefined; the post's classifier-head ablation needs a fine-tuned head")
-    ctx.require(not info.is_encoder, "bidirectional encoder: next-token loss is not defined for it")
     texts = list(ctx.session.corpus.sample(min(n_prompts, len(ctx.session.corpus)), seed=0).texts)
     kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
               pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=min(info.n_ctx, 128),
@@ -198,7 +204,8 @@ def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict
     return ctx.model().bridge, texts, kw
 
 
-@claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation")
+@claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation",
+       requires=("causal_decoder", "trained_lm_head"))
 def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     """RS-3: skipping the last k blocks hurts next-token loss far less than skipping the first k.
 
@@ -208,7 +215,8 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     ``blocks.{i}.hook_resid_pre`` value saved in the same forward (output := input). For each k in
     ``ks`` (default 1, 2 and round(L/4)): Δ_head(k) = loss(skip blocks 0…k-1) − base, Δ_tail(k) =
     loss(skip blocks L-k…L-1) − base. Holds if Δ_head(k) ≥ ``factor`` × max(Δ_tail(k), 0) and
-    Δ_head(k) > 0 for every k (default factor 2: "far less"). Decoders with an LM head only.
+    Δ_head(k) > 0 for every k (default factor 2: "far less"). Premises: a causal decoder with a trained
+    LM head (next-token loss; the post's classifier-head ablation needs a fine-tuned head).
     Window: the first / last k blocks for each k in ``ks``.
     Source: RS §Head-Tail Ablation.
     """
@@ -219,6 +227,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     L = ctx.info.n_layers
     ks = sorted({k for k in exp.get("ks", [1, 2, max(1, round(L / 4))]) if 1 <= k < L})
     factor = exp.get("factor", 2.0)
+    ctx.require(bool(ks), f"no k in {exp.get('ks', [1, 2, max(1, round(L / 4))])} satisfies 1 ≤ k < L = {L}")
     base = next_token_loss(bridge, texts, **kw).loss
     rows = []
     for k in ks:
@@ -245,11 +254,13 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     with baseline_guard(ctx, values, scope="corpus"):
         ctx.check(not bad, "skipping the last k blocks is not far less harmful than skipping the first k for k = "
                            + ", ".join(f"{r['k']} (Δhead {r['delta_head']:.3f}, Δtail {r['delta_tail']:.3f})"
-                                       for r in bad))
+                                       for r in bad), base_loss=base, delta_head=[r["delta_head"] for r in rows],
+                  delta_tail=[r["delta_tail"] for r in rows], factor=factor)
 
 
 @claim("RS-4", title="removing a block's skip connection destroys performance",
-       source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation")
+       source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation",
+       requires=("causal_decoder", "trained_lm_head"))
 def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     """RS-4: the residual stream is the spine: removing one block's skip connection destroys performance.
 
@@ -259,7 +270,7 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     block computes MLP(ln2(Attn(ln1(x)))). Parallel blocks (GPT-NeoX): ``resid_post`` := attn_out +
     mlp_out. Holds if the loss rises by at least ``min_increase`` nats (default 1.0, a factor e in
     perplexity) at every tested block. For comparison the loss of skipping the whole block is reported.
-    Decoders with an LM head only.
+    Premises: a causal decoder with a trained LM head.
     Window: blocks {0, L/2, L-1}.
     Source: RS §Introduction (the stream as shared memory); §Head-Tail Ablation.
     """
@@ -291,4 +302,5 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
               **{f"delta_block_skipped_b{r['block']}": r["delta_block_skipped"] for r in rows}}
     with baseline_guard(ctx, values, scope="corpus"):
         ctx.check(not bad, "removing the skip connection does not destroy performance at block(s) "
-                           + ", ".join(f"{r['block']} (Δ {r['delta_no_skip']:.3f} nats)" for r in bad))
+                           + ", ".join(f"{r['block']} (Δ {r['delta_no_skip']:.3f} nats)" for r in bad),
+                  base_loss=base, delta_no_skip=[r["delta_no_skip"] for r in rows], min_increase=min_inc)

@@ -152,17 +152,42 @@ class WeightViews:
             return self.norm_gain(ln), _attr(ln, "bias")
 
     def norm_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Every norm gain and bias: (name, vector), e.g. ("blocks.3.ln1.weight", …)."""
-        for i, lw in self.layers():
-            for name in ("ln1_w", "ln1_b", "ln2_w", "ln2_b"):
-                v = getattr(lw, name)
+        """Every norm vector of the model, gains (effective: :meth:`norm_gain`) and biases.
+
+        Found by walking the model's modules, not by a list of names: every module whose class is a
+        norm (``…Norm…`` — LayerNorm, RMSNorm, their bridges) with a 1-D ``weight`` or ``bias`` — the
+        blocks' ln1/ln2, extra sublayer norms (Gemma 2's ln1_post/ln2_post, q_norm/k_norm), the
+        final norm and any embedding norm. A vector shared by several modules is yielded once, under
+        its shortest bridge path (``blocks.3.ln1_post`` rather than the wrapped HF module's path).
+        Names are ``"<module path>.weight"`` / ``".bias"``, e.g. ``"blocks.3.ln1.weight"``,
+        ``"blocks.0.attn.q_norm.weight"``, ``"ln_final.weight"``; the order is the modules' order.
+        Parameter-free norms (LayerNormPre after fold_ln, OLMo's non-parametric LayerNorm) yield nothing.
+        """
+        best: dict[tuple[int, tuple[int, ...]], tuple[tuple[int, int], str, object, str]] = {}
+        order: list[tuple[int, tuple[int, ...]]] = []
+        for path, mod in self.bridge.named_modules(remove_duplicate=False):  # type: ignore[attr-defined]
+            if "norm" not in type(mod).__name__.lower():
+                continue
+            for kind in ("weight", "bias"):
+                try:
+                    p = getattr(mod, kind)
+                except AttributeError:
+                    continue
+                if not isinstance(p, torch.Tensor) or p.ndim != 1:
+                    continue
+                parts = [seg for seg in path.split(".") if seg != "_original_component"]
+                rank = (path.count("_original_component"), len(path))
+                key = (p.data_ptr(), tuple(p.shape))
+                if key not in best:
+                    order.append(key)
+                if key not in best or rank < best[key][0]:
+                    best[key] = (rank, ".".join(parts), mod, kind)
+        with torch.no_grad():
+            for key in order:
+                _, name, mod, kind = best[key]
+                v = self.norm_gain(mod) if kind == "weight" else _attr(mod, "bias")
                 if v is not None:
-                    yield f"blocks.{i}.{name[:3]}.{'weight' if name.endswith('w') else 'bias'}", v
-        w, b = self.final_norm()
-        if w is not None:
-            yield "ln_final.weight", w
-        if b is not None:
-            yield "ln_final.bias", b
+                    yield f"{name}.{kind}", v
 
     def matrices(self, names: tuple[str, ...] = READING + WRITING) -> Iterator[tuple[str, int, torch.Tensor]]:
         """(weight name, layer, 2-D matrix) for every block and every requested weight that exists."""

@@ -88,6 +88,10 @@ class BaselineResult:
         """The keys outside their band."""
         return [d for d in self.deviations if not d.within]
 
+    def operands(self) -> dict[str, float]:
+        """The measured values compared, by key (``ctx.check`` operands: a NaN among them is an error)."""
+        return {d.key: d.value for d in self.deviations}
+
     def message(self) -> str:
         """Why the baseline check fails (empty when it does not)."""
         return "measured baseline violated (regression guard): " + "; ".join(
@@ -154,7 +158,7 @@ def check_baseline(ctx: Any, measured: Mapping[str, Any], baseline: Mapping[str,
     ``measured``) and fail the claim through ``ctx.check`` if a value is outside its band."""
     result = compare_to_baseline(measured, baseline, rtol, atol)
     _record(ctx, result, baseline, rtol, atol, None)
-    ctx.check(result.ok, result.message())
+    ctx.check(result.ok, result.message(), **result.operands())
     return result
 
 
@@ -213,4 +217,4 @@ def baseline_guard(ctx: Any, measured: Mapping[str, Any], *, scope: Scope) -> It
             msg = result.message()
             ctx.record.reason = f"{ctx.record.reason}; {msg}" if ctx.record.reason else msg
         raise
-    ctx.check(result.ok, result.message())
+    ctx.check(result.ok, result.message(), **result.operands())

@@ -1,13 +1,16 @@
 """Pure-numpy statistics for the lmfacts claims (no torch, no model).
 
 Every function accepts float32/float64 array-likes, computes in float64, and raises ``ValueError``
-naming the offending argument on bad input. Results are frozen dataclasses with ``to_dict()``.
+naming the offending argument on bad input; data the statistic cannot judge (too few values, no
+spread, zeros where logs are taken) raise the subclass :class:`DegenerateSample`, which a claim may
+catch to exclude that one sample with its reason. Results are frozen dataclasses with ``to_dict()``.
 
 Modules: :mod:`.growth` (RN-1/3/5/6/7), :mod:`.moments` (RS-1, BF-3), :mod:`.gaussianity`
 (BF-1/3/4/6), :mod:`.spectrum` (BF-7/8), :mod:`.overlap` (BF-2), :mod:`.bos` (RN-2),
 :mod:`.frobenius` (RN-8), :mod:`.outliers` (RS-2).
 """
 
+from ._validation import DegenerateSample
 from .bos import BosAnomaly, bos_anomaly
 from .frobenius import (
     FrobeniusCheck,
@@ -22,6 +25,7 @@ from .gaussianity import (
     expected_max_abs_z,
     gaussian_with_outliers,
     hill_tail_index,
+    ks_sampling_bound,
     max_abs_z,
     outlier_excess,
     robust_standardise,
@@ -54,6 +58,7 @@ from .spectrum import (
     eigvals_to_singular,
     fit_power_law,
     marchenko_pastur_singular_values,
+    zero_below_floor,
 )
 
 __all__ = [
@@ -69,6 +74,7 @@ __all__ = [
     "expected_max_abs_z",
     "gaussian_with_outliers",
     "hill_tail_index",
+    "ks_sampling_bound",
     "max_abs_z",
     "outlier_excess",
     "robust_standardise",
@@ -102,4 +108,6 @@ __all__ = [
     "eigvals_to_singular",
     "fit_power_law",
     "marchenko_pastur_singular_values",
+    "zero_below_floor",
+    "DegenerateSample",
 ]

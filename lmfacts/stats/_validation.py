@@ -3,6 +3,13 @@
 Every public statistic funnels its array arguments through :func:`as_finite_array`, so bad input
 fails early with a ``ValueError`` that names the argument and says what to fix. Arrays are always
 converted to float64 (inputs may be float32/float16/int).
+
+Two kinds of bad input are told apart. A *usage* error (wrong shape, a parameter out of range,
+NaN/inf in the data) raises a plain ``ValueError``: the caller has a bug, or the measurement is
+invalid. A *degenerate sample* raises :class:`DegenerateSample` (a ``ValueError`` subclass): the
+data are valid but this statistic cannot judge them (too few values, no spread, zeros where logs
+are taken, rank deficiency inside a fitted rank range). A claim may exclude such a sample with its
+reason and judge the rest; it must never exclude on a plain ``ValueError``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["as_finite_array", "check_window", "check_positive", "check_probability", "check_int"]
+__all__ = ["DegenerateSample", "as_finite_array", "check_window", "check_positive", "check_probability", "check_int"]
+
+
+class DegenerateSample(ValueError):  # noqa: N818 - reads as what it reports
+    """Valid data this statistic cannot judge: too few values, no spread, zeros where logs are taken.
+
+    A property of the sample, not a usage error (those raise a plain ``ValueError``); the message
+    names the argument and what is degenerate about it.
+    """
 
 
 def as_finite_array(
@@ -26,7 +41,8 @@ def as_finite_array(
 
     ``ndim`` restricts the allowed number of dimensions (an int or a collection of ints);
     ``min_size`` is the minimum number of elements; ``positive`` requires every entry > 0.
-    Raises ``ValueError`` naming ``name`` on empty, non-finite, wrongly shaped or non-positive input.
+    Raises ``ValueError`` naming ``name`` on non-finite or wrongly shaped input, and
+    :class:`DegenerateSample` on too few elements or (with ``positive``) a non-positive entry.
     """
     try:
         arr = np.asarray(x, dtype=np.float64)
@@ -39,12 +55,12 @@ def as_finite_array(
                 f"{name}: expected an array with ndim in {allowed}, got shape {arr.shape}; reshape it"
             )
     if arr.size < min_size:
-        raise ValueError(f"{name}: needs at least {min_size} element(s), got {arr.size} (shape {arr.shape})")
+        raise DegenerateSample(f"{name}: needs at least {min_size} element(s), got {arr.size} (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN/inf value(s); drop or mask them before calling")
     if positive and np.any(arr <= 0):
-        raise ValueError(
+        raise DegenerateSample(
             f"{name}: all entries must be > 0 (got min {arr.min():.4g}); norms of zero cannot be log-fitted"
         )
     return arr

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._result import ResultMixin
-from ._validation import as_finite_array, check_int, check_positive
+from ._validation import DegenerateSample, as_finite_array, check_int, check_positive
 
 __all__ = ["frobenius_sq", "mean_sq_norm_of_random_products", "FrobeniusCheck", "frobenius_identity_error"]
 
@@ -79,7 +79,7 @@ def frobenius_identity_error(
     n_se = check_positive(n_se, "n_se")
     fro = frobenius_sq(arr)
     if fro == 0:
-        raise ValueError("W: all zeros; the identity is trivially 0 = 0 and the relative error undefined")
+        raise DegenerateSample("W: all zeros; the identity is trivially 0 = 0 and the relative error undefined")
     mc = mean_sq_norm_of_random_products(arr, n_samples, seed)
     gram = arr.T @ arr if arr.shape[1] <= arr.shape[0] else arr @ arr.T  # same Frobenius norm
     se = float(np.sqrt(2.0 * np.sum(gram * gram) / n_samples))

@@ -13,6 +13,8 @@ inflating the scale.
   log-likelihood per sample, best family (the BF post's commenters argue for exponential tails).
 * :func:`hill_tail_index` -- Hill estimator of the power-law tail index of |x - median|.
 * :func:`gaussian_with_outliers` -- the BF-1 verdict: bulk close to Gaussian AND extremes beyond it.
+* :func:`ks_sampling_bound` -- the KS distance a Gaussian sample of size n stays below with
+  probability 1 - alpha (a ``bulk_tol`` smaller than this rejects Gaussian samples of that size).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from scipy import integrate
 from scipy import stats as sps
 
 from ._result import ResultMixin
-from ._validation import as_finite_array, check_int, check_positive, check_probability
+from ._validation import DegenerateSample, as_finite_array, check_int, check_positive, check_probability
 
 __all__ = [
     "robust_standardise",
@@ -37,6 +39,7 @@ __all__ = [
     "hill_tail_index",
     "GaussianityVerdict",
     "gaussian_with_outliers",
+    "ks_sampling_bound",
 ]
 
 _IQR_TO_SD = 2.0 * sps.norm.ppf(0.75)  # 1.3490 for a Gaussian
@@ -52,7 +55,7 @@ def robust_standardise(x: object) -> np.ndarray:
     q1, med, q3 = np.quantile(arr, [0.25, 0.5, 0.75])
     scale = (q3 - q1) / _IQR_TO_SD
     if scale <= 0:
-        raise ValueError("x: interquartile range is 0 (over half the values are equal); cannot standardise")
+        raise DegenerateSample("x: interquartile range is 0 (over half the values are equal); cannot standardise")
     return (arr - med) / scale
 
 
@@ -60,7 +63,7 @@ def _classical_standardise(x: object) -> np.ndarray:
     arr = _sample(x)
     sd = arr.std()
     if sd <= 0:
-        raise ValueError("x: standard deviation is 0; cannot standardise a constant sample")
+        raise DegenerateSample("x: standard deviation is 0; cannot standardise a constant sample")
     return (arr - arr.mean()) / sd
 
 
@@ -86,7 +89,7 @@ def bulk_ks_distance(x: object, central: float = 0.99) -> float:
     i = np.arange(n)
     keep = (i / n >= lo) & ((i + 1) / n <= 1.0 - lo)
     if not np.any(keep):
-        raise ValueError(
+        raise DegenerateSample(
             f"central: {central} keeps no sample points for n={n}; use a larger sample or central"
         )
     cdf = sps.norm.cdf(z[keep])
@@ -146,7 +149,7 @@ def tail_comparison(x: object) -> TailComparison:
     """Fit Gaussian, Laplace and logistic distributions by maximum likelihood and compare them."""
     arr = _sample(x)
     if np.ptp(arr) == 0:
-        raise ValueError("x: all values are equal; no distribution can be fitted")
+        raise DegenerateSample("x: all values are equal; no distribution can be fitted")
     ll: dict[str, float] = {}
     params: dict[str, tuple[float, float]] = {}
     for name, dist in _FAMILIES.items():
@@ -167,11 +170,11 @@ def hill_tail_index(x: object, k: int) -> float:
     arr = _sample(x)
     k = check_int(k, "k", minimum=1)
     if k >= arr.size:
-        raise ValueError(f"k: must be < the sample size {arr.size}, got {k}")
+        raise DegenerateSample(f"k: must be < the sample size {arr.size}, got {k}")
     mag = np.sort(np.abs(arr - np.median(arr)))[::-1]
     ref = mag[k]
     if ref <= 0:
-        raise ValueError(f"k: the {k + 1}-th largest |x - median| is 0; choose a smaller k")
+        raise DegenerateSample(f"k: the {k + 1}-th largest |x - median| is 0; choose a smaller k")
     return float(1.0 / np.mean(np.log(mag[:k] / ref)))
 
 
@@ -226,3 +229,18 @@ def gaussian_with_outliers(
         has_outliers=bool(tails),
         gaussian_with_outliers=bool(bulk_ok and tails),
     )
+
+
+def ks_sampling_bound(n: int, alpha: float = 0.01) -> float:
+    """KS distance that a Gaussian sample of size ``n`` exceeds with probability at most ``alpha``.
+
+    The asymptotic Kolmogorov quantile ``K_(1-alpha) / sqrt(n)`` (1.628 / sqrt(n) at alpha = 0.01;
+    ``scipy.stats.kstwobign``), the bound for a fully specified null. :func:`bulk_ks_distance`
+    estimates the location and scale robustly and looks only at the central mass, which lowers its
+    null distribution (its 99th percentile is about 1.2 / sqrt(n)), so the bound is conservative. A
+    ``bulk_tol`` below it would call Gaussian samples of size ``n`` non-Gaussian: use
+    ``max(bulk_tol, ks_sampling_bound(n))`` for small samples.
+    """
+    n = check_int(n, "n", minimum=1)
+    alpha = check_probability(alpha, "alpha")
+    return float(sps.kstwobign.isf(alpha) / np.sqrt(n))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._result import ResultMixin
-from ._validation import as_finite_array, check_int, check_positive
+from ._validation import DegenerateSample, as_finite_array, check_int, check_positive
 
 __all__ = [
     "PowerLawFit",
@@ -36,6 +36,7 @@ __all__ = [
     "marchenko_pastur_singular_values",
     "compare_to_marchenko_pastur",
     "eigvals_to_singular",
+    "zero_below_floor",
 ]
 
 _MIN_POINTS = 5
@@ -102,8 +103,10 @@ def _check_rank_range(rank_range: object, p: int) -> tuple[int, int]:
 def _fit_sorted(sv: np.ndarray, lo: int, hi: int) -> PowerLawFit:
     ys = sv[lo - 1 : hi]
     if np.any(ys <= 0):
-        raise ValueError(
-            f"singular_values: zeros inside rank_range ({lo}, {hi}); choose a range of positive values"
+        rank = int(np.count_nonzero(sv > 0))
+        raise DegenerateSample(
+            f"singular_values: zeros inside rank_range ({lo}, {hi}): only {rank} of {sv.size} values are > 0 "
+            "(rank-deficient); choose a range of positive values"
         )
     x = np.log(np.arange(lo, hi + 1, dtype=np.float64))
     y = np.log(ys)
@@ -225,3 +228,22 @@ def eigvals_to_singular(eigvals: object, n_samples: int | None = None, *, ddof: 
         n_samples = check_int(n_samples, "n_samples", minimum=ddof + 1)
         factor = float(n_samples - ddof)
     return np.sort(np.sqrt(lam * factor))[::-1]
+
+
+def zero_below_floor(values: object, floor: float) -> tuple[np.ndarray, int]:
+    """``(values with every entry <= floor set to exactly 0, number of entries > floor)``.
+
+    For singular values or covariance eigenvalues computed in floating point, a matrix of rank r has
+    min(shape) - r values that come out as rounding noise rather than exact zeros; ``floor`` is the
+    rounding bound of the computation (e.g. ``sigma_max * max(shape) * eps``, NumPy's
+    ``matrix_rank`` default). Zeroing them lets :func:`fit_power_law` and
+    :func:`compare_to_marchenko_pastur` see the rank deficiency (they raise
+    :class:`DegenerateSample` for zeros inside the fitted ranks) instead of fitting noise. The
+    order of ``values`` is kept; negative round-off is zeroed too.
+    """
+    arr = as_finite_array(values, "values", ndim=1)
+    floor = float(floor)
+    if not np.isfinite(floor) or floor < 0:
+        raise ValueError(f"floor: must be a finite number >= 0, got {floor!r}")
+    out = np.where(arr > floor, arr, 0.0)
+    return out, int(np.count_nonzero(out))
