@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lmfacts.claims import claim
-from lmfacts.context import ClaimContext
+from lmfacts.context import ClaimContext, NonFiniteMeasurement
 from lmfacts.measures.baseline import baseline_guard
 from lmfacts.stats import DegenerateSample
 
@@ -38,8 +38,12 @@ def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).choice(x, n, replace=False)
 
 
-def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float) -> dict[str, Any]:
-    """Gaussianity verdict, excess kurtosis, tail family and Hill index of one flattened sample."""
+def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float, what: str) -> dict[str, Any]:
+    """Gaussianity verdict, excess kurtosis, tail family and Hill index of one flattened sample.
+
+    A NaN or inf in the sample (``what`` names it) raises :class:`NonFiniteMeasurement`: an invalid
+    measurement is an error naming the value, never a sample the statistics reject as bad input.
+    """
     from lmfacts.stats.gaussianity import (
         gaussian_with_outliers,
         hill_tail_index,
@@ -49,6 +53,10 @@ def _shape_stats(x: np.ndarray, *, bulk_tol: float, outlier_factor: float) -> di
     from lmfacts.stats.moments import kurtosis
 
     full = np.asarray(x, dtype=np.float64).ravel()
+    n_bad = int(full.size - np.count_nonzero(np.isfinite(full)))
+    if n_bad:
+        raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {what}: {n_bad} of {full.size} "
+                                   f"values are NaN/inf")
     s = _subsample(full, SAMPLE_VALUES)
     # a bulk tolerance below the KS sampling noise of n values would call Gaussian samples of that size
     # non-Gaussian: small samples (n ≲ 3000 at bulk_tol 0.03) are judged at the 1% Kolmogorov bound instead
@@ -149,8 +157,9 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
         x = st.sample.double().numpy()
         mean, sd = st.moments.mean(), np.sqrt(np.maximum(st.moments.variance(), 1e-30))
         try:
-            s = _shape_stats(x, bulk_tol=bulk_tol, outlier_factor=factor)
-            s_alt = _shape_stats((x - mean) / sd, bulk_tol=bulk_tol, outlier_factor=factor)
+            s = _shape_stats(x, bulk_tol=bulk_tol, outlier_factor=factor, what=f"residual point {p} sample")
+            s_alt = _shape_stats((x - mean) / sd, bulk_tol=bulk_tol, outlier_factor=factor,
+                                 what=f"residual point {p} sample, per-dimension standardised")
         except DegenerateSample as exc:
             excluded[f"point {p}"] = str(exc)
             continue
@@ -314,7 +323,7 @@ def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor:
             continue
         m = w.numpy()
         try:
-            s = _shape_stats(m, bulk_tol=bulk_tol, outlier_factor=factor)
+            s = _shape_stats(m, bulk_tol=bulk_tol, outlier_factor=factor, what=f"weight {name}@{layer}")
         except DegenerateSample as exc:
             excluded[f"{name}@{layer}"] = _degenerate_reason(exc, m)
             continue
@@ -529,21 +538,27 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     excluded = {f"{n}@{i}": "all entries are 0 (‖W‖_F = 0): not on a log-norm trend"
                 for n, v in norms.items() for i, x in enumerate(v) if not x > 0}
     kept = {n: [i for i, x in enumerate(v) if x > 0] for n, v in norms.items()}
-    trends, late = {}, {}
+    # the verdict reads the trends' floats (a NaN stays a NaN and reaches ctx.check's operands); their
+    # JSON form (NaN → None) is only recorded
+    trend_fits, late_fits = {}, {}
     for n, v in norms.items():
         if len(kept[n]) >= 3:
-            trends[n] = depth_trend([v[i] for i in kept[n]], kept[n]).to_dict()
+            trend_fits[n] = depth_trend([v[i] for i in kept[n]], kept[n])
         else:
             excluded[n] = f"only {len(kept[n])} block(s) with a non-zero {n}: no depth trend"
         late_idx = [i for i in kept[n] if i >= start]
         if len(late_idx) >= 3:
-            late[n] = depth_trend([v[i] for i in late_idx], late_idx).to_dict()
+            late_fits[n] = depth_trend([v[i] for i in late_idx], late_idx)
+    trends = {n: t.to_dict() for n, t in trend_fits.items()}
+    late = {n: t.to_dict() for n, t in late_fits.items()}
     _record_exclusions(ctx, excluded, sum(len(k) for k in kept.values()), "blocks whose matrices")
     missing = [n for n in ("W_O", "W_out") if n not in trends]
     ctx.require(not missing, f"no depth trend for the writing weight(s) {missing}: "
                              f"{_excluded_text({k: v for k, v in excluded.items() if k.split('@')[0] in missing})}")
-    writing_ok = {n: trends[n]["spearman"] >= min_rho for n in ("W_O", "W_out")}
-    reading_ok = {n: abs(late[n]["rate"] - 1) <= flat_tol for n in ("W_Q", "W_K", "W_in") if n in late}
+    rhos = {n: float(trend_fits[n].spearman) for n in ("W_O", "W_out")}
+    rates = {n: float(late_fits[n].rate) for n in ("W_Q", "W_K", "W_in") if n in late_fits}
+    writing_ok = {n: bool(r >= min_rho) for n, r in rhos.items()}
+    reading_ok = {n: bool(abs(r - 1) <= flat_tol) for n, r in rates.items()}
     ctx.statistic("writing: Spearman ρ(layer, ‖W‖_F); reading: per-layer rate of ‖W‖_F over blocks ≥ L/4")
     ctx.conventions(weights="raw", norm="Frobenius", late_window=[start, L - 1],
                     quantisation=ctx.info.quantization or "none")
@@ -555,10 +570,8 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
                 "series": [{"label": n, "x": list(range(L)), "y": v,
                             "style": "line" if n in ("W_O", "W_out") else "dashed"} for n, v in norms.items()],
                 "vspans": [{"lo": start, "hi": L - 1, "label": "reading-flat window"}]})
-    values = {**{f"rho_{n}": t["spearman"] for n, t in trends.items()},
-              **{f"late_rate_{n}": t["rate"] for n, t in late.items()}}
-    rhos = {n: trends[n]["spearman"] for n in ("W_O", "W_out")}
-    rates = {n: late[n]["rate"] for n in reading_ok}
+    values = {**{f"rho_{n}": float(t.spearman) for n, t in trend_fits.items()},
+              **{f"late_rate_{n}": float(t.rate) for n, t in late_fits.items()}}
     with baseline_guard(ctx, values, scope="weights"):
         ctx.check(all(writing_ok.values()), f"writing weights do not rise with depth: ρ = "
                   f"{ {n: round(r, 3) for n, r in rhos.items()} } (need ≥ {min_rho})",
@@ -604,7 +617,8 @@ def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     for j, ex in enumerate(examples):
         for layer, g in ex.grads.items():
             try:
-                s = _shape_stats(g, bulk_tol=bulk_tol, outlier_factor=factor)
+                s = _shape_stats(g, bulk_tol=bulk_tol, outlier_factor=factor,
+                                 what=f"gradient of prompt {j} at block {layer} (prompt loss {ex.loss:.4g})")
             except DegenerateSample as exc:
                 excluded[f"prompt {j} block {layer}"] = _degenerate_reason(exc, np.asarray(g))
                 continue
@@ -718,8 +732,9 @@ def spectrum_rows(spectra: list[tuple[str, int, tuple[int, int], np.ndarray]], d
         if rank < sv.size:
             row["numerical_rank"] = rank
         rows.append(row)
-        if example is None or (name == "W_out" and example["weight"] != "W_out"):
-            # one spectrum to draw: the first W_out (else the first matrix), with its scaled MP baseline
+        if np.isfinite(c.mp_sigma) and (example is None or (name == "W_out" and example["weight"] != "W_out")):
+            # one spectrum to draw: the first W_out (else the first matrix), with its scaled MP baseline (a
+            # non-finite fit draws nothing: its values reach the verdict's operands, an error naming them)
             ranks = np.unique(np.geomspace(1, sv.size, num=min(200, sv.size)).astype(int))
             mp = marchenko_pastur_singular_values(shape[0], shape[1], sigma=c.mp_sigma)
             example = {"weight": name, "layer": layer, "ranks": ranks.tolist(),

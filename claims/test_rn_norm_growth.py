@@ -362,10 +362,11 @@ def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
     at every layer, real position and prompt of the corpus.
 
     A consequence of resid_post = resid_pre + attn_out + mlp_out and the triangle inequality, so it
-    also checks that the hooks are wired to the right tensors. Statistic: the probe's per-block
-    minimum over tokens of the relative slack (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖))/‖pre‖; verdict:
-    it is ≥ −``BOUND_PRE_TOL`` (1e-4 in float32, the probe's rounding threshold; scaled to the run's
-    dtype by ``ctx.float_tol``) at every block. The probe's count of tokens below −1e-4 is reported
+    also checks that the hooks are wired to the right tensors. Statistic
+    (:func:`lmfacts.measures.rn.measure_rn4`): the probe's per-block minimum over tokens of the
+    relative slack (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖))/‖pre‖; verdict: it is ≥ −``BOUND_PRE_TOL``
+    (1e-4 in float32, the probe's rounding threshold; scaled to the run's dtype by
+    ``ctx.float_tol``) at every block. The probe's count of tokens below −1e-4 is reported
     as ``tokens_below_1e-4`` (the float32 threshold, whatever the dtype). Hooks:
     ``blocks.{l}.hook_resid_pre``, ``hook_attn_out``, ``hook_mlp_out``, ``hook_resid_post``;
     positions: every real token (BOS included, padding excluded; ``checked`` counts them). Parallel
@@ -380,17 +381,15 @@ def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
     ctx.statistic("per block: min over tokens of (‖attn_out‖+‖mlp_out‖−(‖post‖−‖pre‖))/‖pre‖")
     ctx.conventions(hooks="resid_pre, attn_out, mlp_out, resid_post of each block", positions="all real tokens",
                     float_tolerance=f"slack ≥ −{tol:.3g}·‖pre‖ ({ctx.dtype})", processing="compat")
-    below, checked = int(probe.bound_violations.sum()), int(probe.bound_checked.sum())
-    min_slack = float(np.min(probe.bound_min_slack))
-    ctx.measured(min_slack=probe.bound_min_slack.tolist(), min_slack_overall=min_slack, checked=checked,
-                 checked_per_block=probe.bound_checked.tolist(), position_counts=dict(probe.position_counts),
-                 **{"tokens_below_1e-4": below})
+    m = rn.measure_rn4(probe)
+    below, checked, unchecked = m["tokens_below_1e-4"], m["checked"], m.pop("unchecked_blocks")
+    min_slack = m["min_slack_overall"]
+    ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(min_slack_at_least=-tol)
     ctx.tolerance(slack_tol=tol, slack_tol_float32=BOUND_PRE_TOL)
-    unchecked = int(np.sum(probe.bound_checked <= 0))
     ctx.check(unchecked == 0, f"the bound was not checked at {unchecked} block(s)", unchecked_blocks=unchecked)
     ctx.check(min_slack >= -tol, f"the bound is violated: min relative slack {min_slack:.3e} < −{tol:.3g} at block "
-                                 f"{int(np.argmin(probe.bound_min_slack))} ({below} of {checked} tokens below −1e-4): "
+                                 f"{m['worst_block']} ({below} of {checked} tokens below −1e-4): "
                                  f"hooks mis-wired or stream not additive", min_slack=min_slack)
 
 
@@ -691,10 +690,10 @@ def _random_matrix(rows: int, cols: int, scale: float, seed: int, heavy: bool) -
 def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     """RN-9: for a zero-mean residual vector x, ‖x‖ = std(x)·√d_model.
 
-    Statistic (:func:`lmfacts.measures.rn.centring_stats`): over the probe's sample of ≤ 512 content
-    token vectors at every point (resid_pre of each block + final resid_post), the identity's error
-    |‖x‖/(std(x)·√d) − 1| (max over tokens; std is the population std across the d_model entries),
-    verdict ≤ ``tol`` (1e-4 in float32, scaled to the run's dtype by ``ctx.float_tol``). The
+    Statistic (:func:`lmfacts.measures.rn.measure_rn9`, from :func:`~lmfacts.measures.rn.centring_stats`):
+    over the probe's sample of ≤ 512 content token vectors at every point (resid_pre of each block +
+    final resid_post), the identity's error |‖x‖/(std(x)·√d) − 1| (max over tokens; std is the
+    population std across the d_model entries), verdict ≤ ``tol`` (1e-4 in float32, scaled to the run's dtype by ``ctx.float_tol``). The
     premise, centred_stream, is measured on the same sample (max |mean|/std ≤ 1e-4, dtype-scaled):
     TransformerLens compat processing (center_writing_weights) centres a LayerNorm model's stream;
     an RMSNorm model's cannot be centred and an encoder's carries the LayerNorm bias, so the premise
@@ -707,14 +706,12 @@ def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     probe = ctx.probe()
     base = ctx.expectation.get("tol", RN9_TOL)
     tol = ctx.float_tol(base)
-    stats = rn.centring_stats(probe)
-    premise, err = stats.max_mean_over_std, stats.max_identity_error
+    m = rn.measure_rn9(probe)
+    err = m["max_identity_error"]
     ctx.statistic("max over sampled content tokens and points of |‖x‖/(std(x)·√d) − 1|; premise max |mean|/std")
     ctx.conventions(hooks="resid_pre of each block + final resid_post", positions="content (probe sample, ≤512/point)",
                     std="population std across d_model", processing="compat")
-    ctx.measured(max_mean_over_std=premise, max_identity_error=err, mean_over_std_per_point=stats.mean_over_std,
-                 identity_error_per_point=stats.identity_error, n_sampled_tokens=stats.n_tokens,
-                 position_counts=dict(probe.position_counts))
+    ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(max_identity_error_below=tol, premise="zero-mean stream (compat centring)")
     ctx.tolerance(tol=tol, tol_float32=base)
     ctx.check(err <= tol, f"‖x‖ vs std·√d: max relative error {err:.3g} > {tol:.3g} ({ctx.dtype})",

@@ -139,6 +139,25 @@ def measure_rn3(probe: Any, exp: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# RN-4: the contribution bound over the corpus (from the probe)
+# --------------------------------------------------------------------------------------------
+def measure_rn4(probe: Any) -> dict[str, Any]:
+    """RN-4 over the corpus: the probe's per-block minimum relative slack of the triangle bound.
+
+    Returns ``min_slack`` (per block: min over real tokens of (‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖)) / ‖pre‖),
+    ``min_slack_overall`` and ``worst_block`` (its min and argmin), ``checked`` / ``checked_per_block``
+    (tokens the bound was checked at), ``unchecked_blocks`` (blocks with no token checked) and
+    ``tokens_below_1e-4`` (tokens whose slack is below the float32 threshold −1e-4·‖pre‖).
+    """
+    slack = np.asarray(probe.bound_min_slack, dtype=float)
+    checked = np.asarray(probe.bound_checked)
+    return {"min_slack": slack.tolist(), "min_slack_overall": float(np.min(slack)),
+            "worst_block": int(np.argmin(slack)), "checked": int(checked.sum()),
+            "checked_per_block": checked.tolist(), "unchecked_blocks": int(np.sum(checked <= 0)),
+            "tokens_below_1e-4": int(np.asarray(probe.bound_violations).sum())}
+
+
+# --------------------------------------------------------------------------------------------
 # One prompt at a time (Hypothesis claims RN-1p, RN-2p, RN-4p)
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -364,3 +383,17 @@ def centring_stats(probe: Any) -> CentringStats:
         ident.append(float((x.norm(dim=-1) / (sd * math.sqrt(d)) - 1).abs().max()))
         counts.append(int(x.shape[0]))
     return CentringStats(prem, ident, counts)
+
+
+def measure_rn9(probe: Any) -> dict[str, Any]:
+    """RN-9's measurement, from :func:`centring_stats` on the probe's sample.
+
+    Returns ``max_identity_error`` (the verdict's value), ``max_mean_over_std`` (the premise's value,
+    which the ``centred_stream`` premise measures itself with :func:`centring_stats` before the claim
+    runs), their per-point values (``identity_error_per_point``, ``mean_over_std_per_point``) and
+    ``n_sampled_tokens`` per point.
+    """
+    stats = centring_stats(probe)
+    return {"max_mean_over_std": stats.max_mean_over_std, "max_identity_error": stats.max_identity_error,
+            "mean_over_std_per_point": list(stats.mean_over_std), "identity_error_per_point": list(stats.identity_error),
+            "n_sampled_tokens": list(stats.n_tokens)}

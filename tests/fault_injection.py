@@ -1,0 +1,120 @@
+"""A pytest plugin that breaks the statistics claims call, for tests/test_fault_injection.py.
+
+Loaded with ``-p tests.fault_injection``. ``LMFACTS_INJECT`` selects the fault: ``raise`` makes
+every target raise ``RuntimeError("injected fault …")``; ``nan`` calls the real function and
+replaces every float in its result (numbers, numpy arrays, tensors, and those inside dataclasses,
+dicts, lists and tuples) by NaN. ``LMFACTS_INJECT_TARGETS`` is a JSON list of ``"module:function"``.
+The targets are patched in their own module and wherever a module already bound the function by
+name (``from x import f``), before collection and again once the claims are imported.
+
+``LMFACTS_INJECT_TRAINED_NORMS=1`` also perturbs the tiny random models' norm gains and biases (HF
+initialises them to exactly 1 and 0, which makes claims about norm parameters skip as "untrained"),
+so that every claim reaches its statistic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import json
+import math
+import os
+import sys
+from typing import Any
+
+_ORIGINALS: dict[str, Any] = {}
+_PATCHED: dict[str, Any] = {}
+
+
+def nanify(obj: Any) -> Any:
+    """``obj`` with every float replaced by NaN (structure, ints and bools kept)."""
+    import numpy as np
+
+    if isinstance(obj, bool) or isinstance(obj, int | str) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return math.nan
+    if isinstance(obj, np.ndarray):
+        return np.full_like(obj, np.nan) if np.issubdtype(obj.dtype, np.floating) else obj
+    if isinstance(obj, np.floating):
+        return type(obj)(np.nan)
+    if "torch" in sys.modules:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return torch.full_like(obj, math.nan) if obj.is_floating_point() else obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: nanify(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                                           if f.init})
+    if isinstance(obj, dict):
+        return {k: nanify(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nanify(v) for v in obj]
+    if isinstance(obj, tuple):
+        items = [nanify(v) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    return obj
+
+
+def _faulty(target: str, fn: Any, kind: str) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kind == "raise":
+            raise RuntimeError(f"injected fault in {target}")
+        return nanify(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def _patch_everywhere() -> None:
+    for target, original in _ORIGINALS.items():
+        replacement = _PATCHED[target]
+        for module in list(sys.modules.values()):
+            name = getattr(module, "__name__", "")
+            if not (name.startswith(("lmfacts", "claims", "test_")) or "claims" in name):
+                continue
+            for attr, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, attr, replacement)
+
+
+def _perturb_norms() -> None:
+    from lmfacts.models import tiny
+
+    build = tiny.build_tiny_hf_model
+
+    def build_with_trained_norms(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        model, tok, spec = build(*args, **kwargs)
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.dim() == 1 and ("norm" in name or "ln" in name):
+                    p.add_(0.2 * torch.randn(p.shape, generator=g))
+        return model, tok, spec
+
+    tiny.build_tiny_hf_model = build_with_trained_norms
+
+
+def pytest_configure(config: Any) -> None:
+    kind = os.environ.get("LMFACTS_INJECT")
+    if os.environ.get("LMFACTS_INJECT_TRAINED_NORMS") == "1":
+        _perturb_norms()
+    if not kind:
+        return
+    if kind not in ("raise", "nan"):
+        raise ValueError(f"LMFACTS_INJECT must be 'raise' or 'nan', not {kind!r}")
+    for target in json.loads(os.environ.get("LMFACTS_INJECT_TARGETS", "[]")):
+        module_name, attr = target.split(":")
+        module = importlib.import_module(module_name)
+        original = getattr(module, attr)
+        _ORIGINALS[target] = original
+        _PATCHED[target] = _faulty(target, original, kind)
+        setattr(module, attr, _PATCHED[target])
+    _patch_everywhere()
+
+
+def pytest_collection_finish(session: Any) -> None:
+    _patch_everywhere()
