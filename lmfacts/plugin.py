@@ -291,7 +291,12 @@ def _check_premises(context: ClaimContext, spec: ClaimSpec, record: ClaimRecord)
 
     for name in spec.requires:
         premise = PREMISES[name]
-        result = premise.check(context, spec.processing)
+        try:
+            result = premise.check(context, spec.processing)
+        except Exception as exc:  # recorded, then an error outcome: a premise that cannot be measured is no skip
+            record.premises.append({"name": name, "statement": premise.statement, "holds": None,
+                                    "evidence": f"could not be measured: {type(exc).__name__}: {exc}"})
+            raise
         record.premises.append({"name": name, "statement": premise.statement, "holds": result.holds,
                                 "evidence": result.evidence, **({"values": result.values} if result.values else {})})
         if not result.holds:
