@@ -214,6 +214,12 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     content = probe.resid.prompt_means()
     content = content[np.isfinite(content).all(axis=1)]
     thr, tol = exp.get("ratio_threshold", 2.0), exp.get("rate_tol", 0.02)
+    zero = [int(i) for i in np.flatnonzero(np.isfinite(bos) & (bos == 0))]
+    if zero:  # a BOS whose embedding row is zero (HF zeroes the padding row when pad id = BOS id)
+        ctx.measured(bos_norms=bos.tolist(), zero_bos_points=zero)
+        ctx.skip(f"the BOS residual is exactly 0 at point(s) {zero[:5]} (its embedding row is zero, e.g. the BOS id "
+                 f"{info.bos_token_id} is also the padding id, whose row HF initialises to 0): a ratio to content "
+                 f"norms cannot be judged")
     res = bos_anomaly(bos, content, ratio_threshold=thr, rate_tol=tol)
     pad = probe.resid.mean("pad")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -253,9 +259,10 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     # ratio_decline is NaN by definition when the peak is the last point (then plateau is False and
     # the peak is not early): a late peak is a finding, so the verdict's operands are the peak and
     # the two booleans derived from it, not the decline itself.
+    decline = (f"decline {res.ratio_decline:.4f}/layer (needs ≥ {1 + tol})" if np.isfinite(res.ratio_decline)
+               else "no decline after the peak (it is the last point)")
     ctx.check(res.anomalous, f"BOS trajectory is not anomalous: max ratio {res.max_ratio:.2f} at layer "
-                             f"{res.max_ratio_layer} (threshold {thr}), decline {res.ratio_decline:.4f}/layer "
-                             f"(needs ≥ {1 + tol})", max_ratio=res.max_ratio, max_ratio_layer=res.max_ratio_layer,
+                             f"{res.max_ratio_layer} (threshold {thr}), {decline}", max_ratio=res.max_ratio, max_ratio_layer=res.max_ratio_layer,
               early=res.early, plateau=res.plateau)
 
 

@@ -92,13 +92,21 @@ def _causal_decoder(ctx: Any, processing: str) -> PremiseResult:
 
 @premise("bos_prepended", "a BOS token (inside the vocabulary) is prepended to every prompt")
 def _bos_prepended(ctx: Any, processing: str) -> PremiseResult:
+    """Measured: tokenise the first corpus prompt the way the probe does and look at its first id."""
+    from lmfacts.probe.batching import tokenize_one
+
     info = ctx.info
     bos = info.bos_token_id
-    if not info.prepends_bos:
-        return PremiseResult(False, f"the tokenizer prepends no BOS token (bos_token_id={bos})")
     if bos is None or not 0 <= bos < info.d_vocab:
-        return PremiseResult(False, f"BOS id {bos} is outside the vocabulary (d_vocab {info.d_vocab})")
-    return PremiseResult(True, f"BOS id {bos} prepended")
+        return PremiseResult(False, f"the tokenizer has no BOS token inside the vocabulary (bos_token_id={bos}, "
+                                    f"d_vocab {info.d_vocab})")
+    text = ctx.texts[0]
+    ids, _ = tokenize_one(ctx.model(processing).bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+    if ids and ids[0] == bos:
+        return PremiseResult(True, f"BOS id {bos} is the first token of the prompts")
+    return PremiseResult(False, f"prompts reach the model without a BOS: {text[:24]!r} starts with id "
+                                f"{ids[0] if ids else None}, not the BOS id {bos} (the bridge does not prepend one "
+                                f"for this model: default_prepend_bos={info.prepends_bos})")
 
 
 @premise("trained_lm_head", "the unembedding (LM head) was loaded from the checkpoint")
