@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ def _load_hypothesis_profile(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(str(exc)) from None
     if info["replay_args"]:
         kept = replay_options(list(config.invocation_params.args), [str(a) for a in config.args])
-        info["replay"] = "pytest " + shlex.join([*kept, *info["replay_args"]])
+        # the interpreter that ran this session: a bare `pytest` is often not on PATH (an unactivated venv)
+        info["replay"] = shlex.join([sys.executable, "-m", "pytest", *kept, *info["replay_args"]])
         info["replay_rootdir"] = Path(os.path.relpath(config.rootpath, config.invocation_params.dir)).as_posix()
     return info
 

@@ -392,8 +392,8 @@ def test_a_nightly_counterexample_is_reported_with_a_replay_command_that_reprodu
     assert command in (run_dir / "report.md").read_text()
 
     argv = shlex.split(command)
-    assert argv[0] == "pytest"
-    replayed = Run(planted, "replayed", argv=argv[1:], storage="elsewhere")
+    assert argv[:3] == [sys.executable, "-m", "pytest"]  # runnable as printed, venv activated or not
+    replayed = Run(planted, "replayed", argv=argv[3:], storage="elsewhere")
     assert replayed.proc.returncode == 1, replayed.out
     (again,) = replayed.report["results"]
     assert again["nodeid"] == record["nodeid"] and again["outcome"] == "failed"
