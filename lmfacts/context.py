@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _pytest.outcomes import Failed
 
 from lmfacts.claims import ClaimSpec
 from lmfacts.options import Target
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from lmfacts.session import LmfactsSession
 
 
-class ClaimFailed(Failed):
+class ClaimFailed(pytest.fail.Exception):  # type: ignore[misc,name-defined]
     """A claim's predicate is false on valid measurements: the only exception drawn as ✗ (``failed``)."""
 
 

@@ -140,14 +140,6 @@ premise("mlp_rebuild", "the MLP rebuilt from its weights reproduces mlp.hook_pre
     _rebuild_premise("mlp_rebuild"))
 
 
-def check_premises(ctx: Any, names: tuple[str, ...], processing: str) -> list[tuple[Premise, PremiseResult]]:
-    """Evaluate ``names`` in order on ``ctx``'s model; return every (premise, result) pair.
-
-    Raises ``KeyError`` for an unregistered name (the ``@claim`` decorator rejects those earlier).
-    """
-    return [(PREMISES[n], PREMISES[n].check(ctx, processing)) for n in names]
-
-
 # --------------------------------------------------------------------------------------------
 # Premises of the residual-norm claims (RN)
 # --------------------------------------------------------------------------------------------
