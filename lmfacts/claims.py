@@ -10,14 +10,25 @@ Claim IDs look like ``RN-1``: 2–4 capital letters, ``-``, a number. An optiona
 that checks the post's per-prompt statement one generated prompt at a time, next to the
 corpus-level test registered as ``RN-1``. Both belong to the same catalogue entry, and
 ``pytest -k RN-1`` selects both (``-k "RN-1 and not RN-1p"`` only the corpus-level one).
+
+**One schema per claim.** A claim declares its parameters (``params=(Param(...), ...)``: name,
+type, default, unit, one-line meaning) where it is registered; that declaration holds the *only*
+default of each parameter. Expectation files (:mod:`lmfacts.expectations`) are validated against
+it at collection time (an unknown key or a value of the wrong type is a usage error), and the
+claim body reads ``ctx.expectation["key"]``, the declared default overridden by any matching
+entry. Every claim also accepts the generic baseline family :data:`BASELINE_PARAMS`
+(:mod:`lmfacts.measures.baseline`). ``headline`` names the keys of ``ctx.measured`` that are the
+claim's headline values (the number a paper's table would show).
 """
 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -25,6 +36,107 @@ Processing = Literal["raw", "compat"]
 CLAIM_ID = re.compile(r"^[A-Z]{2,4}-\d+p?$")
 
 F = TypeVar("F", bound=Callable[..., object])
+PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Required:
+    """The sentinel type of :data:`REQUIRED`."""
+
+    _instance: _Required | None = None
+
+    def __new__(cls) -> _Required:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __reduce__(self) -> str:
+        return "REQUIRED"
+
+
+#: Default of a parameter the claim cannot run without: some expectation entry must give it.
+REQUIRED: Any = _Required()
+
+
+def _type_name(tp: Any) -> str:
+    """``float``, ``list[int]``, ``float | dict`` … (what error messages and the report show)."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _check_value(tp: Any, value: Any) -> bool:
+    """True when a TOML value fits the declared type.
+
+    ``float`` accepts an int (TOML ``1`` for ``1.0``) but never a bool; ``int`` rejects bools and
+    floats; ``list[X]`` checks every item; ``dict`` is a nested TOML table; ``A | B`` either.
+    """
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_check_value(t, value) for t in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and (item is Any or all(_check_value(item, v) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is Any:
+        return True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a claim.
+
+    ``type``: ``int``, ``float``, ``bool``, ``str``, ``list[int]``, ``list[float]``, ``dict`` (a nested
+    TOML table) or a union of those. ``default``: the value when no expectation entry gives one;
+    ``None`` means optional with no value (the claim then reads ``None`` and falls back to a
+    computed default, e.g. a window from the depth), :data:`REQUIRED` that some entry must give it.
+    ``unit``: the value's unit (``"1/layer"``, ``"nats"``, ``""`` for a dimensionless ratio).
+    ``meaning``: one line, shown in the report next to the value and its origin.
+    """
+
+    name: str
+    type: Any
+    default: Any = None
+    unit: str = ""
+    meaning: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not PARAM_NAME.match(self.name):
+            raise ValueError(f"parameter name {self.name!r} must be snake_case")
+        if not isinstance(self.meaning, str) or not isinstance(self.unit, str):
+            raise ValueError(f"parameter {self.name}: unit and meaning must be strings")
+        if self.default is not None and self.default is not REQUIRED and not self.accepts(self.default):
+            raise ValueError(f"parameter {self.name}: default {self.default!r} is not a {self.type_name}")
+
+    @property
+    def type_name(self) -> str:
+        """The declared type as written in error messages (``float``, ``list[int]``)."""
+        return _type_name(self.type)
+
+    @property
+    def required(self) -> bool:
+        """True when the claim cannot run unless an expectation entry gives the value."""
+        return self.default is REQUIRED
+
+    def accepts(self, value: Any) -> bool:
+        """True when ``value`` (as parsed from TOML) has the declared type."""
+        return _check_value(self.type, value)
+
+
+#: Parameters every claim accepts: a measured baseline and its tolerances (:mod:`lmfacts.measures.baseline`).
+BASELINE_PARAMS: tuple[Param, ...] = (
+    Param("baseline", dict, None, "", "measured values this model's run is guarded against (key = value)"),
+    Param("baseline_rtol", float | dict, None, "relative", "relative tolerance of the baseline (one, or per key)"),
+    Param("baseline_atol", float | dict, None, "", "absolute tolerance of the baseline (one, or per key)"),
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +154,18 @@ class ClaimSpec:
     processing: Processing
     function: str
     requires: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    headline: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> dict[str, Param]:
+        """Every parameter the claim accepts, by name: its own, then :data:`BASELINE_PARAMS`."""
+        return {p.name: p for p in (*self.params, *BASELINE_PARAMS)}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Each accepted parameter's declared default (``None``: optional, no value; or :data:`REQUIRED`)."""
+        return {name: p.default for name, p in self.schema.items()}
 
     @property
     def family(self) -> str:
@@ -53,14 +177,18 @@ CLAIMS: dict[str, ClaimSpec] = {}
 
 
 def claim(claim_id: str, *, title: str, source: str, processing: Processing = "raw",
-          requires: tuple[str, ...] = ()) -> Callable[[F], F]:
+          requires: tuple[str, ...] = (), params: tuple[Param, ...] = (),
+          headline: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Register a test function as the measurement of catalogue claim ``claim_id``.
 
     The test must take the ``ctx`` fixture (a :class:`lmfacts.context.ClaimContext`). ``requires``
     names the premises (:mod:`lmfacts.premises`) the claim rests on: the plugin checks them on the
     loaded model before the body runs and skips the claim, naming the premise and its evidence,
-    where one does not hold. A second registration of the same ID, or an unknown premise, raises
-    ``ValueError``.
+    where one does not hold. ``params`` declares the claim's parameters (:class:`Param`; the one
+    place their defaults live); ``headline`` names the keys of ``ctx.measured`` that are the
+    claim's headline values. A second registration of the same ID, an unknown premise, a parameter
+    that is not a :class:`Param` or whose name repeats (or shadows a :data:`BASELINE_PARAMS` name),
+    or a headline key that is not a non-empty string, raises ``ValueError``.
     """
     from lmfacts.premises import PREMISES, unknown_premises
 
@@ -73,9 +201,11 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
                          f"optional 'p' for a per-prompt variant)")
     if processing not in ("raw", "compat"):
         raise ValueError(f"claim {claim_id}: processing must be 'raw' or 'compat', not {processing!r}")
+    params, headline = _validate_schema(claim_id, params, headline)
 
     def decorate(fn: F) -> F:
-        spec = ClaimSpec(claim_id, title, source, processing, f"{fn.__module__}.{fn.__qualname__}", requires)
+        spec = ClaimSpec(claim_id, title, source, processing, f"{fn.__module__}.{fn.__qualname__}", requires,
+                         params, headline)
         existing = CLAIMS.get(claim_id)
         if existing is not None and existing.function != spec.function:
             raise ValueError(f"claim {claim_id} is registered twice: {existing.function} and {spec.function}")
@@ -83,3 +213,25 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
         return pytest.mark.lmfacts_claim(spec)(fn)  # type: ignore[return-value]
 
     return decorate
+
+
+def _validate_schema(claim_id: str, params: Any, headline: Any) -> tuple[tuple[Param, ...], tuple[str, ...]]:
+    """Check ``params`` / ``headline`` of a registration; returns them as tuples or raises ``ValueError``."""
+    if isinstance(headline, str) or not isinstance(headline, (tuple, list)):
+        raise ValueError(f"claim {claim_id}: headline must be a tuple of measured keys, not {headline!r}")
+    for key in headline:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"claim {claim_id}: headline key {key!r} must be a non-empty string")
+    if len(set(headline)) != len(headline):
+        raise ValueError(f"claim {claim_id}: headline {tuple(headline)} repeats a key")
+    if not isinstance(params, (tuple, list)):
+        raise ValueError(f"claim {claim_id}: params must be a tuple of Param, not {params!r}")
+    seen = {p.name for p in BASELINE_PARAMS}
+    for p in params:
+        if not isinstance(p, Param):
+            raise ValueError(f"claim {claim_id}: params must be Param(...) entries, not {p!r}")
+        if p.name in seen:
+            raise ValueError(f"claim {claim_id}: parameter {p.name!r} is declared twice "
+                             f"(or repeats a generic baseline parameter)")
+        seen.add(p.name)
+    return tuple(params), tuple(headline)

@@ -18,6 +18,13 @@ Resolution for (claim, model): entries matching the model's name win over archit
 which win over predicate matches (encoder / normalization / quantized), which win over the
 default. Two entries at the same level for the same claim and model are an error. Params of a less
 specific entry are inherited unless the more specific one overrides them.
+
+Every claim declares its parameters where it is registered (:class:`lmfacts.claims.Param`), and
+those declarations hold the only defaults: :func:`resolve` starts from them, then applies the
+matching entries, and :class:`Resolved` remembers per parameter where its value came from
+(``"claim default"`` or ``"rn.toml#3 (published: RN §Summary)"``). :func:`validate_params` checks
+every entry's ``params`` against its claim's schema (unknown key, wrong type); the plugin runs it
+once the claims are collected, before any model loads.
 """
 
 from __future__ import annotations
@@ -26,8 +33,12 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from lmfacts.claims import ClaimSpec
+
+CLAIM_DEFAULT = "claim default"
 KINDS = ("published", "measured", "default")
 MATCH_KEYS = {"models": list, "architectures": list, "encoder": bool, "normalization": str, "quantized": bool,
               "default": bool}
@@ -82,7 +93,14 @@ class Expectation:
 
 @dataclass
 class Resolved:
-    """The expectation that applies to one (claim, model), merged across levels."""
+    """The expectation that applies to one (claim, model), merged across levels.
+
+    ``params`` holds every parameter the claim declares (its default, overridden by the matching
+    entries; ``None`` for an optional one nobody set) plus any generic baseline parameter an entry
+    sets. ``origins[name]`` says where each value came from: :data:`CLAIM_DEFAULT` or
+    ``"<file>#<index> (<kind>: <source>)"``; ``units[name]`` is the declared unit. ``origin`` lists
+    the entries applied, least specific first.
+    """
 
     claim: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -92,15 +110,24 @@ class Resolved:
     skip: str | None = None
     measured_by: dict[str, Any] | None = None
     origin: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.params:
-            raise KeyError(f"expectation for {self.claim} has no parameter {key!r} (from {self.origin})")
+            raise KeyError(f"expectation for {self.claim} has no parameter {key!r} (declared: "
+                           f"{sorted(self.params)}; entries {self.origin})")
         return self.params[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A parameter or ``default``."""
-        return self.params.get(key, default)
+        """A parameter, or ``default`` when it is absent or ``None`` (for measures that take any expectation)."""
+        value = self.params.get(key)
+        return default if value is None else value
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"value", "origin", "unit"}}`` for the claim record (JSON-ready, sorted by name)."""
+        return {name: {"value": self.params[name], "origin": self.origins.get(name, CLAIM_DEFAULT),
+                       "unit": self.units.get(name, "")} for name in sorted(self.params)}
 
 
 def _fail(path: Path, where: str, msg: str) -> ExpectationFileError:
@@ -178,8 +205,42 @@ def load_all(directory: Path | None = None, known_claims: set[str] | None = None
     return out
 
 
-def resolve(entries: list[Expectation], claim: str, facts: ModelFacts) -> Resolved:
-    """Merge the entries that apply to (claim, model), most specific last so it wins."""
+def _origin(e: Expectation) -> str:
+    return f"{Path(e.file).name}#{e.index} ({e.kind}: {e.source})"
+
+
+def validate_params(entries: list[Expectation], specs: dict[str, ClaimSpec]) -> None:
+    """Check every entry's ``params`` against its claim's declared schema.
+
+    Entries of claims not in ``specs`` (a claim family not collected) are not checked. Raises
+    :class:`ExpectationFileError` naming the file, the entry index, the claim, the key and the
+    valid keys for an unknown key, and the declared type for a value of the wrong type.
+    """
+    for e in entries:
+        spec = specs.get(e.claim)
+        if spec is None:
+            continue
+        schema = spec.schema
+        for key, value in e.params.items():
+            where = f"{e.file}: expectation[{e.index}] (claim {e.claim}).params.{key}"
+            param = schema.get(key)
+            if param is None:
+                raise ExpectationFileError(f"{where}: unknown parameter {key!r} of claim {e.claim}; "
+                                           f"valid keys: {', '.join(sorted(schema))}")
+            if not param.accepts(value):
+                raise ExpectationFileError(f"{where}: {value!r} is not a {param.type_name} "
+                                           f"({param.meaning or 'see the claim'})")
+
+
+def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
+            spec: ClaimSpec | None = None) -> Resolved:
+    """Merge the entries that apply to (claim, model), most specific last so it wins.
+
+    With ``spec`` (the claim's registration) the result starts from the declared defaults, each
+    with origin :data:`CLAIM_DEFAULT`, and a :data:`lmfacts.claims.REQUIRED` parameter that no
+    entry gives raises :class:`ExpectationFileError`. Two matching entries at the same level raise
+    it too.
+    """
     by_level: dict[int, Expectation] = {}
     for e in entries:
         if e.claim != claim:
@@ -194,13 +255,40 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts) -> Resolv
                 f"for {facts.names[0]} at the same level ({LEVELS[lvl]}): make one more specific or remove one"
             )
         by_level[lvl] = e
-    out = Resolved(claim)
+    out = defaults_of(spec) if spec is not None else Resolved(claim)
     for lvl in sorted(by_level, reverse=True):
         e = by_level[lvl]
         out.params.update(e.params)
+        out.origins.update(dict.fromkeys(e.params, _origin(e)))
         out.kind, out.source = e.kind, e.source
         out.xfail = e.xfail or out.xfail
         out.skip = e.skip or out.skip
         out.measured_by = e.measured_by or out.measured_by
         out.origin.append(f"{Path(e.file).name}#{e.index}")
+    if spec is not None:
+        from lmfacts.claims import REQUIRED
+
+        missing = sorted(k for k, v in out.params.items() if v is REQUIRED)
+        if missing:
+            raise ExpectationFileError(f"claim {claim}: parameter(s) {missing} are required and no expectation "
+                                       f"entry for {facts.names[0]} gives them (entries applied: {out.origin})")
+    return out
+
+
+def defaults_of(spec: ClaimSpec, **overrides: Any) -> Resolved:
+    """The claim's declared defaults as a :class:`Resolved` (no entry applied), with ``overrides``.
+
+    The generic baseline parameters are left out (absent = no baseline). An override of an
+    undeclared parameter raises ``KeyError``; its origin is ``"override"``.
+    """
+    out = Resolved(spec.id)
+    for p in spec.params:
+        out.params[p.name], out.origins[p.name], out.units[p.name] = p.default, CLAIM_DEFAULT, p.unit
+    schema = spec.schema
+    for key, value in overrides.items():
+        if key not in schema:
+            raise KeyError(f"claim {spec.id} declares no parameter {key!r}; declared: {sorted(schema)}")
+        out.params[key], out.origins[key], out.units[key] = value, "override", schema[key].unit
+    for key in set(schema) - set(out.units):
+        out.units[key] = schema[key].unit
     return out

@@ -225,7 +225,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """An expectation naming an unknown claim of a loaded claim family (a typo) is a usage error."""
+    """An expectation naming an unknown claim of a loaded claim family (a typo), or a ``params`` key the
+    claim does not declare (or of the wrong type), is a usage error."""
     from lmfacts.claims import CLAIMS
 
     lm = _session(session.config)
@@ -241,7 +242,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
     return ClaimRecord(claim=spec.id, title=spec.title, source=spec.source, nodeid=item.nodeid,
                        model=target.name, device=target.device, dtype=lm.options.dtype,
-                       processing=spec.processing)
+                       processing=spec.processing, headline=list(spec.headline))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -269,9 +270,10 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     facts = ModelFacts(names=tuple(n for n in (context.target.model, info.name, info.hf_id_or_path) if n),
                        architecture=info.architecture, is_encoder=bool(info.is_encoder),
                        normalization=info.normalization, quantized=info.quantization is not None)
-    exp = resolve(context.session.expectations, spec.id, facts)
+    exp = resolve(context.session.expectations, spec.id, facts, spec)
     context.expectation = exp
     record.expectation_kind = exp.kind
+    record.params = exp.describe()
     if exp.measured_by:
         record.conventions["baseline_measured_by"] = exp.measured_by
     if exp.skip:

@@ -39,6 +39,11 @@ class ClaimRecord:
     control: dict[str, Any] | None = None
     figures: list[dict[str, Any]] = field(default_factory=list)
     expectation_kind: str | None = None
+    #: every parameter the claim ran with: {name: {"value", "origin", "unit"}} (origin: "claim default"
+    #: or "rn.toml#3 (published: …)"; lmfacts.expectations.Resolved.describe)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the keys of ``measured`` that are the claim's headline values (lmfacts.claims.ClaimSpec.headline)
+    headline: list[str] = field(default_factory=list)
     premises: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, str] | None = None
     reason: str | None = None
