@@ -7,7 +7,8 @@ catch to exclude that one sample with its reason. Results are frozen dataclasses
 
 Modules: :mod:`.growth` (RN-1/3/5/6/7), :mod:`.moments` (RS-1, BF-3), :mod:`.gaussianity`
 (BF-1/3/4/6), :mod:`.spectrum` (BF-7/8), :mod:`.overlap` (BF-2), :mod:`.bos` (RN-2),
-:mod:`.frobenius` (RN-8), :mod:`.outliers` (RS-2).
+:mod:`.frobenius` (RN-8), :mod:`.outliers` (RS-2), :mod:`.massive` (MA-1…4), :mod:`.sinks`
+(AS-1, AS-2), :mod:`.logit_lens` (LL-1, LL-2).
 """
 
 from ._validation import DegenerateSample
@@ -40,6 +41,24 @@ from .growth import (
     per_layer_rates,
     two_point_rate,
 )
+from .logit_lens import (
+    LogitLens,
+    LogitLensAccumulator,
+    holds_from,
+    kl_to_final,
+    logit_lens_stats,
+    sample_positions,
+    top1_agreement,
+)
+from .massive import (
+    BiasAblation,
+    LogAbsHistogram,
+    MassiveAccumulator,
+    MassiveActivations,
+    bias_ablation_effect,
+    massive_activations,
+    position_classes,
+)
 from .moments import (
     MomentAccumulator,
     MomentSummary,
@@ -50,6 +69,15 @@ from .moments import (
 )
 from .outliers import OutlierShare, feature_maxima, outlier_feature_share, outlier_feature_share_abs
 from .overlap import Consistency, chance_overlap, consistency_across, top_k_dims, top_k_overlap
+from .sinks import (
+    SinkAccumulator,
+    SinkStats,
+    counted_queries,
+    key_importance,
+    sink_mass,
+    sink_stats,
+    top_key_hits,
+)
 from .spectrum import (
     PowerLawFit,
     SpectrumComparison,
@@ -110,4 +138,25 @@ __all__ = [
     "marchenko_pastur_singular_values",
     "zero_below_floor",
     "DegenerateSample",
+    "LogitLens",
+    "LogitLensAccumulator",
+    "holds_from",
+    "kl_to_final",
+    "logit_lens_stats",
+    "sample_positions",
+    "top1_agreement",
+    "BiasAblation",
+    "LogAbsHistogram",
+    "MassiveAccumulator",
+    "MassiveActivations",
+    "bias_ablation_effect",
+    "massive_activations",
+    "position_classes",
+    "SinkAccumulator",
+    "SinkStats",
+    "counted_queries",
+    "key_importance",
+    "sink_mass",
+    "sink_stats",
+    "top_key_hits",
 ]
