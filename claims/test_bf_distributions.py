@@ -22,10 +22,21 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import claim
+from lmfacts.claims import Param, claim
 from lmfacts.context import ClaimContext, NonFiniteMeasurement
 from lmfacts.measures.baseline import baseline_guard
 from lmfacts.stats import DegenerateSample
+
+# Parameters shared by several claims (each claim's registration lists the ones it reads).
+BULK_TOL = Param("bulk_tol", float, 0.03, "KS distance",
+                 "a 'Gaussian bulk': robust-standardised KS distance to N(0,1) over the central 99% at most this "
+                 "(lmfacts.stats.gaussianity)")
+OUTLIER_FACTOR = Param("outlier_factor", float, 1.5, "× E[max|Z|]",
+                       "'outliers': max|z| at least this × a Gaussian sample's expected max")
+R2_MIN = Param("r2_min", float, 0.95, "", "power-law fit R² over the bulk ranks at least this")
+MP_TOL = Param("mp_tol", float, 0.1, "RMS log σ", "'unlike Marchenko–Pastur': RMS log distance above this "
+                                                  "(lmfacts.stats.spectrum)")
+MIN_RHO = Param("min_rho", float, 0.5, "", "Spearman ρ(layer, value) at least this ('grows with depth')")
 
 SAMPLE_VALUES = 65_536  # values per matrix / gradient / activation sample for KS, max|z| and tail fits
 TAIL_FIT_VALUES = 20_000  # values per sample for the (slow) Gaussian / Laplace / logistic MLE fits
@@ -123,7 +134,10 @@ def _twin_note(ctx: ClaimContext, twin_shows: bool, why: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 @claim("BF-1", title="residual activations are nearly Gaussian with outliers",
-       source="BF §Activations Are Nearly Gaussian With Outliers")
+       source="BF §Activations Are Nearly Gaussian With Outliers", headline=("share",),
+       params=(Param("window", list[int], None, "point index", "inclusive points judged; unset: [1, L-1]"),
+               BULK_TOL, OUTLIER_FACTOR,
+               Param("min_share", float, 0.5, "share of points", "most (≥ this share of) judged points must pass")))
 def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     """BF-1: the bulk of residual activations is Gaussian, the extremes are far beyond a Gaussian's.
 
@@ -143,9 +157,9 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     info = ctx.info
     L = info.n_layers
-    lo, hi = exp.get("window", [1, max(1, L - 1)])
-    bulk_tol, factor = exp.get("bulk_tol", 0.03), exp.get("outlier_factor", 1.5)
-    min_share = exp.get("min_share", 0.5)
+    lo, hi = exp["window"] if exp["window"] is not None else [1, max(1, L - 1)]
+    bulk_tol, factor = exp["bulk_tol"], exp["outlier_factor"]
+    min_share = exp["min_share"]
     probe = ctx.probe()
     per_point: list[dict[str, Any]] = []
     alt_pass: list[bool] = []
@@ -211,7 +225,11 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
 
 # ---------------------------------------------------------------------------------------------
 @claim("BF-2", title="outlier dimensions are consistent across positions and blocks",
-       source="BF §Outliers Are Consistent Through The Residual Stream")
+       source="BF §Outliers Are Consistent Through The Residual Stream",
+       headline=("across_positions", "across_blocks"),
+       params=(Param("window", list[int], None, "point index", "inclusive points compared; unset: [1, L-1]"),
+               Param("min_overlap", float, 0.25, "", "mean top-k overlap at least this"),
+               Param("chance_factor", float, 5.0, "× chance", "and at least this × the overlap of random dims")))
 def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     """BF-2: the few largest-magnitude dimensions are the same across token positions and blocks.
 
@@ -236,8 +254,8 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     info = ctx.info
     L, d = info.n_layers, info.d_model
-    lo, hi = exp.get("window", [1, max(1, L - 1)])
-    min_overlap, chance_factor = exp.get("min_overlap", 0.25), exp.get("chance_factor", 5.0)
+    lo, hi = exp["window"] if exp["window"] is not None else [1, max(1, L - 1)]
+    min_overlap, chance_factor = exp["min_overlap"], exp["chance_factor"]
     probe = ctx.probe()
     k = min(TOPK_DIMS, d)
     pos_overlap, mean_abs = [], []
@@ -343,7 +361,11 @@ def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor:
 
 
 @claim("BF-3", title="weight matrices are nearly Gaussian without outliers", source="BF §Weights Are Nearly Gaussian",
-       requires=("float_weights",))
+       requires=("float_weights",), headline=("share",),
+       params=(Param("kurt_tol", float, 1.0, "excess kurtosis", "|excess kurtosis| of a Gaussian matrix at most this"),
+               BULK_TOL, OUTLIER_FACTOR,
+               Param("min_share", float, 0.9, "share of matrices", "'highly consistent across all the weight "
+                                                                   "matrices': at least this share pass")))
 def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     """BF-3: the entries of every weight matrix are close to Gaussian and have no outliers.
 
@@ -363,8 +385,8 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     from lmfacts.models.twin import random_twin
 
     exp = ctx.expectation
-    kurt_tol, bulk_tol = exp.get("kurt_tol", 1.0), exp.get("bulk_tol", 0.03)
-    factor, min_share = exp.get("outlier_factor", 1.5), exp.get("min_share", 0.9)
+    kurt_tol, bulk_tol = exp["kurt_tol"], exp["bulk_tol"]
+    factor, min_share = exp["outlier_factor"], exp["min_share"]
     lm = ctx.model()
     res = weight_gaussianity(lm.bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
     twin = weight_gaussianity(random_twin(lm).bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
@@ -394,7 +416,13 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-@claim("BF-4", title="norm gains and biases are heavy-tailed with outliers", source="BF §Except For LayerNorm Parameters")
+@claim("BF-4", title="norm gains and biases are heavy-tailed with outliers", source="BF §Except For LayerNorm Parameters",
+       headline=("median_gain_outlier_excess",),
+       params=(OUTLIER_FACTOR,
+               Param("center", float, None, "gain", "if set: the median gain of block center_block's norms "
+                                                    "(gpt2-medium block 5 ≈ 0.45), with a left tail"),
+               Param("center_tol", float, None, "gain", "absolute tolerance of center"),
+               Param("center_block", int, 5, "block index", "the block whose gains center describes")))
 def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
     """BF-4: LayerNorm/RMSNorm gains (and biases) are heavy-tailed with outliers, unlike the matrices.
 
@@ -416,7 +444,7 @@ def test_bf4_norm_parameters_heavy_tailed(ctx: ClaimContext) -> None:
     from lmfacts.weights import WeightViews
 
     exp = ctx.expectation
-    factor = exp.get("outlier_factor", 1.5)
+    factor = exp["outlier_factor"]
     lm = ctx.model()
     rows, excluded = norm_vector_rows(WeightViews(lm.bridge, "raw"))
     gains, biases = rows["weight"], rows["bias"]
@@ -480,8 +508,8 @@ def _bf4_checks(ctx: ClaimContext, exp: Any, gains: list[dict[str, Any]], med_ga
     if med_bias is not None:
         ctx.check(med_bias >= factor, f"norm biases are not heavy-tailed: median outlier excess {med_bias:.2f} < "
                                       f"{factor}", median_bias_outlier_excess=med_bias, outlier_factor=factor)
-    if "center" in exp.params:
-        block = exp.get("center_block", 5)
+    if exp["center"] is not None:
+        block = exp["center_block"]
         sel = [r for r in gains if r["name"].startswith(f"blocks.{block}.")]
         ctx.require(bool(sel), f"block {block} has no judged norm gains (judged: "
                                f"{sorted({r['name'].split('.')[1] for r in gains if r['name'].startswith('blocks.')})})")
@@ -500,7 +528,10 @@ def _bf4_checks(ctx: ClaimContext, exp: Any, gains: list[dict[str, Any]], med_ga
 
 # ---------------------------------------------------------------------------------------------
 @claim("BF-5", title="writing weights grow with depth, reading weights do not",
-       source="BF §Writing Weights Grow Throughout The Network And Reading Weights Are Constant")
+       source="BF §Writing Weights Grow Throughout The Network And Reading Weights Are Constant",
+       headline=("trends.W_O.spearman", "trends.W_out.spearman"),
+       params=(MIN_RHO, Param("flat_tol", float, 0.01, "×/layer", "reading weights 'constant': late per-layer "
+                                                                   "rate of ‖W‖_F within 1 ± this")))
 def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     """BF-5: Frobenius norms of the writing weights (W_O, W_out) rise with depth; reading weights
     (W_Q, W_K, W_in) are flat, or drop early and then stay flat.
@@ -516,7 +547,7 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     from lmfacts.stats.trends import depth_trend
 
     exp = ctx.expectation
-    min_rho, flat_tol = exp.get("min_rho", 0.5), exp.get("flat_tol", 0.01)
+    min_rho, flat_tol = exp["min_rho"], exp["flat_tol"]
     lm = ctx.model()
     b = lm.bridge
     L = ctx.info.n_layers
@@ -583,7 +614,13 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
 
 # ---------------------------------------------------------------------------------------------
 @claim("BF-6", title="per-example gradients are nearly Gaussian with zero mean", source="BF §Gradients Are Highly Gaussian",
-       requires=("causal_decoder", "trained_lm_head"))
+       requires=("causal_decoder", "trained_lm_head"), headline=("share",),
+       params=(Param("n_prompts", int, 4, "prompts", "stratified corpus prompts (seed 0), one gradient each "
+                                                      "(the post: a single example)"),
+               BULK_TOL,
+               Param("mean_tol", float, 0.05, "std", "'zero mean': |mean|/std of a gradient at most this"),
+               OUTLIER_FACTOR,
+               Param("min_share", float, 0.5, "share of gradients", "at least this share pass")))
 def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     """BF-6: per-example gradients of the attention QKV weights are Gaussian with zero mean (few outliers).
 
@@ -603,9 +640,9 @@ def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
 
     info = ctx.info
     exp = ctx.expectation
-    n_prompts, bulk_tol = exp.get("n_prompts", 4), exp.get("bulk_tol", 0.03)
-    mean_tol, min_share = exp.get("mean_tol", 0.05), exp.get("min_share", 0.5)
-    factor = exp.get("outlier_factor", 1.5)
+    n_prompts, bulk_tol = exp["n_prompts"], exp["bulk_tol"]
+    mean_tol, min_share = exp["mean_tol"], exp["min_share"]
+    factor = exp["outlier_factor"]
     L = info.n_layers
     layers = sorted({0, L // 2, L - 1})
     texts = list(ctx.session.corpus.sample(n_prompts, seed=0).texts)
@@ -751,7 +788,11 @@ def spectrum_rows(spectra: list[tuple[str, int, tuple[int, int], np.ndarray]], d
 
 
 @claim("BF-7", title="weight singular values follow a power law, unlike Marchenko–Pastur",
-       source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)", requires=("float_weights",))
+       source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)", requires=("float_weights",),
+       headline=("share", "median_exponent"),
+       params=(R2_MIN, MP_TOL,
+               Param("min_share", float, 0.9, "share of matrices", "at least this share are power-law and far "
+                                                                   "from MP")))
 def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     """BF-7: singular values vs rank are a power law over the bulk with a sharp fall-off at the end,
     clearly unlike the Marchenko–Pastur spectrum of a Gaussian matrix of the same shape.
@@ -774,7 +815,7 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     from lmfacts.models.twin import random_twin
 
     exp = ctx.expectation
-    r2_min, mp_tol, min_share = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1), exp.get("min_share", 0.9)
+    r2_min, mp_tol, min_share = exp["r2_min"], exp["mp_tol"], exp["min_share"]
     lm = ctx.model()
     dev = ctx.info.device
     res = spectrum_rows(weight_spectra(lm.bridge, dev), dev, r2_min=r2_min, mp_tol=mp_tol)
@@ -878,7 +919,13 @@ def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float
 
 
 @claim("BF-8", title="activation covariance spectra follow a power law, growing with depth",
-       source="BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values")
+       source="BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values",
+       headline=("share", "depth_spearman"),
+       params=(Param("window", list[int], None, "point index", "inclusive points judged; unset: [1, L]"),
+               R2_MIN, MP_TOL,
+               Param("min_share", float, 0.75, "share of points", "at least this share are power-law and far "
+                                                                  "from MP"),
+               MIN_RHO))
 def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     """BF-8: the covariance of residual activations has a power-law spectrum, larger in later layers.
 
@@ -902,9 +949,9 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     info = ctx.info
     L = info.n_layers
-    lo, hi = exp.get("window", [1, L])
-    r2_min, mp_tol = exp.get("r2_min", 0.95), exp.get("mp_tol", 0.1)
-    min_share, min_rho = exp.get("min_share", 0.75), exp.get("min_rho", 0.5)
+    lo, hi = exp["window"] if exp["window"] is not None else [1, L]
+    r2_min, mp_tol = exp["r2_min"], exp["mp_tol"]
+    min_share, min_rho = exp["min_share"], exp["min_rho"]
     res = _covariance_spectra(ctx.probe(), info.device, lo, hi, r2_min, mp_tol)
     ok_rows = res["points"]
     _record_exclusions(ctx, res["excluded"], len(ok_rows), "residual points whose covariance spectra")

@@ -36,7 +36,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfacts.claims import claim
+from lmfacts.claims import Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures import rn
 from lmfacts.prompts.strategies import robustness_prompts, run_prompts
@@ -46,13 +46,25 @@ BOUND_FLOAT_TOL = 1e-5
 #: RN-4, float32: the probe's per-block min of slack/‖pre‖ ≥ −1e-4 (its violation threshold); dtype-scaled.
 BOUND_PRE_TOL = 1e-4
 #: RN-2 / RN-2p, float32 default of ``bos_dev_tol`` (different sequence lengths change the matmul
-#: blocking, ~1e-6); the expectation may override the base, which is then dtype-scaled.
-BOS_DEV_TOL = 1e-4
-#: RN-9, float32 default of the identity's ``tol``; dtype-scaled.
-RN9_TOL = 1e-4
 
 CAUSAL_STREAM = ("causal_decoder", "residual_sum")
 PRE_NORM = ("causal_decoder", "additive_residual")
+
+# Parameters shared by several claims (each claim's registration lists the ones it reads).
+#: RN-1, RN-1p, RN-5, RN-6, RN-7: the inclusive fit window (None: lmfacts.measures.rn.default_window).
+WINDOW = Param("window", list[int], None, "point index",
+               "inclusive fit window [lo, hi]; unset: [round(0.1·(n-1)), round(0.85·(n-1))]")
+#: RN-2 / RN-2p: BOS residual prompt-independence (float32: sequence length changes matmul blocking, ~1e-6).
+BOS_DEV = Param("bos_dev_tol", float, 1e-4, "relative (float32)",
+                "max ‖bos_a − bos_b‖/‖bos_a‖; float32 value, scaled to the run's dtype")
+
+
+def _band_params(prefix: str, what: str, unit: str, minimum: float | None = None) -> tuple[Param, ...]:
+    """The four parameters lmfacts.measures.rn.rate_band reads for ``prefix``: a point ± tol, or min / max."""
+    return (Param(prefix, float, None, unit, f"expected {what} (published / measured); band {prefix} ± {prefix}_tol"),
+            Param(f"{prefix}_tol", float, None, unit, f"half-width of the band around {prefix}"),
+            Param(f"{prefix}_min", float, minimum, unit, f"{what} must exceed this when {prefix} is unset"),
+            Param(f"{prefix}_max", float, None, unit, f"{what} must stay below this when {prefix} is unset"))
 
 
 def _rebuild_error(ctx: ClaimContext) -> dict[str, Any]:
@@ -74,7 +86,11 @@ def _band_text(band: tuple[float | None, float | None]) -> str:
 # RN-1
 # ----------------------------------------------------------------------------------------------
 @claim("RN-1", title="residual norm grows exponentially", source="RN §Summary; §Comparison of various models",
-       processing="compat", requires=CAUSAL_STREAM)
+       processing="compat", requires=CAUSAL_STREAM, headline=("rate",),
+       params=(WINDOW, *_band_params("rate", "LSQ growth rate", "×/layer", 1.0),
+               Param("min_r2", float, 0.9, "", "log-linear fit R² at least this (exponential, RN §Summary)"),
+               Param("superexponential", bool, None, "",
+                     "if set, the log-norm's curvature must (true) / must not (false) be significantly positive")))
 def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     """RN-1: the residual stream's norm grows exponentially with depth.
 
@@ -96,7 +112,7 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     probe = ctx.probe()
     m = rn.measure_rn1(probe, exp)
     band = rn.rate_band(exp)
-    min_r2 = exp.get("min_r2", rn.DEFAULT_MIN_R2)
+    min_r2 = exp["min_r2"]
     ctx.statistic("rate = exp(LSQ slope of log mean ‖resid_pre‖ vs layer), content tokens, over the window "
                   "(two-point rate reported too)")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
@@ -104,8 +120,8 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
                     estimator="OLS on log-norm (verdict); two-point (the post's by-eye method) reported")
     ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(rate_band=list(band), min_r2=min_r2,
-                 **({"superexponential": exp["superexponential"]} if "superexponential" in exp.params else {}))
-    ctx.tolerance(rate_tol=exp.get("rate_tol"), min_r2=min_r2)
+                 **({"superexponential": exp["superexponential"]} if exp["superexponential"] is not None else {}))
+    ctx.tolerance(rate_tol=exp["rate_tol"], min_r2=min_r2)
     x = list(range(len(m["norms"])))
     lo, hi = m["window"]
     fit_x = list(range(lo, hi + 1))
@@ -123,7 +139,7 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
               f"{_band_text(band)} on layers {lo}–{hi}", rate=m["rate"])
     ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here",
               r2=m["r2"])
-    if "superexponential" in exp.params:
+    if exp["superexponential"] is not None:
         # curvature_c is None when the window is too short for the quadratic fit: an error, not a finding
         ctx.check(bool(m.get("superexponential")) == bool(exp["superexponential"]),
                   f"superexponential={m.get('superexponential')} (curvature {m.get('curvature_c')}), "
@@ -132,7 +148,8 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
 
 
 @claim("RN-1p", title="every prompt's residual norm grows (per prompt)", source="RN §Summary", processing="compat",
-       requires=CAUSAL_STREAM)
+       requires=CAUSAL_STREAM, headline=("min_value",),
+       params=(WINDOW, *_band_params("prompt_rate", "each prompt's growth rate", "×/layer", 1.0)))
 def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     """RN-1p (per-prompt variant of RN-1): for every natural prompt, the mean content-token norm of
     ``blocks.{l}.hook_resid_pre`` (+ final resid_post) grows over RN-1's window at a fitted
@@ -154,7 +171,7 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     L = lm.info.n_layers
     lo, hi = rn.window_from(exp, L + 1)
-    band = rn.rate_band(exp, "prompt_rate") if any(k.startswith("prompt_rate") for k in exp.params) else (1.0, None)
+    band = rn.rate_band(exp, "prompt_rate")
     ctx.statistic("per prompt: exp(LSQ slope of log mean content ‖resid_pre‖ vs layer) over the window")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content",
                     prompts="Hypothesis natural_prompts(corpus), one forward pass each", processing="compat")
@@ -186,7 +203,16 @@ def test_rn1_per_prompt_growth(ctx: ClaimContext) -> None:
 # RN-2
 # ----------------------------------------------------------------------------------------------
 @claim("RN-2", title="BOS (and padding) norms are an exception", source="RN §Summary; §BOS token and padding",
-       processing="compat", requires=("causal_decoder", "bos_prepended", "residual_sum"))
+       processing="compat", requires=("causal_decoder", "bos_prepended", "residual_sum"),
+       headline=("max_ratio", "max_ratio_layer"),
+       params=(Param("ratio_threshold", float, 2.0, "×", "BOS/content norm ratio must peak at least this high "
+                                                          "(lmfacts.stats.bos)"),
+               Param("rate_tol", float, 0.02, "relative/layer", "after the peak the ratio must shrink by this per layer"),
+               BOS_DEV,
+               Param("max_ratio", float, None, "×", "measured baseline: the peak ratio (pinned ± max_ratio_tol)"),
+               Param("max_ratio_tol", float, None, "×", "absolute tolerance of max_ratio"),
+               Param("max_ratio_layer", int, None, "point index", "measured baseline: the point of the peak"),
+               Param("max_ratio_layer_tol", int, 0, "points", "tolerance of max_ratio_layer")))
 def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     """RN-2: the BOS position's norm trajectory is unlike content positions'.
 
@@ -213,7 +239,7 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     bos = probe.resid.mean("bos")
     content = probe.resid.prompt_means()
     content = content[np.isfinite(content).all(axis=1)]
-    thr, tol = exp.get("ratio_threshold", 2.0), exp.get("rate_tol", 0.02)
+    thr, tol = exp["ratio_threshold"], exp["rate_tol"]
     zero = [int(i) for i in np.flatnonzero(np.isfinite(bos) & (bos == 0))]
     if zero:  # a BOS whose embedding row is zero (HF zeroes the padding row when pad id = BOS id)
         ctx.measured(bos_norms=bos.tolist(), zero_bos_points=zero)
@@ -224,7 +250,7 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
     pad = probe.resid.mean("pad")
     with np.errstate(invalid="ignore", divide="ignore"):
         pad_ratio = pad / np.median(content, axis=0)
-    dev_base = exp.get("bos_dev_tol", BOS_DEV_TOL)
+    dev_base = exp["bos_dev_tol"]
     dev_tol = ctx.float_tol(dev_base)
     bos_dev = float(np.max(probe.bos_max_rel_dev))
     ctx.statistic("ratio of mean BOS ‖resid‖ to the per-layer median content norm; peak early then decline")
@@ -243,14 +269,14 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
                 "ylabel": "ratio", "logy": True, "logx": False,
                 "series": [{"label": "BOS / content", "x": list(range(len(res.ratio))), "y": res.ratio,
                             "style": "line"}]})
-    if "max_ratio" in exp.params:  # a measured baseline: the peak itself is pinned
+    if exp["max_ratio"] is not None:  # a measured baseline: the peak itself is pinned
         want, rtol = exp["max_ratio"], exp["max_ratio_tol"]
-        ctx.expected(max_ratio=want, max_ratio_layer=exp.get("max_ratio_layer"))
-        ctx.tolerance(max_ratio_tol=rtol, max_ratio_layer_tol=exp.get("max_ratio_layer_tol"))
+        ctx.expected(max_ratio=want, max_ratio_layer=exp["max_ratio_layer"])
+        ctx.tolerance(max_ratio_tol=rtol, max_ratio_layer_tol=exp["max_ratio_layer_tol"])
         ctx.check(abs(res.max_ratio - want) <= rtol, f"BOS/content peak ratio {res.max_ratio:.1f}, baseline "
                                                      f"{want} ± {rtol}", max_ratio=res.max_ratio)
-        if "max_ratio_layer" in exp.params:
-            ctx.check(abs(res.max_ratio_layer - exp["max_ratio_layer"]) <= exp.get("max_ratio_layer_tol", 0),
+        if exp["max_ratio_layer"] is not None:
+            ctx.check(abs(res.max_ratio_layer - exp["max_ratio_layer"]) <= exp["max_ratio_layer_tol"],
                       f"BOS/content ratio peaks at point {res.max_ratio_layer}, baseline {exp['max_ratio_layer']}",
                       max_ratio_layer=res.max_ratio_layer)
     ctx.check(bos_dev <= dev_tol, f"BOS residual differs across prompts by up to {bos_dev:.2e} (relative) > "
@@ -267,7 +293,8 @@ def test_rn2_bos_exception(ctx: ClaimContext) -> None:
 
 
 @claim("RN-2p", title="BOS residual is prompt-independent (pairs of prompts)", source="RN §BOS token",
-       processing="compat", requires=("causal_decoder", "bos_prepended"))
+       processing="compat", requires=("causal_decoder", "bos_prepended"), headline=("max_value",),
+       params=(BOS_DEV,))
 def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
     """RN-2p (per-prompt variant of RN-2): the post's explanation of the BOS exception — in a
     causal model BOS attends only to itself, so its residual vector at every point
@@ -286,7 +313,7 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
     Source: RN §BOS token.
     """
     lm = ctx.model()
-    base = ctx.expectation.get("bos_dev_tol", BOS_DEV_TOL)
+    base = ctx.expectation["bos_dev_tol"]
     tol = ctx.float_tol(base)
     ctx.statistic("max over points of ‖bos_a − bos_b‖/‖bos_a‖ for two prompts, each run alone")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="BOS (position 0, unpadded)",
@@ -316,7 +343,12 @@ def test_rn2_bos_identical_across_prompts(ctx: ClaimContext) -> None:
 # RN-3
 # ----------------------------------------------------------------------------------------------
 @claim("RN-3", title="attn_out and mlp_out grow at the stream's rate",
-       source="RN §Theories for the source of the growth", processing="compat", requires=PRE_NORM)
+       source="RN §Theories for the source of the growth", processing="compat", requires=PRE_NORM,
+       headline=("attn_out.rate", "mlp_out.rate"),
+       params=(WINDOW,
+               Param("attn_window", list[int], None, "block index", "attn_out's fit window (unset: window)"),
+               Param("mlp_window", list[int], None, "block index", "mlp_out's fit window (unset: window)"),
+               Param("rate_tol", float, 0.05, "×/layer", "'comparable': |sublayer rate − stream rate| at most this")))
 def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     """RN-3: the sublayer outputs grow exponentially too, at a rate comparable to the stream's.
 
@@ -333,7 +365,7 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     probe = ctx.probe()
     m = rn.measure_rn3(probe, exp)
-    tol = exp.get("rate_tol", 0.05)
+    tol = exp["rate_tol"]
     ctx.statistic("fitted per-layer growth rate of mean content ‖attn_out‖, ‖mlp_out‖ vs the stream's rate")
     ctx.conventions(hooks="blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_pre",
                     positions="content", processing="compat")
@@ -363,7 +395,7 @@ def test_rn3_sublayer_outputs_grow(ctx: ClaimContext) -> None:
 # RN-4
 # ----------------------------------------------------------------------------------------------
 @claim("RN-4", title="sublayer contribution bound (triangle inequality)", source="RN Appendix 1", processing="compat",
-       requires=CAUSAL_STREAM)
+       requires=CAUSAL_STREAM, headline=("min_slack_overall",))
 def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
     """RN-4: ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ (r_l − 1)·‖resid_pre_l‖ with r_l = ‖resid_post_l‖/‖resid_pre_l‖,
     at every layer, real position and prompt of the corpus.
@@ -401,7 +433,7 @@ def test_rn4_contribution_bound(ctx: ClaimContext) -> None:
 
 
 @claim("RN-4p", title="contribution bound holds for any prompt", source="RN Appendix 1", processing="compat",
-       requires=CAUSAL_STREAM)
+       requires=CAUSAL_STREAM, headline=("min_value",))
 def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
     """RN-4p (per-prompt variant of RN-4): the bound ‖attn_out_l‖ + ‖mlp_out_l‖ ≥ ‖resid_post_l‖ −
     ‖resid_pre_l‖ holds at every block and token of any prompt, natural or adversarial.
@@ -447,7 +479,11 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
 # RN-5
 # ----------------------------------------------------------------------------------------------
 @claim("RN-5", title="W_OV Frobenius norms grow like attn_out", source="RN §Analyzing the Attention weights",
-       processing="compat", requires=(*PRE_NORM, "ov_rebuild"))
+       processing="compat", requires=(*PRE_NORM, "ov_rebuild"), headline=("rate_ratio",),
+       params=(WINDOW,
+               Param("ratio_tol", float, 0.03, "", "'same rate': W_OV rate / attn_out rate within 1 ± this"),
+               Param("b_o_rel_max", float, 0.1, "× ‖attn_out‖", "'b_O negligible': ‖b_O‖ / mean ‖attn_out‖ in "
+                                                                "the window at most this")))
 def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     """RN-5: ‖W_V W_O‖_F per head, averaged over the heads of a layer, grows at the rate of attn_out.
 
@@ -472,7 +508,7 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     ctx.measured(rebuild_error=_rebuild_error(ctx))
     m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), probe, exp, lm.info.normalization)
     m.pop("_weights")
-    tol, bmax = exp.get("ratio_tol", 0.03), exp.get("b_o_rel_max", 0.1)
+    tol, bmax = exp["ratio_tol"], exp["b_o_rel_max"]
     ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
     ctx.conventions(weights="W_V·W_O per head (GQA expanded), compat processing", hook="blocks.{l}.hook_attn_out",
                     quantization=lm.info.quantization)
@@ -494,7 +530,12 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
 # RN-6
 # ----------------------------------------------------------------------------------------------
 @claim("RN-6", title="MLP output on random inputs grows at mlp_out's rate", source="RN §Analyzing the MLP weights",
-       processing="compat", requires=(*PRE_NORM, "mlp_rebuild"))
+       processing="compat", requires=(*PRE_NORM, "mlp_rebuild"), headline=("rate_ratio",),
+       params=(WINDOW,
+               Param("ratio_tol", float, 0.03, "", "random-input MLP rate / mlp_out rate within 1 ± this"),
+               Param("ov_attn_ratio", float, None, "× ‖attn_out‖", "if set: median summed-W_OV-on-random-inputs / "
+                                                                   "attn_out in the window (gpt2-xl ≈ 5)"),
+               Param("ov_attn_ratio_tol", float, None, "× ‖attn_out‖", "absolute tolerance of ov_attn_ratio")))
 def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     """RN-6: the MLP's output norm on random normalised Gaussian inputs grows at mlp_out's rate.
 
@@ -529,7 +570,7 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     r_rand, r2_rand = rn.fitted_rate(ws["mlp_random_norm"], (lo, hi))
     r_mlp, r2_mlp = rn.fitted_rate(mlp, (lo, hi))
     ov_ratio = ws["ov_random_norm"] / attn
-    tol = exp.get("ratio_tol", 0.03)
+    tol = exp["ratio_tol"]
     ctx.statistic("rate of mean ‖MLP(random normalised x)‖ / rate of mean content ‖mlp_out‖ over the window")
     ctx.conventions(inputs="256 x~N(0,I), normalised like ln2 (LN or RMS), seed 0", hook="blocks.{l}.hook_mlp_out",
                     resid_mid="absent for parallel blocks: the MLP input is ln2(resid_pre) (post: mid := pre)"
@@ -539,7 +580,8 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
                  mlp_out_norms=mlp.tolist(), ov_random_norm=ws["ov_random_norm"].tolist(),
                  ov_attn_ratio=ov_ratio.tolist(), ov_attn_ratio_median=float(np.nanmedian(ov_ratio[lo:hi + 1])),
                  position_counts=dict(probe.position_counts))
-    ctx.expected(rate_ratio=1.0, **({"ov_attn_ratio": exp["ov_attn_ratio"]} if "ov_attn_ratio" in exp.params else {}))
+    ctx.expected(rate_ratio=1.0, **({"ov_attn_ratio": exp["ov_attn_ratio"]} if exp["ov_attn_ratio"] is not None
+                                    else {}))
     ctx.tolerance(ratio_tol=tol)
     ctx.figure({"id": "rn6-random", "title": "RN-6 MLP output norm: random inputs vs real", "xlabel": "layer",
                 "ylabel": "mean norm", "logy": True, "logx": False,
@@ -550,7 +592,7 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     ctx.check(abs(r_rand / r_mlp - 1.0) <= tol,
               f"random-input MLP rate {r_rand:.4f} vs mlp_out rate {r_mlp:.4f} on blocks {lo}–{hi}: ratio "
               f"{r_rand / r_mlp:.4f} not within 1 ± {tol}", random_rate=r_rand, mlp_out_rate=r_mlp)
-    if "ov_attn_ratio" in exp.params:
+    if exp["ov_attn_ratio"] is not None:
         ov_ok, ov_evidence = rebuild.holds("ov_rebuild")
         ctx.require(ov_ok, f"premise ov_rebuild does not hold, so the summed-W_OV part cannot be judged: {ov_evidence}")
         want, otol = exp["ov_attn_ratio"], exp["ov_attn_ratio_tol"]
@@ -563,7 +605,10 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
 # RN-7
 # ----------------------------------------------------------------------------------------------
 @claim("RN-7", title="MLP activation share rises with depth; random inputs activate more",
-       source="RN Appendix 3", processing="compat", requires=("causal_decoder", "mlp_rebuild"))
+       source="RN Appendix 3", processing="compat", requires=("causal_decoder", "mlp_rebuild"),
+       headline=("share_rate", "random_to_real"),
+       params=(WINDOW, *_band_params("share_rate", "fitted rate of the active share", "×/layer", 1.0),
+               *_band_params("random_ratio", "random-input / real active share", "×", 1.0)))
 def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     """RN-7: the share of MLP pre-activations > 0 rises with depth, and random inputs activate more
     neurons than real residual inputs.
@@ -598,9 +643,7 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     rate, r2 = rn.fitted_rate(share, (lo, hi))
     ratio = float(np.mean(rnd[lo:hi + 1] / share[lo:hi + 1]))
     band = rn.rate_band(exp, "share_rate")
-    band = (band[0] if band[0] is not None else 1.0, band[1])
     rband = rn.rate_band(exp, "random_ratio")
-    rband = (rband[0] if rband[0] is not None else exp.get("random_ratio_min", 1.0), rband[1])
     ctx.statistic("share of MLP pre-activations > 0 per layer (content tokens); random-input share / real share")
     ctx.conventions(hook="blocks.{l}.mlp.hook_pre (gate projection for gated MLPs)", positions="content",
                     gated_mlp=lm.info.gated_mlp, random_inputs="256 x~N(0,I) normalised like ln2", processing="compat")
@@ -626,7 +669,7 @@ RN8_N_SE = 5.0  # |z| ≤ 5: a false alarm has probability 6e-7 per example
 
 
 @claim("RN-8", title="Frobenius identity E‖Wx‖² = ‖W‖_F²", source="RN footnote 5", processing="compat",
-       requires=("ov_rebuild",))
+       requires=("ov_rebuild",), headline=("min_value", "max_value"))
 def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
     """RN-8: E‖Wx‖² = ‖W‖_F² for x with i.i.d. zero-mean unit-variance entries (a theorem).
 
@@ -693,7 +736,9 @@ def _random_matrix(rows: int, cols: int, scale: float, seed: int, heavy: bool) -
 # RN-9
 # ----------------------------------------------------------------------------------------------
 @claim("RN-9", title="norm = std·√d_model for a zero-mean stream", source="RN footnote 1", processing="compat",
-       requires=("centred_stream",))
+       requires=("centred_stream",), headline=("max_identity_error",),
+       params=(Param("tol", float, 1e-4, "relative (float32)", "identity error |‖x‖/(std·√d) − 1| at most this; "
+                                                              "float32 value, scaled to the run's dtype"),))
 def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     """RN-9: for a zero-mean residual vector x, ‖x‖ = std(x)·√d_model.
 
@@ -711,7 +756,7 @@ def test_rn9_norm_is_std(ctx: ClaimContext) -> None:
     Source: RN footnote 1.
     """
     probe = ctx.probe()
-    base = ctx.expectation.get("tol", RN9_TOL)
+    base = ctx.expectation["tol"]
     tol = ctx.float_tol(base)
     m = rn.measure_rn9(probe)
     err = m["max_identity_error"]

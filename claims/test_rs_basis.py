@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import claim
+from lmfacts.claims import Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures.baseline import baseline_guard
 
@@ -51,7 +51,13 @@ def _rs1_verdict(model_basis: list[float], rotated: list[float], lo: int, hi: in
 
 
 @claim("RS-1", title="residual features have kurtosis ≫ 3 in the model basis, ≈ 3 after rotation",
-       source="RS §Privileged Basis (kurtosis)")
+       source="RS §Privileged Basis (kurtosis)", headline=("median_kurtosis", "worst_rotated_deviation"),
+       params=(Param("window", list[int], None, "point index", "inclusive residual points judged; unset: [0, L]"),
+               Param("min_kurtosis", float, 6.0, "kurtosis", "'well above 3' in the model basis: at least this"),
+               Param("rotated_tol", float, 0.5, "kurtosis", "'≈ 3 after a random rotation': within 3 ± this"),
+               Param("reference_kurtosis", list[float], None, "kurtosis",
+                     "published per-point kurtosis to compare with (within reference_log_tol)"),
+               Param("reference_log_tol", float, None, "ln ×", "|ln(measured / published)| at most this")))
 def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     """RS-1: kurtosis (normal = 3) of residual features is well above 3 in the model's basis and ≈ 3
     after a fixed random orthogonal rotation; already high at the embeddings for language models.
@@ -72,8 +78,8 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     info = ctx.info
     L = info.n_layers
-    lo, hi = exp.get("window", [0, L])
-    min_kurt, rot_tol = exp.get("min_kurtosis", 6.0), exp.get("rotated_tol", 0.5)
+    lo, hi = exp["window"] if exp["window"] is not None else [0, L]
+    min_kurt, rot_tol = exp["min_kurtosis"], exp["rotated_tol"]
     prof = _kurtosis_profile(ctx.probe())
     holds, med, worst = _rs1_verdict(prof["per_token"], prof["per_token_rotated"], lo, hi, min_kurt, rot_tol)
     embed_ok = prof["per_token"][0] >= min_kurt
@@ -113,7 +119,7 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
               "final_kurtosis": prof["per_token"][-1], "max_kurtosis": float(np.max(prof["per_token"])),
               "per_feature_median_kurtosis": alt_med, "twin_median_kurtosis": t_med}
     with baseline_guard(ctx, values, scope="probe"):
-        ref = exp.get("reference_kurtosis")
+        ref = exp["reference_kurtosis"]
         if ref is not None:
             n = min(len(ref) - 1, L)  # the last published value is after ln_f: not comparable, left out
             logs = np.abs(np.log(np.asarray(prof["per_token"][:n]) / np.asarray(ref[:n])))
@@ -132,7 +138,12 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-@claim("RS-2", title="the share of outlier features rises with depth", source="RS §Privileged Basis (outlier features)")
+@claim("RS-2", title="the share of outlier features rises with depth", source="RS §Privileged Basis (outlier features)",
+       headline=("spearman", "last"),
+       params=(Param("threshold", float, 6.0, "activation", "an outlier feature has an activation above this (the "
+                                                            "post's run-text.sh default; rs.toml: 10 decoders, "
+                                                            "4 encoders)"),
+               Param("min_rho", float, 0.5, "", "'rises with depth': Spearman ρ(point, share) at least this")))
 def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     """RS-2: the share of features (dimensions) with at least one activation above the threshold rises with depth.
 
@@ -151,8 +162,8 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     from lmfacts.stats.trends import depth_trend
 
     exp = ctx.expectation
-    t = exp.get("threshold", 6.0)
-    min_rho = exp.get("min_rho", 0.5)
+    t = exp["threshold"]
+    min_rho = exp["min_rho"]
     probe = ctx.probe()
     pts = [p for p in range(len(probe.points)) if probe.points[p].n_tokens > 0]
     mx = [probe.points[p].max_signed for p in pts]
@@ -205,7 +216,10 @@ def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict
 
 
 @claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation",
-       requires=("causal_decoder", "trained_lm_head"))
+       requires=("causal_decoder", "trained_lm_head"), headline=("per_k.0.delta_head", "per_k.0.delta_tail"),
+       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over"),
+               Param("ks", list[int], None, "blocks", "numbers of blocks skipped; unset: 1, 2, round(L/4)"),
+               Param("factor", float, 2.0, "×", "'far less': Δloss(first k) at least this × Δloss(last k)")))
 def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     """RS-3: skipping the last k blocks hurts next-token loss far less than skipping the first k.
 
@@ -223,11 +237,12 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     from lmfacts.ablation import next_token_loss, skip_block_hooks
 
     exp = ctx.expectation
-    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 8))
+    bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
     L = ctx.info.n_layers
-    ks = sorted({k for k in exp.get("ks", [1, 2, max(1, round(L / 4))]) if 1 <= k < L})
-    factor = exp.get("factor", 2.0)
-    ctx.require(bool(ks), f"no k in {exp.get('ks', [1, 2, max(1, round(L / 4))])} satisfies 1 ≤ k < L = {L}")
+    want_ks = exp["ks"] if exp["ks"] is not None else [1, 2, max(1, round(L / 4))]
+    ks = sorted({k for k in want_ks if 1 <= k < L})
+    factor = exp["factor"]
+    ctx.require(bool(ks), f"no k in {want_ks} satisfies 1 ≤ k < L = {L}")
     base = next_token_loss(bridge, texts, **kw).loss
     rows = []
     for k in ks:
@@ -260,7 +275,10 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
 
 @claim("RS-4", title="removing a block's skip connection destroys performance",
        source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation",
-       requires=("causal_decoder", "trained_lm_head"))
+       requires=("causal_decoder", "trained_lm_head"), headline=("per_block.0.delta_no_skip",),
+       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over"),
+               Param("min_increase", float, 1.0, "nats", "'destroys performance': removing the skip raises the "
+                                                         "loss by at least this")))
 def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     """RS-4: the residual stream is the spine: removing one block's skip connection destroys performance.
 
@@ -277,10 +295,10 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     from lmfacts.ablation import next_token_loss, remove_skip_hooks, skip_block_hooks
 
     exp = ctx.expectation
-    bridge, texts, kw = _loss_setup(ctx, exp.get("n_prompts", 8))
+    bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
     info = ctx.info
     L = info.n_layers
-    min_inc = exp.get("min_increase", 1.0)
+    min_inc = exp["min_increase"]
     parallel = not all(f"blocks.{i}.hook_resid_mid" in bridge.hook_dict for i in range(L)) or info.parallel_attn_mlp
     base = next_token_loss(bridge, texts, **kw).loss
     rows = []

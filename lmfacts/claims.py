@@ -18,7 +18,9 @@ it at collection time (an unknown key or a value of the wrong type is a usage er
 claim body reads ``ctx.expectation["key"]``, the declared default overridden by any matching
 entry. Every claim also accepts the generic baseline family :data:`BASELINE_PARAMS`
 (:mod:`lmfacts.measures.baseline`). ``headline`` names the keys of ``ctx.measured`` that are the
-claim's headline values (the number a paper's table would show).
+claim's headline values (the number a paper's table would show); a key may be a dotted path into
+nested values, an integer part indexing a list (``"attn_out.rate"``, ``"per_k.0.delta_head"``), read
+with :func:`headline_value`.
 """
 
 from __future__ import annotations
@@ -213,6 +215,24 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
         return pytest.mark.lmfacts_claim(spec)(fn)  # type: ignore[return-value]
 
     return decorate
+
+
+def headline_value(measured: dict[str, Any], key: str) -> Any:
+    """The value a headline ``key`` names in a record's ``measured`` dict.
+
+    ``key`` is a dotted path: each part is a dict key, or, on a list, an integer index
+    (``"per_k.0.delta_head"`` = ``measured["per_k"][0]["delta_head"]``). Raises ``KeyError`` naming
+    the key and the part that is missing.
+    """
+    value: Any = measured
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise KeyError(f"headline {key!r}: no {part!r} in the measured values")
+    return value
 
 
 def _validate_schema(claim_id: str, params: Any, headline: Any) -> tuple[tuple[Param, ...], tuple[str, ...]]:

@@ -237,6 +237,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if e.claim not in CLAIMS and e.claim.split("-")[0] in families:
             raise pytest.UsageError(f"{e.file}: expectation[{e.index}].claim: unknown claim {e.claim!r}; "
                                     f"known: {sorted(CLAIMS)}")
+    from lmfacts.expectations import ExpectationFileError, validate_params
+
+    try:  # every params key against its claim's declared schema, before any model loads
+        validate_params(lm.expectations, CLAIMS)
+    except ExpectationFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:

@@ -33,9 +33,6 @@ from lmfacts.stats.growth import fit_growth_rate, growth_curvature, per_layer_ra
 if TYPE_CHECKING:  # torch is imported lazily: collecting the claims must not import it
     import torch
 
-DEFAULT_RATE_MIN = 1.0  # general predicate: the stream grows over the window
-DEFAULT_MIN_R2 = 0.9  # general predicate: log-norm is close to linear in the layer (exponential growth)
-
 
 def default_window(n_points: int) -> tuple[int, int]:
     """The default inclusive window over ``n_points`` points (L + 1 residual points, or L blocks).
@@ -64,17 +61,17 @@ def window_from(exp: Any, n_points: int, key: str = "window") -> tuple[int, int]
 
 
 def rate_band(exp: Any, prefix: str = "rate") -> tuple[float | None, float | None]:
-    """(low, high) band of a growth rate from expectation params.
+    """(low, high) band of a growth rate from the resolved expectation params.
 
-    ``{prefix}`` ± ``{prefix}_tol`` when a point value is given (published / measured), else
-    ``{prefix}_min`` / ``{prefix}_max`` (general predicate; default min 1.0 for ``rate``).
+    ``{prefix}`` ± ``{prefix}_tol`` when a point value is set (published / measured), else
+    ``{prefix}_min`` / ``{prefix}_max`` (the general predicate; their defaults are the claim's
+    declared ones, e.g. RN-1's ``rate_min`` 1.0). ``None`` (unset) = an open end.
     """
     p = exp.params if exp is not None else {}
-    if prefix in p:
+    if p.get(prefix) is not None:
         tol = float(p[f"{prefix}_tol"])
         return float(p[prefix]) - tol, float(p[prefix]) + tol
-    default_min = DEFAULT_RATE_MIN if prefix == "rate" else None
-    return p.get(f"{prefix}_min", default_min), p.get(f"{prefix}_max")
+    return p.get(f"{prefix}_min"), p.get(f"{prefix}_max")
 
 
 def in_band(value: float, band: tuple[float | None, float | None]) -> bool:
