@@ -246,6 +246,23 @@ def _witness(w: dict[str, Any], replay: str | None = None) -> str:
     return "".join(parts)
 
 
+def _params_html(params: Any) -> str | None:
+    """The claim's parameters (record ``params``), one per line: name = value unit, and its origin."""
+    if not isinstance(params, dict) or not params:
+        return None
+    lines = []
+    for name, p in sorted(params.items()):
+        if not isinstance(p, dict):
+            continue
+        value = p.get("value")
+        text = "unset" if value is None else (
+            fmt_scalar(value) if not isinstance(value, (list, dict)) else compact(value, max_fields=4, max_list=4))
+        unit = f" {p['unit']}" if p.get("unit") and value is not None else ""
+        lines.append(f'<span class="mono">{esc(name)} = {esc(text)}{esc(unit)}</span> '
+                     f'<span class="small">({esc(p.get("origin"))})</span>')
+    return "<br>".join(lines) or None
+
+
 def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -> str:
     outcome = str(r.get("outcome"))
     conv = r.get("conventions") or {}
@@ -258,6 +275,7 @@ def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -
              if r.get("expected") is not None else None),
             ("tolerance", f'<span class="mono">{esc(compact(r.get("tolerance")))}</span>'
              if r.get("tolerance") is not None else None),
+            ("parameters", _params_html(r.get("params"))),
             ("reason", esc(r.get("reason"))),
             ("source", esc(r.get("source"))),
             ("expectation", esc(r.get("expectation_kind"))),

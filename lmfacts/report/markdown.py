@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmfacts.report.assemble import claim_order, model_order
-from lmfacts.report.fmt import compact
+from lmfacts.report.fmt import compact, fmt_scalar
 from lmfacts.report.outcomes import (
     OUTCOMES,
     cell_text,
@@ -156,6 +156,35 @@ def _premise_lines(report: dict[str, Any], model: str) -> list[str]:
             *_table(["premise", "weights", "verdict", "evidence"], list(seen.values())), ""]
 
 
+def _param_value(value: Any) -> str:
+    """One parameter value for a table cell: scalars rounded, lists / tables summarised."""
+    return fmt_scalar(value) if not isinstance(value, (list, dict)) else compact(value, max_fields=4, max_list=4)
+
+
+def _param_lines(report: dict[str, Any], model: str) -> list[str]:
+    """Each parameter a claim ran with on ``model`` (record ``params``): value, unit and where it came from.
+
+    Optional parameters left unset (value ``null``) are counted, not listed, to keep the summary short.
+    """
+    rows, unset = [], 0
+    for r in report.get("results") or []:
+        if model_name(r) != model:
+            continue
+        for name, p in sorted((r.get("params") or {}).items()):
+            if not isinstance(p, dict):
+                continue
+            if p.get("value") is None:
+                unset += 1
+                continue
+            rows.append([md_escape(r.get("claim")), md_escape(name), md_escape(_param_value(p.get("value")), 80),
+                         md_escape(p.get("unit")), md_escape(p.get("origin"), 120)])
+    if not rows:
+        return []
+    note = [f"{unset} optional parameters left unset (the claim computes its own, e.g. a window from the depth).", ""]
+    return ["### Parameters (value and where it came from: the claim's declared default or an expectation entry)",
+            "", *_table(["claim", "parameter", "value", "unit", "origin"], rows), "", *(note if unset else [])]
+
+
 def _witness_lines(report: dict[str, Any], model: str) -> list[str]:
     """Each counterexample found on ``model`` (a failing per-prompt claim's witness) with its replay command."""
     lines = []
@@ -174,5 +203,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
     lines = _header_lines(report) + _matrix_lines(report)
     for model in model_order(report):
-        lines += _model_lines(report, model) + _witness_lines(report, model) + _premise_lines(report, model)
+        lines += (_model_lines(report, model) + _witness_lines(report, model) + _premise_lines(report, model)
+                  + _param_lines(report, model))
     return "\n".join(lines).rstrip() + "\n"
