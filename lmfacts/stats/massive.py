@@ -236,7 +236,6 @@ class MassiveAccumulator:
             pid = np.asarray(prompt_ids, dtype=np.int64)
             if pid.shape != (b,):
                 raise ValueError(f"prompt_ids: expected shape {(b,)}, got {pid.shape}")
-        self._next_prompt[layer] = int(pid.max()) + 1 if b else self._next_prompt[layer]
         valid = cls >= 0
         a = np.abs(x)
         self.hist.add(layer, a[valid])
@@ -244,14 +243,39 @@ class MassiveAccumulator:
         kk = min(self.k, p * d)
         top = np.argpartition(-flat, kk - 1, axis=1)[:, :kk]
         rows = np.arange(b)[:, None]
-        vals = flat[rows, top]
-        keep = vals >= 0  # fewer than k valid entries in a short prompt
         ti, di = np.divmod(top, d)
-        signed = x.reshape(b, p * d)[rows, top]
-        rec = np.stack([
-            np.broadcast_to(pid[:, None], top.shape), pos[rows, ti], di, cls[rows, ti],
-        ], axis=-1)[keep].astype(np.float64)
-        self._entries[layer].append(np.column_stack([vals[keep], signed[keep], rec]))
+        self.add_topk(layer, flat[rows, top], x.reshape(b, p * d)[rows, top], pos[rows, ti], di, cls[rows, ti],
+                      prompt_ids=pid)
+
+    def add_topk(self, layer: int, abs_values: object, values: object, positions: object, dims: object,
+                 classes: object, *, prompt_ids: object) -> None:
+        """Add per-prompt top-k candidates reduced elsewhere (e.g. ``torch.topk`` on the device).
+
+        All arrays are ``[b, k']`` with k' ≤ k: |a| (entries < 0 mark "no entry", e.g. padding),
+        signed a, prompt-relative position, dimension, class code; ``prompt_ids`` ``[b]``. The
+        caller adds the same layer's histogram with ``hist.add_counts`` (bins from
+        :meth:`LogAbsHistogram.bin_index`). :meth:`add` is this plus the histogram, in numpy.
+        """
+        self.hist._check_layer(layer)
+        av = as_finite_array(abs_values, "abs_values", ndim=2, min_size=0)
+        b, kk = av.shape
+        if kk > self.k:
+            raise ValueError(f"abs_values: {kk} candidates per prompt, more than k = {self.k}")
+        arrs = [as_finite_array(v, n, ndim=2, min_size=0) for v, n in
+                ((values, "values"), (positions, "positions"), (dims, "dims"), (classes, "classes"))]
+        if any(v.shape != av.shape for v in arrs):
+            raise ValueError(f"values, positions, dims, classes: need shape {av.shape} like abs_values")
+        pid = np.asarray(prompt_ids, dtype=np.int64)
+        if pid.shape != (b,):
+            raise ValueError(f"prompt_ids: expected shape {(b,)}, got {pid.shape}")
+        if b:
+            self._next_prompt[layer] = max(self._next_prompt[layer], int(pid.max()) + 1)
+        keep = av >= 0
+        codes = arrs[3][keep]
+        if np.any((codes < 0) | (codes >= len(self.class_names)) | (codes != np.round(codes))):
+            raise ValueError(f"classes: kept candidates need integer codes in [0, {len(self.class_names)})")
+        rec = np.stack([np.broadcast_to(pid[:, None].astype(np.float64), av.shape), *arrs[1:]], axis=-1)[keep]
+        self._entries[layer].append(np.column_stack([av[keep], arrs[0][keep], rec]))
 
     def merge(self, other: MassiveAccumulator) -> None:
         """Add another accumulator's reductions (disjoint prompt ids are the caller's business)."""

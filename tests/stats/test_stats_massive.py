@@ -128,6 +128,25 @@ def test_streaming_equals_one_shot() -> None:
     assert massive_activations(a).to_dict() == one
 
 
+def test_device_reduced_candidates_equal_numpy_path() -> None:
+    torch = pytest.importorskip("torch")
+    acts, classes = planted_stream(n_layers=4, emerge=2)
+    ref = massive_activations(fill(acts, classes, 4))
+    acc = MassiveAccumulator(4)
+    for start in range(0, 12, 4):
+        for layer in range(4):
+            x = torch.as_tensor(acts[layer, start:start + 4])  # what a probe hook holds
+            c = torch.as_tensor(classes[start:start + 4])
+            a = torch.where((c >= 0)[:, :, None], x.abs(), torch.tensor(-1.0, dtype=x.dtype))
+            vals, idx = torch.topk(a.flatten(1), acc.k, dim=1)
+            pos, dim = idx // x.shape[2], idx % x.shape[2]
+            acc.add_topk(layer, vals.numpy(), x.flatten(1).gather(1, idx).numpy(), pos.numpy(), dim.numpy(),
+                         c.gather(1, pos).numpy(), prompt_ids=np.arange(start, start + 4))
+            bins = acc.hist.bin_index(x.abs()[c >= 0].numpy()).ravel()
+            acc.hist.add_counts(layer, np.bincount(bins, minlength=acc.hist.n_bins + 2))
+    assert massive_activations(acc).to_dict() == ref.to_dict()
+
+
 def test_histogram_median_within_documented_bound() -> None:
     rng = np.random.default_rng(2)
     h = LogAbsHistogram(3)
