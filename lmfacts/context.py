@@ -7,7 +7,7 @@ test's :class:`~lmfacts.report.recorder.ClaimRecord` and resolved expectation be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
 
 class ClaimFailed(pytest.fail.Exception):  # type: ignore[misc,name-defined]
     """A claim's predicate is false on valid measurements: the only exception drawn as ✗ (``failed``)."""
+
+
+class Inconclusive(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """Raised by the plugin after a body that ended with an inconclusive interval verdict and no failure.
+
+    A pytest skip (reason ``"inconclusive: …"``) that the record calls ``inconclusive``: the CI of a
+    headline statistic straddles an edge of its band, so the claim is neither replicated nor refuted.
+    Named like pytest's own skip exception so that pytest prints ``SKIPPED [1] file:line: inconclusive: …``
+    (it strips the ``Skipped: `` prefix), located at the test, not at the plugin line that raises it.
+    """
+
+    __module__ = "builtins"
+    __qualname__ = "Skipped"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, _use_item_location=True)
 
 
 class NonFiniteMeasurement(Exception):  # noqa: N818 - reads as what it reports
@@ -62,6 +78,7 @@ class ClaimContext:
         self.record: ClaimRecord | None = None
         self.expectation: Resolved | None = None
         self._observations: list[float] = []
+        self._inconclusive: list[str] = []
 
     # -- what the claim measures on ----------------------------------------------------------
     def model(self, processing: str | None = None) -> Any:
@@ -185,10 +202,62 @@ class ClaimContext:
             rec.reason = message if not rec.reason else f"{rec.reason}; {message}"
             raise ClaimFailed(message, pytrace=False)
 
+    def interval(self, name: str, value: float, ci: Sequence[float] | None, band: Sequence[float | None], *,
+                 n_resamples: int, method: str, level: float, label: str | None = None) -> str:
+        """Judge a headline statistic by its bootstrap CI against its band; returns the verdict.
+
+        ``value``: the statistic on all prompts; ``ci``: its ``(low, high)`` bootstrap interval over
+        prompts at ``level`` (e.g. 0.95) from ``n_resamples`` resamples by ``method`` ("percentile" or
+        "BCa", :func:`lmfacts.stats.verdict.bootstrap_ci`); ``band``: the open band ``(low, high)`` of
+        accepted values, ``None`` for an open side. ``label`` names the statistic in messages
+        (default ``name``). The verdict is :func:`lmfacts.stats.verdict.interval_verdict` and is
+        recorded as ``record.intervals[name] = {"value", "ci": [lo, hi], "band": [lo, hi], "level",
+        "n_resamples", "method", "verdict"}`` (a stable contract: baselines derive tolerances from it).
+
+        * ``passed``: nothing more happens.
+        * ``failed``: the claim fails like :meth:`check` (:class:`ClaimFailed`, the numbers in the message).
+        * ``inconclusive``: deferred; the body goes on (a later failure or error still decides the
+          outcome) and, if it ends without one, the plugin turns the test into a skip whose reason
+          starts with ``"inconclusive:"`` (record outcome ``inconclusive``).
+
+        A NaN/inf/None value or CI bound raises :class:`NonFiniteMeasurement` (an ``error``); a
+        malformed band or CI raises ``ValueError`` (also an ``error``).
+        """
+        from lmfacts.report.outcomes import band_text
+        from lmfacts.stats.verdict import interval_verdict, straddled_edge
+
+        what = label or name
+        ci_pair = list(ci) if ci is not None else [None, None]
+        bad = non_finite({"value": value, "ci_low": ci_pair[0], "ci_high": ci_pair[1]})
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise NonFiniteMeasurement(f"non-finite value(s) of the interval verdict on {what}: {shown}")
+        lo, hi = float(ci_pair[0]), float(ci_pair[1])
+        band_pair = [None if b is None else float(b) for b in band]
+        verdict = interval_verdict((lo, hi), (band_pair[0], band_pair[1]) if len(band_pair) == 2 else band_pair)
+        rec = self._rec()
+        rec.intervals[name] = {"value": float(value), "ci": [lo, hi], "band": band_pair, "level": float(level),
+                               "n_resamples": int(n_resamples), "method": str(method), "verdict": verdict}
+        text = (f"{what} {value:.5g}, {100 * level:g}% CI [{lo:.5g}, {hi:.5g}] ({n_resamples} resamples, "
+                f"{method})")
+        if verdict == "failed":
+            self.check(False, f"{text} lies outside the expected band {band_text(band_pair)}", value=value,
+                       ci_low=lo, ci_high=hi)
+        elif verdict == "inconclusive":
+            edge = straddled_edge((lo, hi), (band_pair[0], band_pair[1]))
+            self._inconclusive.append(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair)}")
+        return verdict
+
+    @property
+    def inconclusive_reason(self) -> str | None:
+        """``"inconclusive: …"`` naming every deferred interval verdict of this test, or ``None``."""
+        return "inconclusive: " + "; ".join(self._inconclusive) if self._inconclusive else None
+
     # -- plugin side ---------------------------------------------------------------------------
     def begin(self, spec: ClaimSpec, record: ClaimRecord) -> None:
         """Point the context at a new test (called by the plugin)."""
         self.spec, self.record, self._observations = spec, record, []
+        self._inconclusive = []
         self.expectation = None
 
     def end(self) -> None:

@@ -291,6 +291,22 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xfail(reason=exp.xfail, strict=True))
 
 
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_call")
+def pytest_runtest_call_inconclusive(item: pytest.Item) -> Any:
+    """After a claim's body that raised nothing: an inconclusive interval verdict (``ctx.interval``)
+    turns the pass into a skip whose reason starts with ``"inconclusive:"`` (record outcome
+    ``inconclusive``). A body that failed or raised keeps its outcome: a definite ✗ wins."""
+    result = yield
+    record = item.stash.get(RECORD_KEY, None)
+    context = getattr(item, "funcargs", {}).get("ctx")
+    if record is not None and isinstance(context, ClaimContext) and context.inconclusive_reason:
+        from lmfacts.context import Inconclusive
+
+        record.reason = context.inconclusive_reason
+        raise Inconclusive(context.inconclusive_reason)
+    return result
+
+
 def _check_premises(context: ClaimContext, spec: ClaimSpec, record: ClaimRecord) -> None:
     """Evaluate the claim's declared premises in order; skip at the first that does not hold.
 
@@ -325,9 +341,15 @@ def _is_check_failure(exc: BaseException | None) -> bool:
 
 def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     """The record's outcome. ``failed`` only for a false predicate on valid measurements (ctx.check);
-    any other exception in the body (a crash, a non-finite operand) is ``error``."""
+    any other exception in the body (a crash, a non-finite operand) is ``error``; a body that ended
+    with an inconclusive interval verdict (a skip raised as :class:`lmfacts.context.Inconclusive`)
+    is ``inconclusive``."""
+    from lmfacts.context import Inconclusive
+
     if hasattr(report, "wasxfail"):
         return "xfailed" if report.skipped else "xpassed"
+    if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, Inconclusive):
+        return "inconclusive"
     if report.when != "call" and report.failed:
         return "error"
     if report.failed and "XPASS(strict)" in str(report.longrepr):
@@ -377,11 +399,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
-    """A claim whose body raised (not a false predicate) is shown as E / ERROR, like a setup error."""
+    """A claim whose body raised (not a false predicate) is shown as E / ERROR, like a setup error; an
+    inconclusive one as ``?`` / INCONCLUSIVE (counted among the skips, its reason in ``-rs``)."""
     if report.when == "call" and report.failed:
         for name, value in report.user_properties:
             if name == USER_PROPERTY and value.get("outcome") == "error":
                 return "error", "E", ("ERROR", {"red": True})
+    if report.when == "call" and report.skipped:
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY and value.get("outcome") == "inconclusive":
+                return "skipped", "?", ("INCONCLUSIVE", {"yellow": True})
     return None
 
 

@@ -11,6 +11,9 @@ from lmfacts.report.assemble import final_records, record_key
 from lmfacts.report.fmt import fmt_number
 
 BAD_OUTCOMES = frozenset({"failed", "error"})
+#: an interval verdict whose CI straddles a band edge: its own outcome, neither a pass nor a regression
+#: (a change to or from it is listed among the outcome changes, with the reason that names the CI)
+UNDECIDED_OUTCOMES = frozenset({"inconclusive"})
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ def format_diff(diff: RunDiff) -> str:
     if others:
         lines.append(f"Outcome changes ({len(others)}):")
         for c in others:
-            lines.append(f"  {c.claim} [{c.model}] {c.before or 'absent'} -> {c.after or 'absent'}  ({c.key})")
+            why = f" — {c.reason}" if c.reason and c.after in UNDECIDED_OUTCOMES else ""
+            lines.append(f"  {c.claim} [{c.model}] {c.before or 'absent'} -> {c.after or 'absent'}  ({c.key}){why}")
     if diff.value_changes:
         lines.append(f"Measured values that moved more than {diff.rel_tol:.0%} ({len(diff.value_changes)}):")
         for v in diff.value_changes:

@@ -20,6 +20,7 @@ from lmfacts.report.outcomes import (
     cell_outcomes,
     group_sort_key,
     group_title,
+    interval_text,
     model_name,
     source_group,
     symbol,
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 CSS = """
 :root{--fg:#1f2933;--muted:#616e7c;--line:#d9e2ec;--bg:#f7f9fb;--pass:#e3f4e8;--passfg:#1e7b3a;
 --fail:#fde4e4;--failfg:#b42318;--skip:#eef0f3;--skipfg:#52606d;--xfail:#fff4d6;--xfailfg:#8a5a00;
---xpass:#fbe3f3;--xpassfg:#9c1c74;--err:#f9d7d7;--errfg:#7a0f0f}
+--xpass:#fbe3f3;--xpassfg:#9c1c74;--err:#f9d7d7;--errfg:#7a0f0f;--inc:#e6effa;--incfg:#1f4e8c}
 *{box-sizing:border-box}
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);
 margin:0;background:var(--bg)}
@@ -51,7 +52,7 @@ th{background:#f0f4f8;font-weight:600;font-size:12.5px}
 table.matrix{width:auto;min-width:50%}table.matrix td.cell{text-align:center;white-space:nowrap;min-width:90px}
 .o-passed{background:var(--pass);color:var(--passfg)}.o-failed{background:var(--fail);color:var(--failfg);font-weight:600}
 .o-skipped{background:var(--skip);color:var(--skipfg)}.o-xfailed{background:var(--xfail);color:var(--xfailfg)}
-.o-xpassed{background:var(--xpass);color:var(--xpassfg);font-weight:600}.o-error{background:var(--err);color:var(--errfg);font-weight:700}
+.o-xpassed{background:var(--xpass);color:var(--xpassfg);font-weight:600}.o-inconclusive{background:var(--inc);color:var(--incfg);font-weight:600}.o-error{background:var(--err);color:var(--errfg);font-weight:700}
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
 .chips{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0 4px}.chips .badge{font-size:13px;padding:3px 10px}
 td.measured{font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:12px;max-width:380px;word-break:break-word}
@@ -60,10 +61,10 @@ nav{margin:12px 0}nav a{margin-right:14px}
 a{color:#1f5fa8;text-decoration:none}a:hover{text-decoration:underline}
 .record{background:#fff;border:1px solid var(--line);border-left:4px solid var(--line);border-radius:6px;
 padding:10px 14px;margin:12px 0}
-.record.o-passed,.record.o-failed,.record.o-skipped,.record.o-xfailed,.record.o-xpassed,.record.o-error{background:#fff;color:var(--fg);font-weight:400}
+.record.o-passed,.record.o-failed,.record.o-skipped,.record.o-xfailed,.record.o-xpassed,.record.o-error,.record.o-inconclusive{background:#fff;color:var(--fg);font-weight:400}
 .record.o-passed{border-left-color:var(--passfg)}.record.o-failed{border-left-color:var(--failfg)}
 .record.o-xfailed{border-left-color:#e9a23b}.record.o-xpassed{border-left-color:var(--xpassfg)}
-.record.o-error{border-left-color:var(--errfg)}
+.record.o-error{border-left-color:var(--errfg)}.record.o-inconclusive{border-left-color:var(--incfg)}
 .record header{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
 .record header b{font-size:14.5px}
 .rbody{display:flex;flex-wrap:wrap;gap:14px;margin-top:6px;align-items:flex-start}
@@ -197,7 +198,7 @@ def _matrix(report: dict[str, Any]) -> str:
             text = " ".join(symbol(o) + (f"×{n}" if n > 1 else "") for o, n in parts)
             marks = []
             for r in recs:
-                if r.get("outcome") == "skipped" and r.get("reason"):
+                if r.get("outcome") in ("skipped", "inconclusive") and r.get("reason"):
                     if r["reason"] not in notes:
                         notes.append(r["reason"])
                     mark = str(notes.index(r["reason"]) + 1)
@@ -216,7 +217,7 @@ def _matrix(report: dict[str, Any]) -> str:
     return (
         f'<h2>Claims × models</h2><table class="matrix"><tr>{head}</tr>{"".join(rows)}</table>'
         f'<p class="small muted">{legend}</p>'
-        + (f'<p class="small muted">Skip reasons:</p><ol class="notes">{foot}</ol>' if notes else "")
+        + (f'<p class="small muted">Skip and inconclusive reasons:</p><ol class="notes">{foot}</ol>' if notes else "")
     )
 
 
@@ -275,6 +276,8 @@ def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -
              if r.get("expected") is not None else None),
             ("tolerance", f'<span class="mono">{esc(compact(r.get("tolerance")))}</span>'
              if r.get("tolerance") is not None else None),
+            ("intervals", "<br>".join(esc(interval_text(k, v)) for k, v in (r.get("intervals") or {}).items()
+                                      if isinstance(v, dict)) or None),
             ("parameters", _params_html(r.get("params"))),
             ("reason", esc(r.get("reason"))),
             ("source", esc(r.get("source"))),
@@ -293,7 +296,8 @@ def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -
         if isinstance(r.get("witness"), dict) else ""
     figs = "".join(_figure(f) for f in r.get("figures") or [])
     figs = f'<div class="figs">{figs}</div>' if figs else ""
-    raw = {k: r.get(k) for k in ("measured", "expected", "tolerance", "control") if r.get(k) not in (None, {}, [])}
+    raw = {k: r.get(k) for k in ("measured", "expected", "tolerance", "control", "intervals")
+           if r.get(k) not in (None, {}, [])}
     details = f"<details><summary>full values (JSON)</summary>{_json_block(raw)}</details>" if raw else ""
     return (
         f'<section class="record o-{esc(outcome)}" id="{esc(rec_id)}">'

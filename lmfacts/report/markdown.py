@@ -12,6 +12,7 @@ from lmfacts.report.assemble import claim_order, model_order
 from lmfacts.report.fmt import compact, fmt_scalar
 from lmfacts.report.outcomes import (
     OUTCOMES,
+    band_text,
     cell_text,
     group_sort_key,
     group_title,
@@ -93,7 +94,7 @@ def _matrix_lines(report: dict[str, Any]) -> list[str]:
             text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
             marks = []
             for r in recs:
-                if r.get("outcome") in ("skipped", "error") and r.get("reason"):
+                if r.get("outcome") in ("skipped", "error", "inconclusive") and r.get("reason"):
                     prefix = "error: " if r.get("outcome") == "error" else ""
                     note = md_escape(prefix + r["reason"], 400)
                     if note not in notes:
@@ -137,6 +138,30 @@ def _model_lines(report: dict[str, Any], model: str) -> list[str]:
         lines += _table(["claim", "statistic", "measured", "expected", "tolerance", "outcome", "reason"], rows)
         lines.append("")
     return lines
+
+
+def _interval_lines(report: dict[str, Any], model: str) -> list[str]:
+    """Every interval verdict on ``model`` (``record["intervals"]``): value, CI, band, resamples, verdict."""
+    rows = []
+    for r in report.get("results") or []:
+        if model_name(r) != model:
+            continue
+        for name, e in (r.get("intervals") or {}).items():
+            if not isinstance(e, dict):
+                continue
+            ci = e.get("ci") or [None, None]
+            level = e.get("level")
+            rows.append([md_escape(r.get("claim")), md_escape(name), md_escape(fmt_scalar(e.get("value"), 5)),
+                         md_escape(f"[{fmt_scalar(ci[0], 5)}, {fmt_scalar(ci[1], 5)}]"),
+                         md_escape(f"{100 * level:g}%" if isinstance(level, (int, float)) else level),
+                         md_escape(band_text(e.get("band"))), md_escape(e.get("n_resamples")),
+                         md_escape(e.get("method")),
+                         md_escape(symbol(str(e.get("verdict"))) + " " + str(e.get("verdict")))])
+    if not rows:
+        return []
+    return ["### Interval verdicts (bootstrap CI over prompts vs the expected band)", "",
+            *_table(["claim", "statistic", "value", "CI", "level", "band", "resamples", "method", "verdict"], rows),
+            ""]
 
 
 def _premise_lines(report: dict[str, Any], model: str) -> list[str]:
@@ -203,6 +228,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
     lines = _header_lines(report) + _matrix_lines(report)
     for model in model_order(report):
-        lines += (_model_lines(report, model) + _witness_lines(report, model) + _premise_lines(report, model)
-                  + _param_lines(report, model))
+        lines += (_model_lines(report, model) + _interval_lines(report, model) + _witness_lines(report, model)
+                  + _premise_lines(report, model) + _param_lines(report, model))
     return "\n".join(lines).rstrip() + "\n"

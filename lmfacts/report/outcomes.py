@@ -6,14 +6,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+# "inconclusive": an interval verdict whose CI straddles a band edge (ctx.interval); shown by pytest as a
+# skip whose reason starts with "inconclusive:", never counted as a pass.
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "inconclusive", "skipped", "xfailed", "xpassed", "error")
 
 # Worst first: the order in which a matrix cell lists the outcomes of several tests.
-SEVERITY: tuple[str, ...] = ("error", "failed", "xpassed", "passed", "xfailed", "skipped")
+SEVERITY: tuple[str, ...] = ("error", "failed", "xpassed", "inconclusive", "passed", "xfailed", "skipped")
 
 SYMBOLS: dict[str, str] = {
     "passed": "✓",
     "failed": "✗",
+    "inconclusive": "?",
     "xfailed": "xfail",
     "xpassed": "XPASS",
     "skipped": "–",
@@ -23,6 +26,7 @@ SYMBOLS: dict[str, str] = {
 ASCII_SYMBOLS: dict[str, str] = {
     "passed": "ok",
     "failed": "FAIL",
+    "inconclusive": "?",
     "xfailed": "xfail",
     "xpassed": "XPASS",
     "skipped": "-",
@@ -102,3 +106,34 @@ def cell_text(outcomes: Iterable[str], *, ascii_only: bool = False) -> str:
         mark = symbol(outcome, ascii_only=ascii_only)
         parts.append(f"{mark}x{n}" if ascii_only and n > 1 else f"{mark}×{n}" if n > 1 else mark)
     return " ".join(parts)
+
+
+def _num(value: object) -> str:
+    from lmfacts.report.fmt import fmt_number
+
+    return "null" if value is None else fmt_number(value, 5) if isinstance(value, (int, float)) else str(value)
+
+
+def band_text(band: object) -> str:
+    """An open band ``[lo, hi]`` as text: ``> lo``, ``< hi`` or ``(lo, hi)`` (None = open side)."""
+    lo, hi = (list(band) + [None, None])[:2] if isinstance(band, (list, tuple)) else (None, None)
+    if lo is None and hi is None:
+        return "(no band)"
+    if hi is None:
+        return f"> {_num(lo)}"
+    if lo is None:
+        return f"< {_num(hi)}"
+    return f"({_num(lo)}, {_num(hi)})"
+
+
+def interval_text(name: str, entry: dict) -> str:
+    """One interval verdict of ``record["intervals"]`` as text.
+
+    ``rate 1.0512, 95% CI [1.038, 1.062] (2000 resamples, percentile) vs (1.04, 1.08): inconclusive``.
+    """
+    ci = entry.get("ci") or [None, None]
+    level = entry.get("level")
+    pct = f"{_num(100 * level)}% " if isinstance(level, (int, float)) else ""
+    return (f"{name} {_num(entry.get('value'))}, {pct}CI [{_num(ci[0])}, {_num(ci[1])}] "
+            f"({entry.get('n_resamples')} resamples, {entry.get('method')}) vs {band_text(entry.get('band'))}: "
+            f"{entry.get('verdict')}")

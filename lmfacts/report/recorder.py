@@ -14,7 +14,7 @@ from typing import Any
 from lmfacts.jsonsafe import to_jsonable
 
 USER_PROPERTY = "lmfacts_record"
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+OUTCOMES = ("passed", "failed", "inconclusive", "skipped", "xfailed", "xpassed", "error")
 
 
 @dataclass
@@ -38,6 +38,10 @@ class ClaimRecord:
     witness: dict[str, Any] | None = None
     control: dict[str, Any] | None = None
     figures: list[dict[str, Any]] = field(default_factory=list)
+    # Interval verdicts (ctx.interval), by statistic name; each entry is exactly
+    # {"value", "ci": [lo, hi], "band": [lo, hi] (None = open side), "level", "n_resamples", "method",
+    #  "verdict": "passed" | "failed" | "inconclusive"}. Baseline tolerances are derived from these.
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     expectation_kind: str | None = None
     #: every parameter the claim ran with: {name: {"value", "origin", "unit"}} (origin: "claim default"
     #: or "rn.toml#3 (published: …)"; lmfacts.expectations.Resolved.describe)

@@ -8,8 +8,9 @@ Conventions
 * The growth rate is ``r = exp(slope)`` where ``slope`` is the ordinary least-squares slope of
   ``log(mean norm)`` against the layer index over the window; ``R^2`` is that log-linear fit's.
 * Confidence interval of ``r``:
-  - 2-D input: percentile bootstrap over prompts (rows resampled with replacement, the per-layer
-    mean recomputed from the resample, the slope refitted) -- ``ci_method == "bootstrap_prompts"``.
+  - 2-D input: seeded bootstrap over prompts (:func:`lmfacts.stats.verdict.bootstrap_ci`: rows
+    resampled with replacement, the per-layer mean recomputed from the resample, the slope refitted;
+    ``boot_method`` "percentile" (default) or "BCa") -- ``ci_method == "bootstrap_prompts"``.
   - 1-D input (or a single prompt): the classical OLS t-interval of the slope, exponentiated
     (``ci_method == "ols_t"``, assumes independent per-layer residuals); it needs >= 3 layers in
     the window, otherwise ``ci`` is ``None`` (``ci_method == "none"``, also when ``n_boot == 0``).
@@ -54,6 +55,8 @@ class GrowthFit(ResultMixin):
     ci_level: float
     ci_method: str
     n_boot: int
+    boot_method: str = "none"
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def fit_growth_rate(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    boot_method: str = "percentile",
 ) -> GrowthFit:
     """Fit the per-layer exponential growth rate of ``norms`` over the inclusive ``window``.
 
@@ -138,16 +142,16 @@ def fit_growth_rate(
     if arr.ndim == 2 and arr.shape[0] == 1:
         arr = arr[0]  # one prompt: nothing to resample, use the 1-D (OLS) interval
     if arr.ndim == 2 and n_boot > 0:
+        from .verdict import bootstrap_ci
+
         method = "bootstrap_prompts"
-        rng = np.random.default_rng(seed)
-        n = arr.shape[0]
-        sub = arr[:, lo : hi + 1]
-        # Multinomial resampling counts: memory O(n_boot * (n + window)) instead of n_boot * n * window.
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-        boot_curves = counts @ sub / n
-        boot_slopes, _ = _ols_slopes(np.log(boot_curves), layers)
-        q = np.quantile(boot_slopes, [tail, 1.0 - tail])
-        interval = (float(np.exp(q[0])), float(np.exp(q[1])))
+
+        def rates(rows: np.ndarray) -> np.ndarray:  # (B, n, window) -> (B,) rate of each resample's mean curve
+            return np.exp(_ols_slopes(np.log(rows.mean(axis=1)), layers)[0])
+
+        boot = bootstrap_ci(arr[:, lo : hi + 1], rates, n_resamples=n_boot, level=level, method=boot_method,
+                            seed=seed)
+        interval = boot.ci
     elif arr.ndim == 1 and layers.size >= 3:
         method = "ols_t"
         dof = layers.size - 2
@@ -165,6 +169,8 @@ def fit_growth_rate(
         ci_level=level,
         ci_method=method,
         n_boot=n_boot if method == "bootstrap_prompts" else 0,
+        boot_method=boot_method if method == "bootstrap_prompts" else "none",
+        seed=seed,
     )
 
 

@@ -39,7 +39,8 @@ def test_later_line_supersedes_earlier(report):
 
 def test_summary_counts(report):
     counts = report["summary"]["counts"]
-    assert counts == {"passed": 6, "failed": 2, "skipped": 1, "xfailed": 1, "xpassed": 1, "error": 1}
+    assert counts == {"passed": 6, "failed": 2, "inconclusive": 0, "skipped": 1, "xfailed": 1, "xpassed": 1,
+                      "error": 1}
     assert report["summary"]["by_model"]["pythia-160m"]["error"] == 1
     assert report["run"]["id"] == "20250101T000000Z-abc1234"
 
