@@ -348,8 +348,7 @@ def massive_activations(
     empty = [layer for layer in range(L) if acc.hist.total(layer) == 0]
     if empty:
         raise ValueError(f"massive_activations: no activations were added at layer(s) {empty}")
-    n_prompts = max(acc._next_prompt) if any(acc._next_prompt) else 0
-    all_ids: set[int] = set()
+    all_ids: set[int] = set()  # prompts with at least one counted position
     top1, top3, med, ratio, has, saturated = [], [], [], [], [], []
     sites: list[dict[str, Any]] = []
     class_counts: Counter[str] = Counter()
@@ -394,7 +393,7 @@ def massive_activations(
                     "mean_value": float(rows[:, 1].mean()),
                     "positions": [int(p) for p, _ in Counter(rows[:, 3].astype(int).tolist()).most_common(5)],
                 })
-    n_prompts = max(n_prompts, len(all_ids))
+    n_prompts = len(all_ids)
     for s in sites:
         s["share"] = s["n_prompts"] / n_prompts if n_prompts else 0.0
         if s["share"] >= min_share:

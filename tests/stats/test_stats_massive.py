@@ -128,6 +128,15 @@ def test_streaming_equals_one_shot() -> None:
     assert massive_activations(a).to_dict() == one
 
 
+def test_shares_count_the_prompts_seen_not_their_ids() -> None:
+    acts, classes = planted_stream(n_layers=3, emerge=1)
+    acc = MassiveAccumulator(3)
+    for layer in range(3):
+        acc.add(layer, acts[layer], classes, prompt_ids=np.arange(12) * 7 + 100)  # corpus indices of a subset
+    res = massive_activations(acc)
+    assert res.n_prompts == 12 and {s["share"] for s in res.sites if s["class"] == "first"} == {1.0}
+
+
 def test_device_reduced_candidates_equal_numpy_path() -> None:
     torch = pytest.importorskip("torch")
     acts, classes = planted_stream(n_layers=4, emerge=2)
