@@ -26,9 +26,10 @@ never a target), as logsumexp(logits) − logit[target] in float32, summed in fl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 Hook = tuple[str, Callable[..., Any]]
@@ -78,11 +79,16 @@ def remove_skip_hooks(layer: int, *, parallel: bool) -> list[Hook]:
 
 @dataclass(frozen=True)
 class LossResult:
-    """Mean next-token loss (nats) over ``n_targets`` target tokens, and the per-prompt means."""
+    """Mean next-token loss (nats) over ``n_targets`` target tokens, and the per-prompt means.
+
+    ``per_prompt_targets[i]``: target tokens of prompt ``i`` (``per_prompt[i]`` is NaN where 0), so
+    ``loss == Σ per_prompt[i]·per_prompt_targets[i] / n_targets`` over the prompts with targets.
+    """
 
     loss: float
     n_targets: int
     per_prompt: list[float]
+    per_prompt_targets: list[int] = field(default_factory=list)
 
 
 def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Hook] = (), prepend_bos: bool,
@@ -95,6 +101,7 @@ def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Ho
         raise ValueError("next_token_loss needs at least one prompt")
     total, count = 0.0, 0
     per_prompt: list[float] = []
+    targets: list[int] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = make_batch(bridge, list(texts[start:start + batch_size]), prepend_bos=prepend_bos, n_ctx=n_ctx,
@@ -113,6 +120,34 @@ def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Ho
             count += int(real.sum())
             per = (nll * real).sum(1) / real.sum(1).clamp(min=1)
             per_prompt += [float(v) if int(n) else float("nan") for v, n in zip(per, real.sum(1), strict=True)]
+            targets += [int(n) for n in real.sum(1)]
     if count == 0:
         raise ValueError("no target tokens: every prompt is a single token")
-    return LossResult(total / count, count, per_prompt)
+    return LossResult(total / count, count, per_prompt, targets)
+
+
+def loss_delta_ci(base: LossResult, ablated: Sequence[LossResult], combine: Callable[..., np.ndarray], *,
+                  n_resamples: int = 2000, seed: int = 0) -> Any:
+    """Bootstrap CI over prompts of ``combine(Δ_1, …, Δ_k)``, Δ_j = ablated[j].loss − base.loss.
+
+    Each Δ_j is token-weighted (Σ n_i·(ablated_i − base_i) / Σ n_i over the resampled prompts, n_i
+    their target tokens), so on the full sample it equals the difference of the ``loss`` values.
+    ``combine`` maps ``k`` arrays of shape ``(B,)`` to ``(B,)``. Prompts without a target token are
+    dropped. Returns :class:`lmfacts.stats.verdict.BootstrapCI`; raises ``ValueError`` when the
+    results are not over the same prompts, :class:`~lmfacts.stats.DegenerateSample` with < 2 prompts.
+    """
+    from lmfacts.stats.verdict import bootstrap_ci
+
+    n = np.asarray(base.per_prompt_targets, dtype=np.float64)
+    for r in ablated:
+        if r.per_prompt_targets != base.per_prompt_targets:
+            raise ValueError("loss_delta_ci: the ablated and base losses are not over the same prompts/targets")
+    keep = n > 0
+    rows = [n[keep], np.asarray(base.per_prompt, dtype=np.float64)[keep]]
+    rows += [np.asarray(r.per_prompt, dtype=np.float64)[keep] for r in ablated]
+
+    def stat(w: np.ndarray, b: np.ndarray, *abl: np.ndarray) -> np.ndarray:
+        total = w.sum(axis=1)
+        return np.asarray(combine(*(((a - b) * w).sum(axis=1) / total for a in abl)), dtype=np.float64)
+
+    return bootstrap_ci(rows, stat, n_resamples=n_resamples, seed=seed)

@@ -126,6 +126,8 @@ def test_interval_outcomes_through_the_plugin(tmp_path: Path) -> None:
     assert "inconclusive" in summary.splitlines()[1], summary
     row = next(line for line in summary.splitlines() if line.startswith("ZZ-22"))
     assert row.split()[-1] == "?", row
+    assert "? inconclusive (CI straddles a band edge; not a pass): 2" in summary
+    assert "  ZZ-22 [tiny-gpt2]: inconclusive: rate " in summary
     md = (run_dir / "report.md").read_text()
     md_row = next(line for line in md.splitlines() if line.startswith("| **ZZ-22**"))
     assert "?" in md_row and "✓" not in md_row, md_row
@@ -135,3 +137,24 @@ def test_interval_outcomes_through_the_plugin(tmp_path: Path) -> None:
     assert "o-inconclusive" in html and "inconclusive: rate" in html
     counts = load_report(tmp_path / "r")["summary"]["counts"]
     assert counts["inconclusive"] == 2 and counts["passed"] == 1 and counts["failed"] == 2
+
+
+def test_report_diff_keeps_inconclusive_as_its_own_outcome() -> None:
+    """passed → inconclusive is an outcome change (with the CI in its reason), not a pass and not a
+    regression; inconclusive → failed is not a regression either (it never passed)."""
+    from lmfacts.report.diff import diff_runs, format_diff
+
+    def run(run_id: str, outcomes: dict[str, tuple[str, str | None]]) -> dict:
+        return {"run": {"id": run_id}, "results": [
+            {"claim": c, "model": "m", "nodeid": f"t::{c}", "outcome": o, "reason": why, "measured": {}}
+            for c, (o, why) in outcomes.items()]}
+
+    reason = "inconclusive: rate 1.05, 95% CI [1.03, 1.07] (2000 resamples, percentile) straddles the band edge 1.04"
+    a = run("A", {"RN-1": ("passed", None), "RN-3": ("inconclusive", reason)})
+    b = run("B", {"RN-1": ("inconclusive", reason), "RN-3": ("failed", "rate 0.9")})
+    diff = diff_runs(a, b)
+    changes = {c.claim: (c.before, c.after) for c in diff.outcome_changes}
+    assert changes == {"RN-1": ("passed", "inconclusive"), "RN-3": ("inconclusive", "failed")}
+    assert diff.regressions == []
+    text = format_diff(diff)
+    assert "RN-1 [m] passed -> inconclusive" in text and "straddles the band edge 1.04" in text

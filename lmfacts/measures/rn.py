@@ -88,7 +88,8 @@ def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
 
     Returns ``rate`` (exp of the OLS slope of log mean norm vs point over the window, fitted to the
     mean over prompts of each prompt's content mean, so the bootstrap CI resamples it), ``r2``,
-    ``ci`` (bootstrap over prompts), ``two_point_rate`` (the post's by-eye estimator), ``window``,
+    ``ci`` (seeded bootstrap over prompts, :func:`lmfacts.stats.verdict.bootstrap_ci`; with one prompt the
+    OLS t-interval) with ``ci_level``, ``ci_n_resamples`` and ``ci_method``, ``two_point_rate`` (the post's by-eye estimator), ``window``,
     ``norms`` (the mean content norm at every point, L + 1 values), ``bos_norms``, ``pad_norms``,
     ``per_layer_rates`` and the curvature fit (``curvature_c``, ``superexponential``).
     """
@@ -100,6 +101,8 @@ def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
     fit = fit_growth_rate(per_prompt if per_prompt.shape[0] > 1 else norms, (lo, hi), seed=0)
     out: dict[str, Any] = {
         "rate": fit.rate, "r2": fit.r_squared, "ci": list(fit.ci) if fit.ci else None,
+        "ci_level": fit.ci_level, "ci_n_resamples": fit.n_boot,
+        "ci_method": fit.boot_method if fit.ci_method == "bootstrap_prompts" else fit.ci_method,
         "fit_slope": fit.slope, "fit_intercept": fit.intercept,
         "two_point_rate": two_point_rate(norms, lo, hi), "window": [lo, hi],
         "norms": norms.tolist(), "bos_norms": probe.resid.mean("bos").tolist(),
@@ -119,10 +122,22 @@ def measure_rn3(probe: Any, exp: Any) -> dict[str, Any]:
     Block ``l``'s outputs are compared with the stream over the same block indices (the stream's
     points 0..L-1 are the resid_pre of the blocks). Windows: ``attn_window`` / ``mlp_window`` from
     the expectation (gpt2-xl: attn_out stops growing after ~30), else the default window over L blocks.
+
+    With per-prompt content means of at least 2 prompts (the probe keeps them for resid, attn_out and
+    mlp_out), ``rate`` and ``resid_rate`` are fitted to the prompt-weighted curves (mean over prompts
+    of each prompt's content mean, as RN-1) and each kind gets seeded bootstrap CIs over prompts
+    (:func:`lmfacts.stats.verdict.bootstrap_ci`, the sublayer's and the stream's curves resampled
+    together): ``rate_ci`` and ``rate_diff_ci`` (of ``rate − resid_rate``), with ``ci_level``,
+    ``ci_n_resamples``, ``ci_method`` and ``n_prompts``. Otherwise (one prompt) the token-weighted
+    curves give point estimates and the CIs are ``None``.
     """
+    from lmfacts.stats.growth import window_rates
+    from lmfacts.stats.verdict import bootstrap_ci
+
     L = probe.n_layers
     out: dict[str, Any] = {}
     resid = probe.resid.mean("content")[:L]
+    resid_pp = probe.resid.prompt_means()[:, :L]
     for kind in ("attn_out", "mlp_out"):
         norms = getattr(probe, kind).mean("content")
         key = f"{kind.split('_')[0]}_window"
@@ -131,7 +146,22 @@ def measure_rn3(probe: Any, exp: Any) -> dict[str, Any]:
         rfit = fit_growth_rate(resid, (lo, hi))
         out[kind] = {"rate": fit.rate, "r2": fit.r_squared, "window": [lo, hi], "resid_rate": rfit.rate,
                      "rate_ratio": fit.rate / rfit.rate, "norms": norms.tolist(),
-                     "peak_layer": int(np.nanargmax(norms))}
+                     "peak_layer": int(np.nanargmax(norms)), "rate_ci": None, "rate_diff_ci": None,
+                     "weighting": "tokens"}
+        sub_pp = getattr(probe, kind).prompt_means()
+        keep = np.isfinite(sub_pp).all(axis=1) & np.isfinite(resid_pp).all(axis=1)
+        if keep.sum() < 2:
+            continue
+        sub_k, resid_k = sub_pp[keep], resid_pp[keep]
+        pfit = fit_growth_rate(sub_k.mean(axis=0), (lo, hi))
+        prfit = fit_growth_rate(resid_k.mean(axis=0), (lo, hi))
+        rate_boot = bootstrap_ci(sub_k, lambda a, w=(lo, hi): window_rates(a.mean(axis=1), w), n_resamples=1000)
+        diff_boot = bootstrap_ci([sub_k, resid_k], lambda a, r, w=(lo, hi): window_rates(a.mean(axis=1), w)
+                                 - window_rates(r.mean(axis=1), w), n_resamples=1000)
+        out[kind].update(rate=pfit.rate, r2=pfit.r_squared, resid_rate=prfit.rate, rate_ratio=pfit.rate / prfit.rate,
+                         rate_ci=list(rate_boot.ci), rate_diff_ci=list(diff_boot.ci), ci_level=rate_boot.level,
+                         ci_n_resamples=rate_boot.n_resamples, ci_method=rate_boot.method,
+                         n_prompts=rate_boot.n_prompts, weighting="prompts")
     return out
 
 
@@ -304,11 +334,37 @@ def fitted_rate(values: Sequence[float] | np.ndarray, window: tuple[int, int]) -
     return fit.rate, fit.r_squared
 
 
+def ratio_to_corpus_rate(numerator_rate: float, sums: Any, window: tuple[int, int], *,
+                         n_resamples: int = 1000, seed: int = 0) -> dict[str, Any] | None:
+    """``numerator_rate`` / (growth rate of a corpus norm curve), with a bootstrap CI over prompts.
+
+    ``sums``: a probe :class:`~lmfacts.probe.accumulators.NormSums` (attn_out, mlp_out, …); its
+    per-prompt content means (prompts with a NaN dropped) give the prompt-weighted mean curve, whose
+    LSQ rate over the inclusive ``window`` is the denominator; ``numerator_rate`` (a weight
+    statistic) is fixed. Returns ``{"corpus_rate", "ratio", "ratio_ci", "ci_level", "ci_n_resamples",
+    "ci_method", "n_prompts"}``, or ``None`` with fewer than 2 usable prompts (no CI then).
+    """
+    from lmfacts.stats.growth import window_rates
+    from lmfacts.stats.verdict import bootstrap_ci
+
+    pp = sums.prompt_means()
+    pp = pp[np.isfinite(pp).all(axis=1)]
+    if pp.shape[0] < 2 or not math.isfinite(numerator_rate):
+        return None
+    boot = bootstrap_ci(pp, lambda a: numerator_rate / window_rates(a.mean(axis=1), window),
+                        n_resamples=n_resamples, seed=seed)
+    return {"corpus_rate": numerator_rate / boot.value, "ratio": boot.value, "ratio_ci": list(boot.ci),
+            "ci_level": boot.level, "ci_n_resamples": boot.n_resamples, "ci_method": boot.method,
+            "n_prompts": boot.n_prompts}
+
+
 def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str | None) -> dict[str, Any]:
     """RN-5: fitted growth rate of mean-over-heads ‖W_OV‖_F vs the fitted rate of mean content ‖attn_out‖.
 
     Window: ``window`` of the expectation, else the default over L blocks. Also ‖b_O‖ relative to the
-    mean content ‖attn_out‖ per layer.
+    mean content ‖attn_out‖ per layer. With ≥ 2 prompts' content means, ``attn_rate`` is the rate of
+    the prompt-weighted curve and ``rate_ratio_ci`` its bootstrap CI over prompts
+    (:func:`ratio_to_corpus_rate`); ``attn_r2`` stays the token-weighted curve's fit.
     """
     L = probe.n_layers
     lo, hi = window_from(exp, L)
@@ -319,8 +375,15 @@ def measure_rn5(views: Any, probe: Any, exp: Any, normalization: str | None) -> 
     with np.errstate(invalid="ignore"):
         b_rel = ws["b_o_norm"] / attn
     in_win = b_rel[lo:hi + 1]
+    boot = ratio_to_corpus_rate(r_ov, probe.attn_out, (lo, hi))
+    ci_part: dict[str, Any] = {"rate_ratio_ci": None, "attn_weighting": "tokens"}
+    if boot is not None:  # the attn_out rate of the prompt-weighted curve, the ratio's CI over prompts
+        r_attn = boot["corpus_rate"]
+        ci_part = {"rate_ratio_ci": boot["ratio_ci"], "ci_level": boot["ci_level"],
+                   "ci_n_resamples": boot["ci_n_resamples"], "ci_method": boot["ci_method"],
+                   "n_prompts": boot["n_prompts"], "attn_weighting": "prompts"}
     return {"window": [lo, hi], "ov_rate": r_ov, "ov_r2": r2_ov, "attn_rate": r_attn, "attn_r2": r2_attn,
-            "rate_ratio": r_ov / r_attn, "ov_fro_mean": ws["ov_fro_mean"].tolist(),
+            "rate_ratio": r_ov / r_attn, **ci_part, "ov_fro_mean": ws["ov_fro_mean"].tolist(),
             "ov_fro_sum": ws["ov_fro_sum"].tolist(), "attn_out_norms": attn.tolist(),
             "b_o_rel": [None if not np.isfinite(v) else float(v) for v in b_rel],
             "b_o_rel_max_in_window": float(np.nanmax(in_win)) if np.isfinite(in_win).any() else None,

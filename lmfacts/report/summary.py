@@ -12,7 +12,8 @@ def terminal_summary_lines(report: dict[str, Any], *, ascii_only: bool = False, 
     """Lines of a fixed-width table: one row per claim, one column per model, then outcome counts.
 
     ``ascii_only`` uses ``ok``/``FAIL`` instead of ``✓``/``✗`` for terminals without UTF-8;
-    model names longer than ``max_width`` are cut.
+    model names longer than ``max_width`` are cut. Inconclusive results (``?``) are listed after the
+    table with their reasons (the value, CI and band edge).
     """
     run_id = (report.get("run") or {}).get("id", "?")
     counts = (report.get("summary") or {}).get("counts") or {}
@@ -38,4 +39,8 @@ def terminal_summary_lines(report: dict[str, Any], *, ascii_only: bool = False, 
     lines.append(fmt(["claim", *headers]))
     lines.append(fmt(["-" * w for w in widths]))
     lines += [fmt(row) for row in table]
+    undecided = [r for r in report.get("results") or [] if r.get("outcome") == "inconclusive"]
+    if undecided:
+        lines.append(f"? inconclusive (CI straddles a band edge; not a pass): {len(undecided)}")
+        lines += [f"  {r.get('claim')} [{model_name(r)}]: {r.get('reason')}" for r in undecided]
     return lines

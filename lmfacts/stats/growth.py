@@ -31,6 +31,7 @@ __all__ = [
     "CurvatureFit",
     "fit_growth_rate",
     "two_point_rate",
+    "window_rates",
     "per_layer_rates",
     "growth_curvature",
     "mean_curve",
@@ -172,6 +173,17 @@ def fit_growth_rate(
         boot_method=boot_method if method == "bootstrap_prompts" else "none",
         seed=seed,
     )
+
+
+def window_rates(curves: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """Batched LSQ growth rates: ``exp(OLS slope of log curve vs layer)`` over the inclusive ``window``.
+
+    ``curves``: ``(..., n_layers)`` positive per-layer values (e.g. the mean curve of each bootstrap
+    resample); returns ``(...)`` rates. No validation (a bootstrap statistic; validate the data first).
+    """
+    lo, hi = window
+    layers = np.arange(lo, hi + 1, dtype=np.float64)
+    return np.exp(_ols_slopes(np.log(np.asarray(curves, dtype=np.float64)[..., lo : hi + 1]), layers)[0])
 
 
 def two_point_rate(norms: object, lo: int, hi: int) -> float:

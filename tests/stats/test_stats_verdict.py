@@ -185,3 +185,27 @@ def test_bootstrap_rejects_invalid_input() -> None:
         bootstrap_mean(np.full(10, 2.0), method="BCa")  # no spread: BCa's acceleration is 0/0
     const = bootstrap_mean(np.full(10, 2.0))  # the percentile CI of a constant is the constant
     assert const.ci == (2.0, 2.0)
+
+
+def test_loss_delta_ci_is_token_weighted() -> None:
+    """RS-3/RS-4's Δ loss: token-weighted over prompts, equal to the difference of the losses on the full
+    sample; a planted Δ of 1.5 nats is judged against min_increase 1.0 (passed) and 2.0 (failed)."""
+    from lmfacts.ablation import LossResult, loss_delta_ci
+
+    rng = np.random.default_rng(0)
+    n = rng.integers(5, 60, 30)
+    base = rng.normal(3.0, 0.3, 30)
+    abl = base + rng.normal(1.5, 0.05, 30)
+    n[3] = 0  # a prompt without a target token is dropped
+    base[3] = abl[3] = float("nan")
+    keep = n > 0
+    b = LossResult(float((base[keep] * n[keep]).sum() / n.sum()), int(n.sum()), base.tolist(), n.tolist())
+    a = LossResult(float((abl[keep] * n[keep]).sum() / n.sum()), int(n.sum()), abl.tolist(), n.tolist())
+    boot = loss_delta_ci(b, [a], lambda d: d)
+    assert boot.value == pytest.approx(a.loss - b.loss, rel=1e-12) and boot.n_prompts == 29
+    assert interval_verdict(boot.ci, (1.0, None)) == "passed"
+    assert interval_verdict(boot.ci, (2.0, None)) == "failed"
+    margin = loss_delta_ci(b, [a, a], lambda h, t: h - 2.0 * np.maximum(t, 0.0))
+    assert margin.value == pytest.approx(-(a.loss - b.loss), rel=1e-12)
+    with pytest.raises(ValueError, match="same prompts"):
+        loss_delta_ci(b, [LossResult(a.loss, a.n_targets, a.per_prompt, [1] * 30)], lambda d: d)
