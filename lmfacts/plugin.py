@@ -21,6 +21,7 @@ from lmfacts.report.recorder import USER_PROPERTY, ClaimRecord
 
 SESSION_KEY = pytest.StashKey["Any"]()
 RECORD_KEY = pytest.StashKey[ClaimRecord]()
+BASELINES_KEY = pytest.StashKey["list[Any]"]()  # the loaded baseline files (lmfacts.baselines); absent: --no-baselines
 MODEL_PROPERTY = "lmfacts_model"
 REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -132,6 +133,13 @@ def pytest_configure_session(config: pytest.Config) -> None:
     except CorpusError as exc:
         raise pytest.UsageError(f"--prompts: {exc}") from None
     config.stash[SESSION_KEY] = session
+    if not config.getoption("lmfacts_no_baselines", False):
+        from lmfacts.baselines import BaselineFileError, load_all
+
+        try:  # a malformed baseline file is a usage error before any model loads
+            config.stash[BASELINES_KEY] = load_all()
+        except BaselineFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if not worker and not config.option.collectonly:
         config.pluginmanager.register(RunReporter(session), "lmfacts-run-reporter")
 
@@ -243,6 +251,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         validate_params(lm.expectations, CLAIMS)
     except ExpectationFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from lmfacts.baselines import BaselineFileError, validate_claims
+
+    try:  # every recorded claim id and headline key against the registered claims
+        validate_claims(session.config.stash.get(BASELINES_KEY, []), CLAIMS)
+    except BaselineFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
@@ -304,6 +318,122 @@ def pytest_runtest_call_inconclusive(item: pytest.Item) -> Any:
 
         record.reason = context.inconclusive_reason
         raise Inconclusive(context.inconclusive_reason)
+    return result
+
+
+class _PromptReads:
+    """Stands in for the session while a claim body runs and notes whether it read prompts (the probe,
+    the probe texts or the corpus): such a claim's baseline is compared only on the same prompts."""
+
+    TRACKED = frozenset({"corpus", "probe", "probe_texts"})
+
+    def __init__(self, session: Any) -> None:
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "read", False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.TRACKED:
+            object.__setattr__(self, "read", True)
+        return getattr(self._session, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._session, name, value)
+
+
+class BaselineNotComparable(Exception):
+    """A recorded headline value was not measured today: the baseline cannot be compared (an error)."""
+
+
+def _raw_outcome(exc: BaseException | None) -> str:
+    """The claim's own outcome before the baseline guard: passed / failed / inconclusive / skipped / error."""
+    from lmfacts.context import Inconclusive
+
+    if exc is None:
+        return "passed"
+    if isinstance(exc, Inconclusive):
+        return "inconclusive"
+    if isinstance(exc, (pytest.skip.Exception, pytest.xfail.Exception)):
+        return "skipped"
+    return "failed" if _is_check_failure(exc) else "error"
+
+
+def _baseline_decision(baselines: list[Any], context: ClaimContext, record: ClaimRecord, raw: str,
+                       reads_prompts: bool) -> Any:
+    """The guard's :class:`lmfacts.baselines.guard.Decision` for this record, or None without a baseline."""
+    from lmfacts.baselines.guard import RunFacts, comparability, judge, select
+
+    session = context.session
+    info = context.model().info
+    opts = session.options
+    try:
+        sha, n_prompts = session.corpus.sha256, len(session.probe_texts())
+    except Exception:  # noqa: BLE001 - a broken corpus fails its claims on its own; nothing to compare
+        sha, n_prompts = None, None
+    facts = RunFacts(model=record.model, revision=getattr(info, "revision", None) or opts.revision,
+                     weight_format=getattr(info, "weight_format", None),
+                     quantization=getattr(info, "quantization", None), dtype=str(opts.dtype), corpus_sha256=sha,
+                     n_prompts=n_prompts, probe_sample_tokens=opts.probe_sample_tokens,
+                     hypothesis_profile=(session.profile or {}).get("name"))
+    b, why_not = select(baselines, facts)
+    if b is None:
+        return None
+    cb = b.claims.get(record.claim)
+    if cb is None:
+        record.baseline = {"file": b.file, "status": "not recorded: the baseline has no entry for this claim"}
+        return None
+    per_prompt = "n_examples" in record.measured
+    why_not = why_not or comparability(b, facts, reads_prompts=reads_prompts or per_prompt, per_prompt=per_prompt)
+    if why_not:
+        record.baseline = {"file": b.file, "outcome": cb.outcome, "reason": cb.reason,
+                           "values": {h.key: {"recorded": h.value, "tol": h.tol} for h in cb.headline},
+                           "tolerance": {h.key: h.tol for h in cb.headline}, "status": f"not compared: {why_not}"}
+        return None
+    return judge(cb, b, model=record.model, raw_outcome=raw, raw_reason=record.reason, measured=record.measured)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_call")
+def pytest_runtest_call_baseline(item: pytest.Item) -> Any:
+    """The baseline guard (:mod:`lmfacts.baselines.guard`), around the claim body and its inconclusive
+    verdict: a recorded failure that still holds → xfailed (known finding); one that stopped holding →
+    XPASS(strict); a headline value past its recorded tolerance → failed; otherwise the outcome stands."""
+    baselines = item.config.stash.get(BASELINES_KEY, None)
+    record = item.stash.get(RECORD_KEY, None)
+    context = getattr(item, "funcargs", {}).get("ctx")
+    if not baselines or record is None or not isinstance(context, ClaimContext):
+        return (yield)
+    session = context.session
+    reads = _PromptReads(session)
+    context.session = reads  # type: ignore[assignment]
+    exc: BaseException | None = None
+    result = None
+    try:
+        result = yield
+    except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+        raise
+    except BaseException as e:  # noqa: BLE001 - judged below, then re-raised or replaced
+        exc = e
+    finally:
+        context.session = session
+    decision = _baseline_decision(baselines, context, record, _raw_outcome(exc), bool(reads.read))
+    if decision is not None:
+        record.baseline = decision.info
+        if decision.action == "keep" and decision.message and exc is not None:
+            record.reason = f"{record.reason}; {decision.message}" if record.reason else decision.message
+        elif decision.action == "xfail":
+            record.reason = decision.message
+            raise pytest.xfail.Exception(decision.message) from None
+        elif decision.action == "xpass":
+            record.reason = decision.message
+            raise pytest.fail.Exception(decision.message, pytrace=False) from None
+        elif decision.action == "fail":
+            from lmfacts.context import ClaimFailed
+
+            record.reason = decision.message
+            raise ClaimFailed(decision.message, pytrace=False) from None
+        elif decision.action == "error":
+            raise BaselineNotComparable(decision.message) from None
+    if exc is not None:
+        raise exc
     return result
 
 

@@ -198,7 +198,7 @@ def _matrix(report: dict[str, Any]) -> str:
             text = " ".join(symbol(o) + (f"×{n}" if n > 1 else "") for o, n in parts)
             marks = []
             for r in recs:
-                if r.get("outcome") in ("skipped", "inconclusive") and r.get("reason"):
+                if r.get("outcome") in ("skipped", "inconclusive", "xfailed") and r.get("reason"):
                     if r["reason"] not in notes:
                         notes.append(r["reason"])
                     mark = str(notes.index(r["reason"]) + 1)
@@ -217,7 +217,8 @@ def _matrix(report: dict[str, Any]) -> str:
     return (
         f'<h2>Claims × models</h2><table class="matrix"><tr>{head}</tr>{"".join(rows)}</table>'
         f'<p class="small muted">{legend}</p>'
-        + (f'<p class="small muted">Skip and inconclusive reasons:</p><ol class="notes">{foot}</ol>' if notes else "")
+        + (f'<p class="small muted">Skip, inconclusive and known-finding reasons:</p><ol class="notes">{foot}</ol>'
+           if notes else "")
     )
 
 
@@ -264,6 +265,18 @@ def _params_html(params: Any) -> str | None:
     return "<br>".join(lines) or None
 
 
+def _baseline_html(b: Any) -> str | None:
+    """What the model's recorded baseline said about this result (``record["baseline"]``), or None."""
+    if not isinstance(b, dict) or not b.get("outcome"):
+        return None
+    values = "<br>".join(
+        esc(f"{k}: today {fmt_scalar(v.get('today'), 5)}, recorded {fmt_scalar(v.get('recorded'), 5)} ± "
+            f"{fmt_scalar(v.get('tol'), 2)}") for k, v in (b.get("values") or {}).items() if isinstance(v, dict))
+    head = esc(f"{b.get('verdict') or b.get('status')} (recorded {b.get('outcome')}"
+               + (f": {b.get('reason')}" if b.get("reason") else "") + f"; {b.get('file')})")
+    return head + (f"<br>{values}" if values else "")
+
+
 def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -> str:
     outcome = str(r.get("outcome"))
     conv = r.get("conventions") or {}
@@ -280,6 +293,7 @@ def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -
                                       if isinstance(v, dict)) or None),
             ("parameters", _params_html(r.get("params"))),
             ("reason", esc(r.get("reason"))),
+            ("baseline", _baseline_html(r.get("baseline"))),
             ("source", esc(r.get("source"))),
             ("expectation", esc(r.get("expectation_kind"))),
             ("conventions", esc(", ".join(f"{k}={fmt_scalar(v, max_str=200)}" for k, v in conv.items())) if conv else None),

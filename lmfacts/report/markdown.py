@@ -94,7 +94,7 @@ def _matrix_lines(report: dict[str, Any]) -> list[str]:
             text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
             marks = []
             for r in recs:
-                if r.get("outcome") in ("skipped", "error", "inconclusive") and r.get("reason"):
+                if r.get("outcome") in ("skipped", "error", "inconclusive", "xfailed") and r.get("reason"):
                     prefix = "error: " if r.get("outcome") == "error" else ""
                     note = md_escape(prefix + r["reason"], 400)
                     if note not in notes:
@@ -224,9 +224,31 @@ def _witness_lines(report: dict[str, Any], model: str) -> list[str]:
     return ["### Witnesses", "", *lines, ""] if lines else []
 
 
+def _baseline_lines(report: dict[str, Any]) -> list[str]:
+    """Every result compared with (or not comparable to) its model's recorded baseline (``record["baseline"]``):
+    known findings with their numbers, results the baseline turned red, and why a baseline was not compared."""
+    rows = []
+    for r in report.get("results") or []:
+        b = r.get("baseline")
+        if not isinstance(b, dict) or not b.get("outcome"):
+            continue
+        values = "; ".join(
+            f"{k} {fmt_scalar(v.get('today'), 5)} (recorded {fmt_scalar(v.get('recorded'), 5)} ± "
+            f"{fmt_scalar(v.get('tol'), 2)})" for k, v in (b.get("values") or {}).items() if isinstance(v, dict))
+        rows.append([md_escape(r.get("claim")), md_escape(model_name(r)),
+                     md_escape(symbol(str(r.get("outcome"))) + " " + str(r.get("outcome"))),
+                     md_escape(b.get("verdict") or b.get("status"), 80), md_escape(b.get("reason") or "", 200),
+                     md_escape(values, 300)])
+    if not rows:
+        return []
+    return ["## Recorded baselines (known findings and guarded headline values)", "",
+            *_table(["claim", "model", "outcome", "baseline verdict", "recorded finding",
+                     "headline today (recorded ± tol)"], rows), ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
-    lines = _header_lines(report) + _matrix_lines(report)
+    lines = _header_lines(report) + _matrix_lines(report) + _baseline_lines(report)
     for model in model_order(report):
         lines += (_model_lines(report, model) + _interval_lines(report, model) + _witness_lines(report, model)
                   + _premise_lines(report, model) + _param_lines(report, model))

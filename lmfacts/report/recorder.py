@@ -49,6 +49,11 @@ class ClaimRecord:
     #: the keys of ``measured`` that are the claim's headline values (lmfacts.claims.ClaimSpec.headline)
     headline: list[str] = field(default_factory=list)
     premises: list[dict[str, Any]] = field(default_factory=list)
+    #: what the model's baseline (lmfacts.baselines) said and whether it was compared: {"file", "outcome"
+    #: (recorded), "reason" (the recorded finding), "values": {key: {"recorded", "tol", "today", "within"}},
+    #: "tolerance", "status" ("compared" | "not compared: why"), "verdict", "raw_outcome", "raw_reason"
+    #: (the claim's own outcome and reason before the guard)}; None when the model has no baseline
+    baseline: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     reason: str | None = None
     outcome: str | None = None

@@ -43,4 +43,34 @@ def terminal_summary_lines(report: dict[str, Any], *, ascii_only: bool = False, 
     if undecided:
         lines.append(f"? inconclusive (CI straddles a band edge; not a pass): {len(undecided)}")
         lines += [f"  {r.get('claim')} [{model_name(r)}]: {r.get('reason')}" for r in undecided]
+    return lines + baseline_summary_lines(report)
+
+
+#: Baseline verdicts (record["baseline"]["verdict"], lmfacts.baselines.guard) that turned a result red.
+BASELINE_CHANGES = ("known finding no longer holds", "known finding moved past its tolerance",
+                    "left its baseline tolerance", "not measured")
+
+
+def baseline_summary_lines(report: dict[str, Any]) -> list[str]:
+    """What the recorded baselines said: the number of known findings (xfailed), every result the baseline
+    guard turned red with its old and new values, and how many baselines could not be compared (why)."""
+    results = [r for r in report.get("results") or [] if isinstance(r.get("baseline"), dict)]
+    if not results:
+        return []
+    known = [r for r in results if r.get("outcome") == "xfailed" and r["baseline"].get("verdict") == "known finding"]
+    per_model: dict[str, int] = {}
+    for r in known:
+        per_model[model_name(r)] = per_model.get(model_name(r), 0) + 1
+    detail = ", ".join(f"{n} on {m}" for m, n in per_model.items())
+    lines = [f"{len(known)} known findings (xfailed{': ' + detail if detail else ''}) — see report"]
+    changed = [r for r in results if r["baseline"].get("verdict") in BASELINE_CHANGES]
+    if changed:
+        lines.append(f"{len(changed)} results changed against their baseline:")
+        lines += [f"  {r.get('claim')} [{model_name(r)}] {r.get('outcome')}: {r.get('reason')}" for r in changed]
+    not_compared: dict[str, int] = {}
+    for r in results:
+        status = str(r["baseline"].get("status") or "")
+        if status.startswith("not compared") and r["baseline"].get("outcome"):
+            not_compared[status] = not_compared.get(status, 0) + 1
+    lines += [f"baseline {status} ({n} claims)" for status, n in not_compared.items()]
     return lines
