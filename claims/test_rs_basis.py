@@ -8,11 +8,9 @@ The post itself used HF ``output_hidden_states`` (for GPT-2 the last entry is af
 128 padded positions, including padding; those differences are recorded as conventions. On post-LN
 encoders the points are LayerNorm outputs.
 
-Measured baselines: where the resolved expectation has ``baseline = {key = value}`` with
-``baseline_rtol`` / ``baseline_atol`` (``kind = "measured"`` entries for the offline models), the claim's
-headline scalars (the ``values`` passed to :func:`lmfacts.measures.baseline.baseline_guard`) must also lie
-in that band — a regression guard checked in addition to the general predicate, which it can never turn
-into a pass.
+Baselines: a model's recorded baseline (``fixtures/baselines/<model>.toml``, :mod:`lmfacts.baselines`)
+guards each claim's headline values (``headline=``) and marks its known findings; the plugin applies it
+around the body, which judges only the catalogue's predicates.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import numpy as np
 
 from lmfacts.claims import Param, claim
 from lmfacts.context import ClaimContext
-from lmfacts.measures.baseline import baseline_guard
 
 
 def _per_feature_kurtosis(moments: Any) -> float:
@@ -115,26 +112,22 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
                            {"label": "rotated", "x": x, "y": prof["per_token_rotated"], "style": "dashed"},
                            {"label": "random twin", "x": x, "y": twin["per_token"], "style": "dotted"}],
                 "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
-    values = {"median_kurtosis": med, "embedding_kurtosis": prof["per_token"][0], "worst_rotated_deviation": worst,
-              "final_kurtosis": prof["per_token"][-1], "max_kurtosis": float(np.max(prof["per_token"])),
-              "per_feature_median_kurtosis": alt_med, "twin_median_kurtosis": t_med}
-    with baseline_guard(ctx, values, scope="probe"):
-        ref = exp["reference_kurtosis"]
-        if ref is not None:
-            n = min(len(ref) - 1, L)  # the last published value is after ln_f: not comparable, left out
-            logs = np.abs(np.log(np.asarray(prof["per_token"][:n]) / np.asarray(ref[:n])))
-            ctx.measured(reference_max_log_ratio=float(logs.max()))
-            ctx.expected(reference_kurtosis=ref[:n])
-            ctx.tolerance(reference_log_tol=exp["reference_log_tol"])
-            ctx.check(float(logs.max()) <= exp["reference_log_tol"],
-                      f"kurtosis differs from the published values by up to ×{np.exp(logs.max()):.1f}",
-                      reference_max_log_ratio=float(logs.max()), reference_log_tol=exp["reference_log_tol"])
-        ctx.check(med >= min_kurt, f"median model-basis kurtosis {med:.2f} < {min_kurt}: no privileged basis here",
-                  median_kurtosis=med, min_kurtosis=min_kurt)
-        ctx.check(worst <= rot_tol, f"rotated kurtosis deviates from 3 by up to {worst:.2f} (> {rot_tol})",
-                  worst_rotated_deviation=worst, rotated_tol=rot_tol)
-        ctx.check(embed_ok, f"kurtosis at the embeddings {prof['per_token'][0]:.2f} < {min_kurt}",
-                  embedding_kurtosis=prof["per_token"][0], min_kurtosis=min_kurt)
+    ref = exp["reference_kurtosis"]
+    if ref is not None:
+        n = min(len(ref) - 1, L)  # the last published value is after ln_f: not comparable, left out
+        logs = np.abs(np.log(np.asarray(prof["per_token"][:n]) / np.asarray(ref[:n])))
+        ctx.measured(reference_max_log_ratio=float(logs.max()))
+        ctx.expected(reference_kurtosis=ref[:n])
+        ctx.tolerance(reference_log_tol=exp["reference_log_tol"])
+        ctx.check(float(logs.max()) <= exp["reference_log_tol"],
+                  f"kurtosis differs from the published values by up to ×{np.exp(logs.max()):.1f}",
+                  reference_max_log_ratio=float(logs.max()), reference_log_tol=exp["reference_log_tol"])
+    ctx.check(med >= min_kurt, f"median model-basis kurtosis {med:.2f} < {min_kurt}: no privileged basis here",
+              median_kurtosis=med, min_kurtosis=min_kurt)
+    ctx.check(worst <= rot_tol, f"rotated kurtosis deviates from 3 by up to {worst:.2f} (> {rot_tol})",
+              worst_rotated_deviation=worst, rotated_tol=rot_tol)
+    ctx.check(embed_ok, f"kurtosis at the embeddings {prof['per_token'][0]:.2f} < {min_kurt}",
+              embedding_kurtosis=prof["per_token"][0], min_kurtosis=min_kurt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,13 +187,10 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
                 "ylabel": "share of features", "logy": False, "logx": False,
                 "series": [{"label": "signed", "x": pts, "y": shares, "style": "line"},
                            {"label": "|x|", "x": pts, "y": shares_abs, "style": "dashed"}], "vspans": []})
-    values = {"spearman": rho, "first": shares[0], "last": shares[-1], "max_share": max(shares),
-              "mean_share": float(np.mean(shares)), "abs_spearman": rho_abs}
-    with baseline_guard(ctx, values, scope="probe"):
-        ctx.check(max(shares) > 0, f"no feature exceeds t = {t} anywhere: the share cannot rise",
-                  shares=shares, threshold=t)
-        ctx.check(holds, f"outlier-feature share does not rise with depth: ρ = {rho:.2f} (need ≥ {min_rho}), first "
-                         f"{shares[0]:.3f}, last {shares[-1]:.3f}", spearman=rho, min_rho=min_rho, shares=shares)
+    ctx.check(max(shares) > 0, f"no feature exceeds t = {t} anywhere: the share cannot rise",
+              shares=shares, threshold=t)
+    ctx.check(holds, f"outlier-feature share does not rise with depth: ρ = {rho:.2f} (need ≥ {min_rho}), first "
+                     f"{shares[0]:.3f}, last {shares[-1]:.3f}", spearman=rho, min_rho=min_rho, shares=shares)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,9 +222,12 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     Δ_head(k) > 0 for every k (default factor 2: "far less"). Premises: a causal decoder with a trained
     LM head (next-token loss; the post's classifier-head ablation needs a fine-tuned head).
     Window: the first / last k blocks for each k in ``ks``.
+    Verdict: per k, the margin Δhead − factor·max(Δtail, 0) (band > 0; token-weighted Δs)'s 95% bootstrap CI over prompts (2000 resamples, percentile, seed 0; ``record.intervals``)
+    against the band: inside → pass, outside → fail, straddling an edge → inconclusive (a skip). With
+    fewer than 2 prompts the point estimate decides.
     Source: RS §Head-Tail Ablation.
     """
-    from lmfacts.ablation import next_token_loss, skip_block_hooks
+    from lmfacts.ablation import loss_delta_ci, next_token_loss, skip_block_hooks
 
     exp = ctx.expectation
     bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
@@ -243,11 +236,14 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     ks = sorted({k for k in want_ks if 1 <= k < L})
     factor = exp["factor"]
     ctx.require(bool(ks), f"no k in {want_ks} satisfies 1 ≤ k < L = {L}")
-    base = next_token_loss(bridge, texts, **kw).loss
+    base_r = next_token_loss(bridge, texts, **kw)
+    base = base_r.loss
     rows = []
+    losses = {}
     for k in ks:
-        head = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(k)), **kw).loss - base
-        tail = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(L - k, L)), **kw).loss - base
+        losses[k] = (next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(k)), **kw),
+                     next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(L - k, L)), **kw))
+        head, tail = losses[k][0].loss - base, losses[k][1].loss - base
         rows.append({"k": k, "delta_head": head, "delta_tail": tail,
                      "ratio": head / tail if tail > 0 else float("inf"),
                      "holds": bool(head > 0 and head >= factor * max(tail, 0.0))})
@@ -264,13 +260,19 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
                            {"label": "last k", "x": ks, "y": [r["delta_tail"] for r in rows], "style": "dashed"}],
                 "vspans": []})
     bad = [r for r in rows if not r["holds"]]
-    values = {"base_loss": base, **{f"delta_head_k{r['k']}": r["delta_head"] for r in rows},
-              **{f"delta_tail_k{r['k']}": r["delta_tail"] for r in rows}}
-    with baseline_guard(ctx, values, scope="corpus"):
-        ctx.check(not bad, "skipping the last k blocks is not far less harmful than skipping the first k for k = "
-                           + ", ".join(f"{r['k']} (Δhead {r['delta_head']:.3f}, Δtail {r['delta_tail']:.3f})"
-                                       for r in bad), base_loss=base, delta_head=[r["delta_head"] for r in rows],
-                  delta_tail=[r["delta_tail"] for r in rows], factor=factor)
+    if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per k
+        for r in rows:  # holds ⟺ margin = Δhead − factor·max(Δtail, 0) > 0
+            boot = loss_delta_ci(base_r, losses[r["k"]], lambda h, t: h - factor * np.maximum(t, 0.0))
+            ctx.interval(f"margin_k{r['k']}", boot.value, boot.ci, (0.0, None), n_resamples=boot.n_resamples,
+                         method=boot.method, level=boot.level,
+                         label=f"k = {r['k']}: Δhead − {factor}·max(Δtail, 0) (Δhead {r['delta_head']:.3f}, "
+                               f"Δtail {r['delta_tail']:.3f} nats)")
+    else:
+        ctx.check(not bad, "skipping the last k blocks is not far less harmful than skipping the first k for "
+                           "k = " + ", ".join(f"{r['k']} (Δhead {r['delta_head']:.3f}, Δtail "
+                                              f"{r['delta_tail']:.3f})" for r in bad), base_loss=base,
+                  delta_head=[r["delta_head"] for r in rows], delta_tail=[r["delta_tail"] for r in rows],
+                  factor=factor)
 
 
 @claim("RS-4", title="removing a block's skip connection destroys performance",
@@ -290,9 +292,12 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     perplexity) at every tested block. For comparison the loss of skipping the whole block is reported.
     Premises: a causal decoder with a trained LM head.
     Window: blocks {0, L/2, L-1}.
+    Verdict: per block, the token-weighted Δ (band > min_increase)'s 95% bootstrap CI over prompts (2000 resamples, percentile, seed 0; ``record.intervals``)
+    against the band: inside → pass, outside → fail, straddling an edge → inconclusive (a skip). With
+    fewer than 2 prompts the point estimate decides.
     Source: RS §Introduction (the stream as shared memory); §Head-Tail Ablation.
     """
-    from lmfacts.ablation import next_token_loss, remove_skip_hooks, skip_block_hooks
+    from lmfacts.ablation import loss_delta_ci, next_token_loss, remove_skip_hooks, skip_block_hooks
 
     exp = ctx.expectation
     bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
@@ -300,10 +305,13 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     L = info.n_layers
     min_inc = exp["min_increase"]
     parallel = not all(f"blocks.{i}.hook_resid_mid" in bridge.hook_dict for i in range(L)) or info.parallel_attn_mlp
-    base = next_token_loss(bridge, texts, **kw).loss
+    base_r = next_token_loss(bridge, texts, **kw)
+    base = base_r.loss
     rows = []
+    no_skip_r = {}
     for i in sorted({0, L // 2, L - 1}):
-        no_skip = next_token_loss(bridge, texts, fwd_hooks=remove_skip_hooks(i, parallel=parallel), **kw).loss
+        no_skip_r[i] = next_token_loss(bridge, texts, fwd_hooks=remove_skip_hooks(i, parallel=parallel), **kw)
+        no_skip = no_skip_r[i].loss
         skipped = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks([i]), **kw).loss
         rows.append({"block": i, "delta_no_skip": no_skip - base, "delta_block_skipped": skipped - base,
                      "holds": bool(no_skip - base >= min_inc)})
@@ -316,9 +324,13 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     ctx.measured(base_loss=base, uniform_loss=float(np.log(info.d_vocab)), per_block=rows)
     ctx.expected(min_increase=min_inc)
     bad = [r for r in rows if not r["holds"]]
-    values = {"base_loss": base, **{f"delta_no_skip_b{r['block']}": r["delta_no_skip"] for r in rows},
-              **{f"delta_block_skipped_b{r['block']}": r["delta_block_skipped"] for r in rows}}
-    with baseline_guard(ctx, values, scope="corpus"):
+    if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per block
+        for r in rows:
+            boot = loss_delta_ci(base_r, [no_skip_r[r["block"]]], lambda d: d)
+            ctx.interval(f"delta_no_skip_b{r['block']}", boot.value, boot.ci, (min_inc, None),
+                         n_resamples=boot.n_resamples, method=boot.method, level=boot.level,
+                         label=f"loss increase without block {r['block']}'s skip connection (nats)")
+    else:
         ctx.check(not bad, "removing the skip connection does not destroy performance at block(s) "
                            + ", ".join(f"{r['block']} (Δ {r['delta_no_skip']:.3f} nats)" for r in bad),
                   base_loss=base, delta_no_skip=[r["delta_no_skip"] for r in rows], min_increase=min_inc)
