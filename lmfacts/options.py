@@ -134,6 +134,9 @@ def add_options(parser: pytest.Parser) -> None:
                 help="accelerate device_map passed through to TransformerBridge.")
     g.addoption("--trust-remote-code", dest="lmfacts_trust_remote_code", action="store_true", default=False,
                 help="allow hub models whose config needs remote code (off by default).")
+    g.addoption("--no-baselines", dest="lmfacts_no_baselines", action="store_true", default=False,
+                help="ignore the recorded baselines (fixtures/baselines, $LMFACTS_BASELINES_DIR): the bare catalogue "
+                     "predicates, what a model without a baseline gets")
     g.addoption("--compare-latest", dest="lmfacts_compare_latest", action="store_true", default=False,
                 help="at the end, diff this run's report against the latest earlier run in --report-dir.")
 
