@@ -16,9 +16,9 @@ type, default, unit, one-line meaning) where it is registered; that declaration 
 default of each parameter. Expectation files (:mod:`lmfacts.expectations`) are validated against
 it at collection time (an unknown key or a value of the wrong type is a usage error), and the
 claim body reads ``ctx.expectation["key"]``, the declared default overridden by any matching
-entry. Every claim also accepts the generic baseline family :data:`BASELINE_PARAMS`
-(:mod:`lmfacts.measures.baseline`). ``headline`` names the keys of ``ctx.measured`` that are the
-claim's headline values (the number a paper's table would show); a key may be a dotted path into
+entry. ``headline`` names the keys of ``ctx.measured`` that are the claim's headline values (the
+number a paper's table would show; what a model's recorded baseline guards, :mod:`lmfacts.baselines`);
+a key may be a dotted path into
 nested values, an integer part indexing a list (``"attn_out.rate"``, ``"per_k.0.delta_head"``), read
 with :func:`headline_value`.
 """
@@ -133,14 +133,6 @@ class Param:
         return _check_value(self.type, value)
 
 
-#: Parameters every claim accepts: a measured baseline and its tolerances (:mod:`lmfacts.measures.baseline`).
-BASELINE_PARAMS: tuple[Param, ...] = (
-    Param("baseline", dict, None, "", "measured values this model's run is guarded against (key = value)"),
-    Param("baseline_rtol", float | dict, None, "relative", "relative tolerance of the baseline (one, or per key)"),
-    Param("baseline_atol", float | dict, None, "", "absolute tolerance of the baseline (one, or per key)"),
-)
-
-
 @dataclass(frozen=True)
 class ClaimSpec:
     """What the catalogue says about one claim: its ID, title, source and how it measures.
@@ -161,8 +153,8 @@ class ClaimSpec:
 
     @property
     def schema(self) -> dict[str, Param]:
-        """Every parameter the claim accepts, by name: its own, then :data:`BASELINE_PARAMS`."""
-        return {p.name: p for p in (*self.params, *BASELINE_PARAMS)}
+        """Every parameter the claim accepts, by name."""
+        return {p.name: p for p in self.params}
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -189,7 +181,7 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
     where one does not hold. ``params`` declares the claim's parameters (:class:`Param`; the one
     place their defaults live); ``headline`` names the keys of ``ctx.measured`` that are the
     claim's headline values. A second registration of the same ID, an unknown premise, a parameter
-    that is not a :class:`Param` or whose name repeats (or shadows a :data:`BASELINE_PARAMS` name),
+    that is not a :class:`Param` or whose name repeats,
     or a headline key that is not a non-empty string, raises ``ValueError``.
     """
     from lmfacts.premises import PREMISES, unknown_premises
@@ -246,12 +238,11 @@ def _validate_schema(claim_id: str, params: Any, headline: Any) -> tuple[tuple[P
         raise ValueError(f"claim {claim_id}: headline {tuple(headline)} repeats a key")
     if not isinstance(params, (tuple, list)):
         raise ValueError(f"claim {claim_id}: params must be a tuple of Param, not {params!r}")
-    seen = {p.name for p in BASELINE_PARAMS}
+    seen: set[str] = set()
     for p in params:
         if not isinstance(p, Param):
             raise ValueError(f"claim {claim_id}: params must be Param(...) entries, not {p!r}")
         if p.name in seen:
-            raise ValueError(f"claim {claim_id}: parameter {p.name!r} is declared twice "
-                             f"(or repeats a generic baseline parameter)")
+            raise ValueError(f"claim {claim_id}: parameter {p.name!r} is declared twice")
         seen.add(p.name)
     return tuple(params), tuple(headline)

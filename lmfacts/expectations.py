@@ -5,14 +5,17 @@ Schema (one file per model family or model; every file has ``schema = 1``)::
     schema = 1
     [[expectation]]
     claim = "RN-1"                    # a registered claim id
-    kind = "published"                # published | measured | default
+    kind = "published"                # published | default
     source = "RN §Summary"            # where the number comes from
     match = { models = ["gpt2-xl"] }  # or architectures = [...], encoder = true, normalization = "RMS",
                                       # quantized = true, default = true
     params = { window = [5, 41], rate = 1.045, rate_tol = 0.015 }
     xfail = "why the claim is known not to hold"   # optional: strict expected failure
     skip = "why the claim does not apply"           # optional: skipped with this reason
-    measured_by = { lmfacts = "0.1.0", date = "2026-11-23", corpus_sha256 = "…" }  # kind = measured only
+
+What one model measured (its findings, its headline values) is not an expectation: it is recorded from a
+run into a baseline file (:mod:`lmfacts.baselines`, ``fixtures/baselines/``) and guarded on top of these
+predicates; a ``kind = "measured"`` entry is an error that says so.
 
 Resolution for (claim, model): entries matching the model's name win over architecture matches,
 which win over predicate matches (encoder / normalization / quantized), which win over the
@@ -39,10 +42,10 @@ if TYPE_CHECKING:
     from lmfacts.claims import ClaimSpec
 
 CLAIM_DEFAULT = "claim default"
-KINDS = ("published", "measured", "default")
+KINDS = ("published", "default")
 MATCH_KEYS = {"models": list, "architectures": list, "encoder": bool, "normalization": str, "quantized": bool,
               "default": bool}
-ENTRY_KEYS = {"claim", "kind", "source", "match", "params", "xfail", "skip", "measured_by", "note"}
+ENTRY_KEYS = {"claim", "kind", "source", "match", "params", "xfail", "skip", "note"}
 LEVELS = ("models", "architectures", "predicate", "default")
 
 
@@ -72,7 +75,6 @@ class Expectation:
     params: dict[str, Any]
     xfail: str | None
     skip: str | None
-    measured_by: dict[str, Any] | None
     file: str
     index: int
 
@@ -96,8 +98,7 @@ class Resolved:
     """The expectation that applies to one (claim, model), merged across levels.
 
     ``params`` holds every parameter the claim declares (its default, overridden by the matching
-    entries; ``None`` for an optional one nobody set) plus any generic baseline parameter an entry
-    sets. ``origins[name]`` says where each value came from: :data:`CLAIM_DEFAULT` or
+    entries; ``None`` for an optional one nobody set). ``origins[name]`` says where each value came from: :data:`CLAIM_DEFAULT` or
     ``"<file>#<index> (<kind>: <source>)"``; ``units[name]`` is the declared unit. ``origin`` lists
     the entries applied, least specific first.
     """
@@ -108,7 +109,6 @@ class Resolved:
     source: str = ""
     xfail: str | None = None
     skip: str | None = None
-    measured_by: dict[str, Any] | None = None
     origin: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
@@ -147,6 +147,9 @@ def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None)
     if known_claims is not None and claim not in known_claims:
         raise _fail(path, f"{where}.claim", f"unknown claim {claim!r}; known: {sorted(known_claims)}")
     kind = raw.get("kind", "default")
+    if kind == "measured":
+        raise _fail(path, f"{where}.kind", "a model's measured values are a baseline, not an expectation: record "
+                                           "them with `python -m lmfacts baseline record` into fixtures/baselines/")
     if kind not in KINDS:
         raise _fail(path, f"{where}.kind", f"{kind!r} is not one of {KINDS}")
     source = raw.get("source")
@@ -166,11 +169,8 @@ def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None)
     for key in ("xfail", "skip"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise _fail(path, f"{where}.{key}", "must be a non-empty reason string")
-    measured_by = raw.get("measured_by")
-    if kind == "measured" and not isinstance(measured_by, dict):
-        raise _fail(path, f"{where}.measured_by", "a measured baseline must say lmfacts version, date, corpus hash")
     return Expectation(claim, kind, source, dict(match), dict(params), raw.get("xfail"), raw.get("skip"),
-                       measured_by, str(path), i)
+                       str(path), i)
 
 
 def load_file(path: Path, known_claims: set[str] | None = None) -> list[Expectation]:
@@ -263,7 +263,6 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
         out.kind, out.source = e.kind, e.source
         out.xfail = e.xfail or out.xfail
         out.skip = e.skip or out.skip
-        out.measured_by = e.measured_by or out.measured_by
         out.origin.append(f"{Path(e.file).name}#{e.index}")
     if spec is not None:
         from lmfacts.claims import REQUIRED
@@ -278,8 +277,7 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
 def defaults_of(spec: ClaimSpec, **overrides: Any) -> Resolved:
     """The claim's declared defaults as a :class:`Resolved` (no entry applied), with ``overrides``.
 
-    The generic baseline parameters are left out (absent = no baseline). An override of an
-    undeclared parameter raises ``KeyError``; its origin is ``"override"``.
+    An override of an undeclared parameter raises ``KeyError``; its origin is ``"override"``.
     """
     out = Resolved(spec.id)
     for p in spec.params:

@@ -294,8 +294,6 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     context.expectation = exp
     record.expectation_kind = exp.kind
     record.params = exp.describe()
-    if exp.measured_by:
-        record.conventions["baseline_measured_by"] = exp.measured_by
     if exp.skip:
         record.reason = exp.skip
         pytest.skip(exp.skip)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lmfacts.claims import BASELINE_PARAMS, CLAIMS, REQUIRED, ClaimSpec, Param, claim, headline_value
+from lmfacts.claims import CLAIMS, REQUIRED, ClaimSpec, Param, claim, headline_value
 from lmfacts.expectations import (
     CLAIM_DEFAULT,
     ExpectationFileError,
@@ -88,8 +88,7 @@ def _write(tmp_path: Path, params: str, claim_id: str = "RN-5") -> Path:
     ("ratio_tol = true", ["is not a float"]),
     ("window = [5.0, 30.0]", ["params.window", "list[int]"]),
     ("window = 5", ["list[int]"]),
-    ("baseline = 3.0", ["params.baseline", "dict"]),
-    ('baseline_rtol = "x"', ["baseline_rtol", "float | dict"]),
+    ("baseline = { rate_ratio = 1.0 }", ["unknown parameter 'baseline'", "valid keys"]),  # baselines: fixtures/baselines
 ])
 def test_unknown_key_or_wrong_type_is_an_error(tmp_path: Path, params: str, needles: list[str]) -> None:
     path = _write(tmp_path, params)
@@ -101,9 +100,7 @@ def test_unknown_key_or_wrong_type_is_an_error(tmp_path: Path, params: str, need
         assert needle in text, (needle, text)
 
 
-@pytest.mark.parametrize("params", ["ratio_tol = 1", "window = [5, 30]",
-                                    "baseline = { rate_ratio = 1.0 }, baseline_rtol = 0.05",
-                                    "baseline_atol = { rate_ratio = 0.01 }"])
+@pytest.mark.parametrize("params", ["ratio_tol = 1", "window = [5, 30]"])
 def test_well_typed_values_pass(tmp_path: Path, params: str) -> None:
     validate_params(load_file(_write(tmp_path, params)), _claims())  # an int is a valid float
 
@@ -217,7 +214,6 @@ def test_the_record_lists_each_parameter_with_its_origin(tmp_path: Path) -> None
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"params": (Param("tol", float, 0.1), Param("tol", float, 0.2))}, "declared twice"),
-    ({"params": (Param("baseline", dict),)}, "declared twice"),
     ({"params": ({"name": "tol"},)}, "Param"),
     ({"headline": ("rate", 3)}, "headline key 3"),
     ({"headline": "rate"}, "tuple of measured keys"),
@@ -247,7 +243,7 @@ def test_param_types_follow_toml() -> None:
     assert i.accepts(3) and not i.accepts(3.0) and not i.accepts(False)
     assert li.accepts([1, 2]) and not li.accepts([1, 2.0]) and not li.accepts((1, 2))
     assert lf.accepts([11.5, 83]) and not lf.accepts([1, "x"])
-    rtol = next(p for p in BASELINE_PARAMS if p.name == "baseline_rtol")
+    rtol = Param("rtol", float | dict)
     assert rtol.accepts(0.05) and rtol.accepts({"x": 0.05}) and not rtol.accepts([0.05])
 
 
