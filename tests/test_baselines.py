@@ -249,8 +249,17 @@ def test_unchanged_run_shows_known_findings_and_passes(recorded: dict) -> None:
     assert res["ZB-4"]["outcome"] == "passed" and "not recorded" in res["ZB-4"]["baseline"]["status"]
     md = (only_run_dir(tmp / "r1") / "report.md").read_text()
     assert "## Recorded baselines" in md and "| ZB-2 | tiny-gpt2 | xfail xfailed | known finding | value 0.50 &lt;= 1 |" in md
+    html = (only_run_dir(tmp / "r1") / "report.html").read_text()
+    assert "known finding (recorded failed: value 0.50 &lt;= 1;" in html
     diff = _cli("report", "diff", str(recorded["run_dir"]), str(only_run_dir(tmp / "r1")))
     assert diff.returncode == 0, diff.stdout + diff.stderr  # failed → xfailed is no regression
+    # recording again from the guarded run keeps the known findings as failures, with today's finding
+    again = _cli("baseline", "record", str(only_run_dir(tmp / "r1")), "--out", str(tmp / "from_guarded.toml"))
+    assert again.returncode == 0, again.stderr
+    b = load_file(tmp / "from_guarded.toml")
+    assert b.claims["ZB-2"].outcome == "failed" and b.claims["ZB-2"].reason == "value 0.50 <= 1"
+    assert {c: v.outcome for c, v in b.claims.items()} == {"ZB-1": "passed", "ZB-2": "failed", "ZB-4": "passed",
+                                                            "ZB-5": "passed", "ZB-6": "passed", "ZB-7": "failed"}
 
 
 def test_changed_run_fails_naming_old_and_new_values(recorded: dict) -> None:
