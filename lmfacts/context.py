@@ -238,7 +238,7 @@ class ClaimContext:
         rec = self._rec()
         rec.intervals[name] = {"value": float(value), "ci": [lo, hi], "band": band_pair, "level": float(level),
                                "n_resamples": int(n_resamples), "method": str(method), "verdict": verdict}
-        text = (f"{what} {value:.5g}, {100 * level:g}% CI [{lo:.5g}, {hi:.5g}] ({n_resamples} resamples, "
+        text = (f"{what} = {value:.5g}, {100 * level:g}% CI [{lo:.5g}, {hi:.5g}] ({n_resamples} resamples, "
                 f"{method})")
         if verdict == "failed":
             self.check(False, f"{text} lies outside the expected band {band_text(band_pair)}", value=value,

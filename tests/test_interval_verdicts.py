@@ -88,7 +88,7 @@ def test_interval_outcomes_through_the_plugin(tmp_path: Path) -> None:
 
     medium = results["ZZ-22"]
     assert medium["outcome"] == "inconclusive", medium
-    assert medium["reason"].startswith("inconclusive: rate 1.0"), medium["reason"]
+    assert medium["reason"].startswith("inconclusive: rate = 1.0"), medium["reason"]
     assert "straddles the band edge 1.04" in medium["reason"] and "CI [" in medium["reason"]
     assert medium["measured"]["after_interval"] is True
     lo, hi = medium["intervals"]["rate"]["ci"]
