@@ -52,9 +52,11 @@ class RunOptions:
     device_map: str | None
     trust_remote_code: bool
     max_prompts: int | None
-    batch_size: int
+    batch_size: int | None
     probe_sample_tokens: int | None
     compare_latest: bool
+    batch_tokens: int = 4096
+    probe_memory: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -77,6 +79,8 @@ class RunOptions:
             "max_prompts": self.max_prompts,
             "batch_size": self.batch_size,
             "probe_sample_tokens": self.probe_sample_tokens,
+            "batch_tokens": self.batch_tokens,
+            "probe_memory_gb": self.probe_memory,
         }
 
 
@@ -104,6 +108,16 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return x
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register lmfacts's options on pytest's parser (group ``lmfacts``)."""
     g = parser.getgroup("lmfacts", "lmfacts replication suite")
@@ -120,8 +134,13 @@ def add_options(parser: pytest.Parser) -> None:
                 help="replace the built-in corpus: .txt (one prompt per line, \\n escapes) or .jsonl (text field).")
     g.addoption("--max-prompts", dest="lmfacts_max_prompts", type=_positive_int, default=None, metavar="N",
                 help="use a stratified subset of N corpus prompts for corpus-level claims.")
-    g.addoption("--batch-size", dest="lmfacts_batch_size", type=_positive_int, default=16, metavar="N",
-                help="prompts per forward pass of the probe (default 16).")
+    g.addoption("--batch-size", dest="lmfacts_batch_size", type=_positive_int, default=None, metavar="N",
+                help="at most N prompts per forward pass of the probe (default: no cap, --batch-tokens decides).")
+    g.addoption("--batch-tokens", dest="lmfacts_batch_tokens", type=_positive_int, default=4096, metavar="N",
+                help="padded tokens per forward pass of the probe; prompts are sorted by length (default 4096).")
+    g.addoption("--probe-memory", dest="lmfacts_probe_memory", type=_positive_float, default=None, metavar="GB",
+                help="memory budget of the probe's accumulators (default: 1/4 of a CUDA device, else "
+                     "min(2 GB, RAM/8)); covariances drop to float32, then to a subset of points, to fit.")
     g.addoption("--probe-sample-tokens", dest="lmfacts_probe_sample_tokens", type=_positive_int, default=None,
                 metavar="N", help="feed at most N random content tokens per batch to the distribution statistics "
                                   "(moments, kurtosis, covariance); default: every token. Norms stay exact.")
@@ -210,4 +229,6 @@ def read_options(config: pytest.Config) -> RunOptions:
         batch_size=config.getoption("lmfacts_batch_size"),
         probe_sample_tokens=config.getoption("lmfacts_probe_sample_tokens"),
         compare_latest=bool(config.getoption("lmfacts_compare_latest")),
+        batch_tokens=config.getoption("lmfacts_batch_tokens"),
+        probe_memory=config.getoption("lmfacts_probe_memory"),
     )

@@ -47,6 +47,11 @@ class ModelPool:
         """The concrete device of a target (``auto`` resolved)."""
         return resolve_auto_device() if target.device == "auto" else target.device
 
+    def resident(self, target: Target) -> Any:
+        """The loaded model of ``target`` if it is the resident one (in whatever processing), else None."""
+        key = PoolKey(target.model, self.device_for(target), self.options.dtype)
+        return self.loaded if self.key == key else None
+
     def get(self, target: Target, processing: str = "raw") -> Any:
         """The loaded model of ``target`` in ``processing`` (``raw`` or ``compat``)."""
         key = PoolKey(target.model, self.device_for(target), self.options.dtype)

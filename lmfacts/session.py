@@ -44,6 +44,8 @@ class LmfactsSession:
         self.expectations = load_all()
         self.models: dict[str, dict[str, Any]] = {}
         self._probes: dict[tuple[Target, str], Any] = {}
+        self._pending_compat: dict[Target, Any] = {}
+        self.probe_info: dict[str, dict[str, Any]] = {}  # per target id: how its probe results were made
         self._model_checks: dict[tuple[str, Target, str], Any] = {}
         self._corpus: Any = None
         self.store: Any = None
@@ -71,20 +73,88 @@ class LmfactsSession:
 
     # -- models and probe -----------------------------------------------------------------------
     def probe(self, target: Target, processing: str) -> Any:
-        """The probe result for (target, processing), computed once."""
-        key = (target, processing)
-        if key not in self._probes:
-            from lmfacts.probe.probe import ProbePlan, run_probe
+        """The probe result for (target, processing), computed once; one pass serves both processings.
 
-            lm = self.pool.get(target, processing)
-            info = lm.info
-            self._probes[key] = run_probe(
-                lm.bridge, self.probe_texts(), prepend_bos=info.prepends_bos, padding_side=info.padding_side,
-                pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
-                device=info.device, batch_size=self.options.batch_size,
-                plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
-            )
+        The raw pass also reduces the compat view (:func:`lmfacts.probe.probe.run_probe` ``derive``:
+        ``centred`` for a LayerNorm model, ``identity`` otherwise). When a compat claim first asks,
+        the compat model's activations on one corpus prompt are compared with the derived ones
+        (:func:`lmfacts.probe.probe.fingerprint`); within ``float_tol(1e-4)`` the derived view is
+        used, else a real compat pass runs. Either way ``run.json`` (``probes``) says which.
+        """
+        key = (target, processing)
+        if key in self._probes:
+            return self._probes[key]
+        resident = self.pool.resident(target)
+        if processing == "raw" or resident is None or resident.info.weight_processing == "raw":
+            if (target, "raw") not in self._probes:
+                self._run_raw_probe(target)
+            if processing == "raw":
+                return self._probes[key]
+        self._probes[key] = self._compat_probe(target)
         return self._probes[key]
+
+    def _probe_kwargs(self, lm: Any) -> dict[str, Any]:
+        info = lm.info
+        o = self.options
+        return dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side,
+                    pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
+                    device=info.device, batch_size=o.batch_size, batch_tokens=o.batch_tokens,
+                    memory_gb=o.probe_memory)
+
+    def _run_raw_probe(self, target: Target) -> None:
+        from lmfacts.probe.probe import ProbePlan, derivation_for, fingerprint, run_probe
+
+        lm = self.pool.get(target, "raw")
+        derive = derivation_for(lm.bridge)
+        res = run_probe(lm.bridge, self.probe_texts(), plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
+                        derive=derive, **self._probe_kwargs(lm))
+        self._probes[(target, "raw")] = res
+        info = {"raw": self._probe_summary(res)}
+        if res.compat is not None:
+            text = self._check_text(lm)
+            fp = fingerprint(lm.bridge, text, prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx,
+                             device=lm.info.device)
+            self._pending_compat[target] = (res.compat, fp[derive], text)
+        self.probe_info[target.id] = info
+
+    def _check_text(self, lm: Any) -> str:
+        from lmfacts.probe.batching import tokenize_one
+
+        info = lm.info
+        return next((t for t in self.probe_texts() if len(tokenize_one(
+            lm.bridge, t, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)[0]) >= 4), self.probe_texts()[0])
+
+    def _compat_probe(self, target: Target) -> Any:
+        from lmfacts.probe.probe import ProbePlan, fingerprint, fingerprint_error, run_probe
+        from lmfacts.tolerances import float_tol
+
+        pending = self._pending_compat.pop(target, None)
+        lm = self.pool.get(target, "compat")
+        entry: dict[str, Any] = {}
+        if pending is not None:
+            derived, expected, text = pending
+            actual = fingerprint(lm.bridge, text, prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx,
+                                 device=lm.info.device)["raw"]
+            err, hook = fingerprint_error(expected, actual)
+            tol = float_tol(1e-4, self.options.dtype)
+            entry = {"derivation": derived.derivation, "check_prompt": text[:60], "check_max_rel_error": err,
+                     "check_worst_hook": hook, "check_tol": tol}
+            if err <= tol:
+                self.probe_info.setdefault(target.id, {})["compat"] = {
+                    "source": f"derived from the raw pass ({derived.derivation})", **entry}
+                return derived
+            entry["fallback"] = (f"compat activations differ from the {derived.derivation} raw ones by {err:.3g} "
+                                 f"(relative, at {hook}) > {tol:.3g}: a real compat pass was run")
+        res = run_probe(lm.bridge, self.probe_texts(), plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
+                        **self._probe_kwargs(lm))
+        res.processing = "compat"
+        self.probe_info.setdefault(target.id, {})["compat"] = {"source": "its own compat pass", **entry,
+                                                                **self._probe_summary(res)}
+        return res
+
+    @staticmethod
+    def _probe_summary(res: Any) -> dict[str, Any]:
+        return {"seconds": round(res.seconds, 3), "batching": res.batching, "memory": res.memory}
 
     def rebuild(self, target: Target, processing: str) -> Any:
         """The :class:`lmfacts.rebuild.RebuildReport` of (target, processing), measured once on corpus prompts."""
@@ -117,6 +187,7 @@ class LmfactsSession:
     def release_target(self, target: Target) -> None:
         """Free the model, probe results and premise checks of ``target`` once its tests are done."""
         self._probes = {k: v for k, v in self._probes.items() if k[0] != target}
+        self._pending_compat.pop(target, None)
         self._model_checks = {k: v for k, v in self._model_checks.items() if k[1] != target}
         self.pool.release()
 
@@ -162,6 +233,7 @@ class LmfactsSession:
                 "argv": sys.argv,
             },
             "models": list(self.models.values()),
+            "probes": self.probe_info,
         }
 
     def open_store(self) -> None:

@@ -23,8 +23,8 @@ import torch
 
 from lmfacts.models.loading import build_tiny_model, load_model
 from lmfacts.probe.accumulators import per_token_kurtosis
-from lmfacts.probe.batching import BOS, CONTENT, PAD, PromptError, make_batch, tokenize_one
-from lmfacts.probe.probe import TOPK_DIMS, run_probe
+from lmfacts.probe.batching import BOS, CONTENT, PAD, PromptError, make_batch, plan_batches, tokenize_one
+from lmfacts.probe.probe import DEFAULT_BATCH_TOKENS, TOPK_DIMS, run_probe
 
 TEXTS = [
     "Hello.",
@@ -142,8 +142,9 @@ def _check_pad(lm: Any, texts: list[str]) -> None:
     probe = run_probe(lm.bridge, texts, batch_size=BATCH, **_args(lm))
     a = _args(lm)
     total, count = np.zeros(lm.bridge.cfg.n_layers + 1), 0.0
-    for i in range(0, len(texts), BATCH):
-        batch = make_batch(lm.bridge, texts[i:i + BATCH], prepend_bos=a["prepend_bos"], n_ctx=a["n_ctx"],
+    lengths = [len(tokenize_one(lm.bridge, t, prepend_bos=a["prepend_bos"], n_ctx=a["n_ctx"])[0]) for t in texts]
+    for index in plan_batches(lengths, batch_tokens=DEFAULT_BATCH_TOKENS, max_prompts=BATCH):  # the probe's batches
+        batch = make_batch(lm.bridge, [texts[i] for i in index], prepend_bos=a["prepend_bos"], n_ctx=a["n_ctx"],
                            padding_side=a["padding_side"], pad_id=a["pad_id"], device="cpu")
         with torch.no_grad():
             _, cache = lm.bridge.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)

@@ -82,7 +82,11 @@ def _hand(lm: Any, texts: list[str]) -> dict[str, Any]:
 
 def _pad_count(lm: Any, texts: list[str], batch: int) -> int:
     lengths = [len(tokenize_one(lm.bridge, t, prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx)[0]) for t in texts]
-    return sum(max(c) * len(c) - sum(c) for c in (lengths[i:i + batch] for i in range(0, len(texts), batch)))
+    from lmfacts.probe.batching import padding_stats, plan_batches
+    from lmfacts.probe.probe import DEFAULT_BATCH_TOKENS
+
+    st = padding_stats(lengths, plan_batches(lengths, batch_tokens=DEFAULT_BATCH_TOKENS, max_prompts=batch))
+    return st["padded_tokens"] - st["real_tokens"]
 
 
 @pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-neox", "tiny-bert"])

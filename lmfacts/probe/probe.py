@@ -9,28 +9,74 @@ Positions are classed by :mod:`lmfacts.probe.batching` (pad, bos, content, bos_m
 "Content" statistics see only ``content``; the BOS statistics (``bos_first``, ``bos_max_rel_dev``
 and the ``bos`` norm class) see only the prepended BOS, never a BOS id that came from the text
 (``bos_mid``); norms are summed per class, and :attr:`ProbeResult.position_counts` counts them.
+
+Batches: prompts are tokenised once, sorted by length and packed up to ``batch_tokens`` padded
+tokens (:func:`lmfacts.probe.batching.plan_batches`); per-prompt results are stored in corpus order
+and :attr:`ProbeResult.batching` reports the padding overhead.
+
+Device-resident reductions: every accumulator is a tensor on the model's device; a hook only
+writes per-token norms into a per-batch buffer and updates the distribution sums, and the class
+sums, per-prompt means, the RN-4 bound and the non-finite check are reduced from that buffer once
+per batch (one host sync per batch, for the non-finite check); results reach the host once, at the end.
+
+One pass for both processings (``derive``): TransformerLens compat processing (fold_ln,
+center_writing_weights) leaves an RMSNorm model's activations unchanged (``derive="identity"``),
+and on a LayerNorm model makes the residual stream, resid_mid, attn_out and mlp_out exactly the raw
+ones centred per token, x − mean(x), with ``mlp.hook_pre`` unchanged (``derive="centred"``). With
+``derive`` set, the raw pass also reduces the compat view (centring per token inside the hooks) and
+returns it as :attr:`ProbeResult.compat`. Whether the identity holds for a loaded model is checked
+by :func:`fingerprint` / :func:`fingerprint_error` on one prompt (see :meth:`lmfacts.session.LmfactsSession.probe`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from lmfacts.probe.accumulators import NormSums, PointStats, per_token_kurtosis, update_sample
-from lmfacts.probe.batching import BOS, CLASS_NAMES, Batch, class_counts, make_batch
+from lmfacts.probe.accumulators import (
+    SAMPLE_TOKENS,
+    CentredPointStats,
+    MemoryPlan,
+    NormSums,
+    NotMeasuredError,
+    PointStats,
+    budget_bytes,
+    per_token_kurtosis,
+    plan_memory,
+    update_sample,
+)
+from lmfacts.probe.batching import (
+    BOS,
+    CLASS_NAMES,
+    CONTENT,
+    PAD,
+    Batch,
+    pad_rows,
+    padding_stats,
+    plan_batches,
+    tokenize_one,
+)
 
 TOPK_DIMS = 8  # how many largest-|x| dimensions of each token are counted (BF-2)
-SAMPLE_TOKENS = 512  # content token vectors kept per point for distribution shape (BF-1)
 ROTATION_SEED = 1234
+SAMPLE_SEED = ROTATION_SEED + 1
+DEFAULT_BATCH_TOKENS = 4096  # padded tokens per forward pass (--batch-tokens)
+DERIVATIONS = ("identity", "centred")
 
 
 class NonFiniteActivationError(FloatingPointError):
     """The model produced NaN or inf activations."""
+
+
+class CovarianceNotKept(NotMeasuredError, KeyError):  # noqa: N818 - reads as what it reports
+    """The memory plan kept no covariance at this point (``--probe-memory``)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +105,7 @@ class ProbeResult:
     resid_mid: NormSums
     attn_out: NormSums
     mlp_out: NormSums
-    points: list[PointStats]
+    points: list[Any]  # PointStats (CentredPointStats in a derived compat view)
     rotation: np.ndarray
     mlp_pos_count: np.ndarray
     mlp_count: np.ndarray
@@ -74,17 +120,35 @@ class ProbeResult:
     position_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_NAMES, 0))
     seconds: float = 0.0
     plan: ProbePlan = field(default_factory=lambda: ProbePlan())
+    # which weights the statistics describe, and how: derivation None = this pass ran on them;
+    # "identity" / "centred" = derived from the raw pass (see the module docstring)
+    processing: str = "raw"
+    derivation: str | None = None
+    batching: dict[str, Any] = field(default_factory=dict)  # real / padded tokens, overhead, batches
+    memory: dict[str, Any] = field(default_factory=dict)  # the MemoryPlan and the measured accumulator bytes
+    compat: ProbeResult | None = None  # the derived compat view (run_probe(derive=...))
 
     def mlp_active_share(self) -> np.ndarray:
         """Share of MLP pre-activations > 0 per block over content tokens (RN-7)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.mlp_pos_count / self.mlp_count
 
+    def has_covariance(self, point: int) -> bool:
+        """Whether the memory plan kept the covariance at ``point``."""
+        return getattr(self.points[point], "cov_sum", None) is not None
+
     def covariance(self, point: int) -> np.ndarray:
-        """Covariance (d×d) of content token vectors at ``point``."""
+        """Covariance (d×d, float64) of content token vectors at ``point``.
+
+        Raises :class:`CovarianceNotKept` where ``--probe-memory`` kept none (``memory['covariance']``).
+        """
         st = self.points[point]
-        m = st.moments.mean()
-        return st.cov_sum / st.n_tokens - np.outer(m, m)
+        if not self.has_covariance(point):
+            raise CovarianceNotKept(f"no covariance at point {point}: the probe's memory plan "
+                                    f"({self.memory.get('covariance')}) kept it at points "
+                                    f"{self.memory.get('covariance_points')} only (raise --probe-memory)")
+        m = st.moments.s1 / st.n_tokens  # mean of x − shift, the frame cov_sum is summed in
+        return np.asarray(st.cov_sum, dtype=np.float64) / st.n_tokens - np.outer(m, m)
 
     def token_kurtosis(self, point: int, rotated: bool = False) -> float:
         """Mean over content tokens of the per-token kurtosis across dimensions (RS convention)."""
@@ -100,151 +164,315 @@ def random_rotation(d: int, seed: int = ROTATION_SEED) -> torch.Tensor:
     return q * torch.sign(torch.diagonal(r))
 
 
+def prompt_keys(index: int, n: int) -> torch.Tensor:
+    """The sampling keys of the ``n`` positions of corpus prompt ``index`` (uniform in [0, 1), float32).
+
+    Fixed by the prompt's corpus index alone, so the probe's token sample does not depend on how
+    the corpus is batched.
+    """
+    return torch.rand(n, generator=torch.Generator().manual_seed(SAMPLE_SEED * 1_000_003 + index))
+
+
+class _PointAcc:
+    """Device-resident distribution accumulators of one residual point."""
+
+    def __init__(self, d: int, device: torch.device, cov_dtype: torch.dtype | None):
+        z = lambda: torch.zeros(d, dtype=torch.float64, device=device)  # noqa: E731
+        self.d, self.device = d, device
+        self.n = 0
+        self.shift: torch.Tensor | None = None
+        self.s = [z() for _ in range(4)]
+        self.rshift: torch.Tensor | None = None
+        self.rs = [z() for _ in range(4)]
+        self.tk = torch.zeros((), dtype=torch.float64, device=device)
+        self.rtk = torch.zeros((), dtype=torch.float64, device=device)
+        self.hi = torch.full((d,), -torch.inf, dtype=torch.float64, device=device)
+        self.lo = torch.full((d,), torch.inf, dtype=torch.float64, device=device)
+        self.topk = z()
+        self.abs = z()
+        self.cov = None if cov_dtype is None else torch.zeros(d, d, dtype=cov_dtype, device=device)
+        self.sample: torch.Tensor | None = None
+        self.sample_keys: torch.Tensor | None = None
+
+
+def _moments(sums: list[torch.Tensor], y: torch.Tensor) -> None:
+    """Add Σy, Σy², Σy³, Σy⁴ over rows of y [n, d] (float32 GEMVs, float64 totals)."""
+    ones = torch.ones(1, y.shape[0], dtype=y.dtype, device=y.device)
+    y2 = y * y
+    part = torch.cat([ones @ y, ones @ y2, ones @ (y2 * y), ones @ (y2 * y2)]).double()
+    for k in range(4):
+        sums[k] += part[k]
+
+
 class _Probe:
     """Holds the accumulators and the hook functions of one probe run."""
 
-    def __init__(self, n_layers: int, d: int, plan: ProbePlan, device: torch.device, names: set[str]):
-        self.L, self.d, self.plan = n_layers, d, plan
-        self.resid = NormSums(n_layers + 1)
-        self.resid_mid = NormSums(n_layers)
-        self.attn_out = NormSums(n_layers)
-        self.mlp_out = NormSums(n_layers)
-        self.points = [PointStats(d) for _ in range(n_layers + 1)]
+    def __init__(self, n_layers: int, d: int, plan: ProbePlan, device: torch.device, names: set[str],
+                 n_prompts: int, derive: str | None, memory: MemoryPlan):
+        self.L, self.d, self.plan, self.device = n_layers, d, plan, device
+        self.derive = derive
+        self.memory = memory
+        self.has_mid = all(f"blocks.{i}.hook_resid_mid" in names for i in range(n_layers))
+        L = n_layers
+        # rows of the per-batch norm buffer: resid_pre, resid_post, attn_out, mlp_out (, resid_mid) per block
+        self.PRE, self.POST, self.ATTN, self.MLP, self.MID = 0, L, 2 * L, 3 * L, 4 * L
+        self.K = 5 * L if self.has_mid else 4 * L
+        self.views = ["raw"] + (["centred"] if derive == "centred" else [])
+        f64 = dict(dtype=torch.float64, device=device)
+        self.sums = {v: torch.zeros(self.K, len(CLASS_NAMES), **f64) for v in self.views}
+        self.counts = torch.zeros(self.K, len(CLASS_NAMES), **f64)
+        self.per_prompt = {v: torch.full((self.K, n_prompts), float("nan"), **f64) for v in self.views}
+        self.min_slack = {v: torch.full((L,), float("inf"), **f64) for v in self.views}
+        self.violations = {v: torch.zeros(L, **f64) for v in self.views}
+        self.checked = np.zeros(L)
+        self.bos_first: dict[str, list[torch.Tensor | None]] = {v: [None] * (L + 1) for v in self.views}
+        self.bos_dev = {v: torch.zeros(L + 1, **f64) for v in self.views}
+        self.mlp_pos = torch.zeros(L, **f64)
+        self.mlp_n = np.zeros(L)
+        self.d_mlp: dict[int, int] = {}
+        cov_dtype = None if not plan.covariance else (torch.float64 if memory.covariance == "float64" else torch.float32)
+        kept = set(memory.cov_points)
+        self.points = [_PointAcc(d, device, cov_dtype if p in kept else None) for p in range(L + 1)]
         self.rotation64 = random_rotation(d)
         self.rotation = self.rotation64.float().to(device)
-        self.mlp_pos = np.zeros(n_layers)
-        self.mlp_n = np.zeros(n_layers)
-        self.min_slack = np.full(n_layers, np.inf)
-        self.violations = np.zeros(n_layers)
-        self.checked = np.zeros(n_layers)
-        self.bos_first: list[np.ndarray | None] = [None] * (n_layers + 1)
-        self.bos_dev = np.zeros(n_layers + 1)
-        self.has_mid = all(f"blocks.{i}.hook_resid_mid" in names for i in range(n_layers))
+        self.gen = torch.Generator().manual_seed(SAMPLE_SEED)
+        self.n_content = 0
         self.batch: Batch | None = None
-        self.subset: torch.Tensor | None = None
-        self.gen = torch.Generator().manual_seed(ROTATION_SEED + 1)
-        self._tok_norms: dict[tuple[str, int], torch.Tensor] = {}
+        self.buf: dict[str, torch.Tensor] = {}
+        self.mlp_buf: torch.Tensor | None = None
+        self.fired: list[int] = []
+        self.mlp_fired: list[int] = []
 
     # -- per batch -------------------------------------------------------------------------
-    def start(self, batch: Batch) -> None:
-        self.batch = batch
+    def start(self, batch: Batch, index: Sequence[int], classes_cpu: torch.Tensor) -> None:
+        """Open a batch: ``index`` are the corpus indices of its rows; ``classes_cpu`` its class map on the host."""
+        self.batch, self.index = batch, torch.as_tensor(list(index), device=self.device)
+        b, p = classes_cpu.shape
+        content_cpu = classes_cpu == CONTENT
+        n = int(content_cpu.sum())
+        self.n_batch_content = n
+        self.class_n = [int((classes_cpu == c).sum()) for c in CLASS_NAMES.values()]
+        self.n_real = int((classes_cpu != 0).sum())
+        self.content = batch.classes == CONTENT
+        self.real = batch.attention_mask.bool()
+        self.row_content = content_cpu.sum(1).to(self.device, torch.float64)
+        self.has_bos = bool((classes_cpu == BOS).any())
+        self.bos_mask = batch.classes == BOS
+        keys = torch.zeros(b, p)
+        real_cpu = classes_cpu != PAD
+        for r, i in enumerate(index):
+            keys[r, real_cpu[r]] = prompt_keys(int(i), int(real_cpu[r].sum()))
+        ckeys = keys[content_cpu]
         self.subset = None
-        n = int(batch.content.sum())
         if self.plan.sample_tokens is not None and n > self.plan.sample_tokens:
             self.subset = torch.randperm(n, generator=self.gen)[: self.plan.sample_tokens].sort().values
-        for sums in (self.resid, self.resid_mid, self.attn_out, self.mlp_out):
-            sums.start_batch(batch.tokens.shape[0])
+            ckeys = ckeys[self.subset]
+            self.subset = self.subset.to(self.device)
+        self.keys = ckeys.to(self.device)
+        self.buf = {v: torch.empty(self.K, b, p, dtype=torch.float32, device=self.device) for v in self.views}
+        self.mlp_buf = torch.empty(self.L, b, p, dtype=torch.float32, device=self.device)
+        self.fired, self.mlp_fired = [], []
 
-    def end(self) -> None:
-        for sums in (self.resid, self.resid_mid, self.attn_out, self.mlp_out):
-            sums.end_batch()
-        self._tok_norms.clear()
+    def end(self, names: list[str]) -> None:
+        """Reduce the batch's buffers into the accumulators (one host sync: the non-finite check)."""
+        assert self.batch is not None
+        rows = self.fired
+        if not rows:
+            return
+        idx = torch.as_tensor(rows, device=self.device)
+        classes = self.batch.classes
+        bad_any = None
+        for v in self.views:
+            B = self.buf[v].index_select(0, idx).double()  # [k, b, p]
+            bad = (~torch.isfinite(B) & self.real).flatten(1).any(1)
+            bad_any = bad if bad_any is None else bad | bad_any
+            sums = torch.stack([torch.where(classes == c, B, 0.0).sum((1, 2)) for c in CLASS_NAMES.values()], 1)
+            self.sums[v].index_add_(0, idx, sums)
+            per = torch.where(self.content, B, 0.0).sum(-1) / self.row_content.clamp(min=1)
+            per = torch.where(self.row_content > 0, per, float("nan"))
+            self.per_prompt[v][idx.unsqueeze(1), self.index.unsqueeze(0)] = per
+            self._bound(v)
+        self.counts.index_add_(0, idx, torch.tensor(self.class_n, dtype=torch.float64, device=self.device)
+                               .expand(len(rows), -1))
+        for layer in self.mlp_fired:
+            assert self.mlp_buf is not None
+            self.mlp_pos[layer] += torch.where(self.content, self.mlp_buf[layer], 0.0).sum().double()
+            self.mlp_n[layer] += self.n_batch_content * self.d_mlp[layer]
+        if bool(bad_any.any()):  # the one host sync of the batch
+            bad_rows = {rows[k] for k in torch.nonzero(bad_any).flatten().tolist()}
+            first = next(r for r in rows if r in bad_rows)
+            raise NonFiniteActivationError(
+                f"non-finite activation at {names[first]}: the model produced NaN/inf on a real token "
+                "(try --dtype float32, or check the weights)")
+        self.buf = {}
+        self.mlp_buf = None
+
+    def _bound(self, view: str) -> None:
+        """RN-4 per block from the batch's norm rows: slack = ‖attn‖ + ‖mlp‖ − (‖post‖ − ‖pre‖), over real tokens."""
+        fired = set(self.fired)
+        L = self.L
+        blocks = [i for i in range(L) if {self.PRE + i, self.POST + i, self.ATTN + i, self.MLP + i} <= fired]
+        if not blocks:
+            return
+        B = self.buf[view]
+        bi = torch.as_tensor(blocks, device=self.device)
+        pre, post = B[self.PRE + bi].double(), B[self.POST + bi].double()
+        slack = B[self.ATTN + bi].double() + B[self.MLP + bi].double() - (post - pre)
+        rel = slack / pre.clamp(min=1e-30)
+        real = self.real
+        self.min_slack[view][bi] = torch.minimum(self.min_slack[view][bi],
+                                                 torch.where(real, rel, float("inf")).amin((1, 2)))
+        self.violations[view][bi] += ((rel < -1e-4) & real).sum((1, 2)).double()
+        if view == "raw":
+            self.checked[blocks] += self.n_real
 
     # -- hooks -----------------------------------------------------------------------------
-    def _norms(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        norms = x.detach().float().norm(dim=-1)
-        assert self.batch is not None
-        if not torch.isfinite(norms[self.batch.attention_mask.bool()]).all():
-            raise NonFiniteActivationError(
-                f"non-finite activation at {name}: the model produced NaN/inf on a real token "
-                "(try --dtype float32, or check the weights)")
-        return norms
+    def _row(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """Write ‖x‖ (and ‖x − mean x‖ for the centred view) per token into row ``k``; returns x in float32."""
+        xf = x if x.dtype == torch.float32 else x.float()
+        n = torch.linalg.vector_norm(xf, dim=-1)
+        self.buf["raw"][k].copy_(n)
+        if "centred" in self.buf:
+            self.buf["centred"][k].copy_(torch.linalg.vector_norm(xf - xf.mean(-1, keepdim=True), dim=-1))
+        self.fired.append(k)
+        return xf
 
-    def on_resid(self, point: int, x: torch.Tensor, name: str) -> None:
-        assert self.batch is not None
-        norms = self._norms(x, name)
-        self.resid.add(point, norms, self.batch.classes)
-        self._tok_norms[("resid", point)] = norms
-        self._bos(point, x)
-        if self.plan.distributions:
-            self._distributions(point, x.detach().float()[self.batch.content])
+    def on_resid(self, point: int, x: torch.Tensor) -> None:
+        xf = self._row(self.PRE + point, x)
+        self._point(point, xf)
 
-    def on_sub(self, kind: str, layer: int, x: torch.Tensor, name: str) -> None:
-        assert self.batch is not None
-        norms = self._norms(x, name)
-        getattr(self, kind).add(layer, norms, self.batch.classes)
-        self._tok_norms[(kind, layer)] = norms
+    def on_sub(self, row: int, x: torch.Tensor) -> None:
+        self._row(row, x)
 
-    def on_post(self, layer: int, x: torch.Tensor, name: str) -> None:
-        """resid_post of block ``layer``: the RN-4 bound, and the final point's statistics."""
+    def on_post(self, layer: int, x: torch.Tensor) -> None:
+        """resid_post of block ``layer``: a norm row (the RN-4 bound); the final point's statistics."""
+        xf = self._row(self.POST + layer, x)
         if layer == self.L - 1:
-            self.on_resid(self.L, x, name)
-            post = self._tok_norms[("resid", self.L)]
-        else:
-            post = self._norms(x, name)
-        pre = self._tok_norms.get(("resid", layer))
-        attn = self._tok_norms.get(("attn_out", layer))
-        mlp = self._tok_norms.get(("mlp_out", layer))
-        if pre is None or attn is None or mlp is None:
-            return
-        assert self.batch is not None
-        real = self.batch.attention_mask.bool()
-        pre64, slack = pre.double()[real], (attn.double() + mlp.double() - (post.double() - pre.double()))[real]
-        rel = slack / pre64.clamp(min=1e-30)
-        self.min_slack[layer] = min(self.min_slack[layer], float(rel.min()))
-        self.violations[layer] += float((rel < -1e-4).sum())
-        self.checked[layer] += float(real.sum())
+            self._point(self.L, xf)
 
     def on_mlp_pre(self, layer: int, x: torch.Tensor) -> None:
-        assert self.batch is not None
-        xc = x.detach()[self.batch.content]
-        self.mlp_pos[layer] += float((xc > 0).sum())
-        self.mlp_n[layer] += float(xc.numel())
+        assert self.mlp_buf is not None
+        self.d_mlp[layer] = int(x.shape[-1])
+        self.mlp_buf[layer].copy_((x > 0).sum(-1))
+        self.mlp_fired.append(layer)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _bos(self, point: int, x: torch.Tensor) -> None:
-        assert self.batch is not None
-        bos = self.batch.classes == BOS
-        if not bos.any():
-            return
-        vecs = x.detach()[bos].double().cpu().numpy()
-        if self.bos_first[point] is None:
-            self.bos_first[point] = vecs[0]
-        ref = self.bos_first[point]
-        dev = np.linalg.norm(vecs - ref, axis=1) / max(np.linalg.norm(ref), 1e-30)
-        self.bos_dev[point] = max(self.bos_dev[point], float(dev.max()))
+    def _point(self, point: int, xf: torch.Tensor) -> None:
+        if self.has_bos:
+            self._bos(point, xf)
+        if self.plan.distributions:
+            self._distributions(point, xf[self.content])
+
+    def _bos(self, point: int, xf: torch.Tensor) -> None:
+        vecs = xf[self.bos_mask].double()
+        for v in self.views:
+            if v == "centred":
+                vecs = vecs - vecs.mean(-1, keepdim=True)
+            if self.bos_first[v][point] is None:
+                self.bos_first[v][point] = vecs[0].clone()
+            ref = self.bos_first[v][point]
+            dev = torch.linalg.vector_norm(vecs - ref, dim=-1) / torch.linalg.vector_norm(ref).clamp(min=1e-30)
+            self.bos_dev[v][point] = torch.maximum(self.bos_dev[v][point], dev.max())
 
     def _distributions(self, point: int, xc: torch.Tensor) -> None:
         st = self.points[point]
         if xc.shape[0] == 0:
             return
         lo, hi = torch.aminmax(xc, dim=0)  # extremes over every content token
+        st.hi = torch.maximum(st.hi, hi.double())
+        st.lo = torch.minimum(st.lo, lo.double())
         if self.subset is not None:
-            xc = xc[self.subset.to(xc.device)]
-        st.moments.add(xc)
-        st.token_kurtosis_sum += float(per_token_kurtosis(xc).double().sum())
-        st.n_tokens += xc.shape[0]
+            xc = xc[self.subset]
+        if st.shift is None:
+            st.shift = xc.mean(0)
+        y = xc - st.shift
+        _moments(st.s, y)
+        st.tk += per_token_kurtosis(xc).double().sum()
+        st.n += xc.shape[0]
         ax = xc.abs()
-        ext = torch.stack([hi, lo, ax.sum(0)]).double().cpu().numpy()
-        st.max_signed = np.maximum(st.max_signed, ext[0])
-        st.min_signed = np.minimum(st.min_signed, ext[1])
-        st.abs_sum += ext[2]
+        st.abs += ax.sum(0).double()
         k = min(TOPK_DIMS, self.d)
-        top = torch.topk(ax, k, dim=-1).indices.reshape(-1)
-        st.topk_counts += torch.bincount(top, minlength=self.d).double().cpu().numpy()
-        keys = torch.rand(xc.shape[0], generator=self.gen)
-        update_sample(st, xc, keys, SAMPLE_TOKENS)
-        if self.plan.covariance:
-            st.cov_sum += (xc.T @ xc).double().cpu().numpy()
+        top = torch.topk(ax, k, dim=-1, sorted=False).indices.reshape(-1)
+        st.topk += torch.bincount(top, minlength=self.d).double()
+        update_sample(st, xc, self.keys, SAMPLE_TOKENS)
+        if st.cov is not None:
+            c = y.T @ y
+            st.cov += c if st.cov.dtype == torch.float32 else c.double()
         if self.plan.rotated:
             xr = xc @ self.rotation
-            st.rotated_moments.add(xr)
-            st.rotated_token_kurtosis_sum += float(per_token_kurtosis(xr).double().sum())
+            if st.rshift is None:
+                st.rshift = xr.mean(0)
+            _moments(st.rs, xr - st.rshift)
+            st.rtk += per_token_kurtosis(xr).double().sum()
+
+    # -- results -----------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Everything on the host (one copy per accumulator), per view."""
+        L = self.L
+        counts = self.counts.cpu().numpy()
+        resid_rows = list(range(self.PRE, self.PRE + L)) + [self.POST + L - 1]
+        out: dict[str, Any] = {}
+        for v in self.views:
+            sums, per = self.sums[v].cpu().numpy(), self.per_prompt[v].cpu().numpy()
+
+            def norm_sums(rows: list[int], sums: np.ndarray = sums, per: np.ndarray = per) -> NormSums:
+                return NormSums.from_tables(sums[rows], counts[rows], per[rows].T.copy())
+
+            mid = norm_sums(list(range(self.MID, self.MID + L))) if self.has_mid else NormSums(L)
+            out[v] = dict(
+                resid=norm_sums(resid_rows), resid_mid=mid, attn_out=norm_sums(list(range(self.ATTN, self.ATTN + L))),
+                mlp_out=norm_sums(list(range(self.MLP, self.MLP + L))),
+                bound_min_slack=self.min_slack[v].cpu().numpy(), bound_violations=self.violations[v].cpu().numpy(),
+                bound_checked=self.checked.copy(),
+                bos_first=[None if b is None else b.cpu().numpy() for b in self.bos_first[v]],
+                bos_max_rel_dev=self.bos_dev[v].cpu().numpy())
+        points: list[PointStats] = []
+        for acc in self.points:
+            st = PointStats(self.d)
+            st.n_tokens = float(acc.n)
+            for mom, sums, shift in ((st.moments, acc.s, acc.shift), (st.rotated_moments, acc.rs, acc.rshift)):
+                mom.n = float(acc.n)
+                mom.shift = None if shift is None else shift.double().cpu().numpy()
+                mom.s1, mom.s2, mom.s3, mom.s4 = (s.cpu().numpy() for s in sums)
+            st.token_kurtosis_sum, st.rotated_token_kurtosis_sum = float(acc.tk), float(acc.rtk)
+            st.cov_sum = None if acc.cov is None else acc.cov.cpu().numpy()
+            st.max_signed, st.min_signed = acc.hi.cpu().numpy(), acc.lo.cpu().numpy()
+            st.topk_counts, st.abs_sum = acc.topk.cpu().numpy(), acc.abs.cpu().numpy()
+            if acc.sample is not None:
+                order = torch.argsort(acc.sample_keys)  # a canonical order: by key
+                st.sample, st.sample_keys = acc.sample[order].cpu(), acc.sample_keys[order].cpu()
+            points.append(st)
+        out["points"] = points
+        out["mlp_pos"] = self.mlp_pos.cpu().numpy()
+        out["mlp_n"] = self.mlp_n.copy()
+        return out
 
 
-def _hooks(probe: _Probe, n_layers: int) -> list[tuple[str, object]]:
-    hooks: list[tuple[str, object]] = []
+def _hooks(probe: _Probe, n_layers: int) -> list[tuple[str, Any]]:
+    """The forward hooks of the probe (hook name, function)."""
+    hooks: list[tuple[str, Any]] = []
     for i in range(n_layers):
-        hooks.append((f"blocks.{i}.hook_resid_pre", lambda x, hook, i=i: probe.on_resid(i, x, hook.name)))
-        hooks.append((f"blocks.{i}.hook_attn_out",
-                      lambda x, hook, i=i: probe.on_sub("attn_out", i, x, hook.name)))
+        hooks.append((f"blocks.{i}.hook_resid_pre", lambda x, hook, i=i: probe.on_resid(i, x)))
+        hooks.append((f"blocks.{i}.hook_attn_out", lambda x, hook, i=i: probe.on_sub(probe.ATTN + i, x)))
         if probe.has_mid:
-            hooks.append((f"blocks.{i}.hook_resid_mid",
-                          lambda x, hook, i=i: probe.on_sub("resid_mid", i, x, hook.name)))
-        hooks.append((f"blocks.{i}.hook_mlp_out", lambda x, hook, i=i: probe.on_sub("mlp_out", i, x, hook.name)))
+            hooks.append((f"blocks.{i}.hook_resid_mid", lambda x, hook, i=i: probe.on_sub(probe.MID + i, x)))
+        hooks.append((f"blocks.{i}.hook_mlp_out", lambda x, hook, i=i: probe.on_sub(probe.MLP + i, x)))
         hooks.append((f"blocks.{i}.mlp.hook_pre", lambda x, hook, i=i: probe.on_mlp_pre(i, x)))
-        hooks.append((f"blocks.{i}.hook_resid_post", lambda x, hook, i=i: probe.on_post(i, x, hook.name)))
+        hooks.append((f"blocks.{i}.hook_resid_post", lambda x, hook, i=i: probe.on_post(i, x)))
     return hooks
+
+
+def _row_names(probe: _Probe, n_layers: int) -> list[str]:
+    """The hook name of every norm row (for error messages)."""
+    names = [""] * probe.K
+    for i in range(n_layers):
+        names[probe.PRE + i] = f"blocks.{i}.hook_resid_pre"
+        names[probe.POST + i] = f"blocks.{i}.hook_resid_post"
+        names[probe.ATTN + i] = f"blocks.{i}.hook_attn_out"
+        names[probe.MLP + i] = f"blocks.{i}.hook_mlp_out"
+        if probe.has_mid:
+            names[probe.MID + i] = f"blocks.{i}.hook_resid_mid"
+    return names
 
 
 def stop_before_unembed_hook() -> tuple[str, object]:
@@ -257,42 +485,189 @@ def stop_before_unembed_hook() -> tuple[str, object]:
     return ("ln_final.hook_in", stop)
 
 
+def tokenize_corpus(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids of every prompt (truncated to ``n_ctx``) and the indices of the truncated ones.
+
+    Raises :class:`lmfacts.probe.batching.PromptError` / ``OutOfVocabularyError`` as :func:`tokenize_one`.
+    """
+    rows: list[list[int]] = []
+    truncated: list[int] = []
+    for i, text in enumerate(texts):
+        ids, cut = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=n_ctx)
+        rows.append(ids)
+        if cut:
+            truncated.append(i)
+    return rows, truncated
+
+
 def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: str, pad_id: int,
-              n_ctx: int, device: str | torch.device = "cpu", batch_size: int = 16,
-              plan: ProbePlan = ProbePlan()) -> ProbeResult:
-    """Stream ``texts`` through ``bridge`` in batches and return the corpus-level reductions."""
+              n_ctx: int, device: str | torch.device = "cpu", batch_size: int | None = None,
+              batch_tokens: int = DEFAULT_BATCH_TOKENS, plan: ProbePlan = ProbePlan(),
+              derive: str | None = None, memory_gb: float | None = None) -> ProbeResult:
+    """Stream ``texts`` through ``bridge`` in length-sorted batches and return the corpus-level reductions.
+
+    ``batch_tokens``: padded tokens per forward pass; ``batch_size``: optional cap on prompts per pass.
+    ``derive``: also reduce the compat view (``"identity"`` or ``"centred"``, see the module docstring),
+    returned as ``result.compat``. ``memory_gb``: the accumulators' budget (``--probe-memory``;
+    default :func:`lmfacts.probe.accumulators.default_memory_budget`), see ``result.memory``.
+    Raises ValueError for an empty corpus or an unknown ``derive``; PromptError / OutOfVocabularyError
+    for a prompt the model cannot take; NonFiniteActivationError for NaN/inf activations on real tokens.
+    """
     if not texts:
         raise ValueError("run_probe needs at least one prompt")
+    if derive is not None and derive not in DERIVATIONS:
+        raise ValueError(f"derive must be one of {DERIVATIONS} or None, not {derive!r}")
     t0 = time.perf_counter()
     cfg = bridge.cfg
     L, d = cfg.n_layers, cfg.d_model
     names = set(bridge.hook_dict)
-    probe = _Probe(L, d, plan, torch.device(device), names)
-    hooks = _hooks(probe, L)
+    dev = torch.device(device)
+    rows, truncated = tokenize_corpus(bridge, texts, prepend_bos=prepend_bos, n_ctx=n_ctx)
+    lengths = [len(r) for r in rows]
+    batches = plan_batches(lengths, batch_tokens=batch_tokens, max_prompts=batch_size, first=0,
+                           batch_cost=64 if dev.type == "cpu" else 1024)  # a GPU pass has more fixed cost
+    if batches and 0 in batches[0]:  # the corpus' first prompt leads, so bos_first is its BOS
+        batches[0].remove(0)
+        batches[0].insert(0, 0)
+    has_mid = all(f"blocks.{i}.hook_resid_mid" in names for i in range(L))
+    mem = plan_memory(L + 1, d, budget_bytes(memory_gb, dev), covariance=plan.covariance and plan.distributions,
+                      n_prompts=len(texts), n_norm_rows=(5 if has_mid else 4) * L * (2 if derive == "centred" else 1))
+    probe = _Probe(L, d, plan, dev, names, len(texts), derive, mem)
+    hooks, row_names = _hooks(probe, L), _row_names(probe, L)
     if "ln_final.hook_in" in names:
         hooks.append(stop_before_unembed_hook())
-    truncated: list[str] = []
     counts = dict.fromkeys(CLASS_NAMES, 0)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            batch = make_batch(bridge, chunk, prepend_bos=prepend_bos, n_ctx=n_ctx, padding_side=padding_side,
-                               pad_id=pad_id, device=device)
-            truncated += [chunk[i] for i in batch.truncated]
-            for name, n in class_counts(batch.classes).items():
-                counts[name] += n
-            probe.start(batch)
+        for index in batches:
+            batch = pad_rows(bridge, [rows[i] for i in index], [texts[i] for i in index], [], prepend_bos=prepend_bos,
+                             padding_side=padding_side, pad_id=pad_id, device="cpu")
+            classes_cpu = batch.classes
+            for name, c in CLASS_NAMES.items():
+                counts[name] += int((classes_cpu == c).sum())
+            batch = Batch(batch.tokens.to(dev), batch.attention_mask.to(dev), classes_cpu.to(dev), batch.lengths,
+                          batch.texts)
+            probe.start(batch, index, classes_cpu)
             bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks, attention_mask=batch.attention_mask,
                                   return_type=None)
-            probe.end()
+            probe.end(row_names)
+    truncated_texts = [texts[i] for i in truncated]
     if truncated:
         warnings.warn(f"{len(truncated)} prompt(s) longer than the model's context ({n_ctx} tokens) were "
-                      f"truncated, e.g. {truncated[0][:40]!r}…", stacklevel=2)
-    return ProbeResult(
-        n_layers=L, d_model=d, n_prompts=len(texts), n_content_tokens=counts["content"], has_resid_mid=probe.has_mid,
-        resid=probe.resid, resid_mid=probe.resid_mid, attn_out=probe.attn_out, mlp_out=probe.mlp_out,
-        points=probe.points, rotation=probe.rotation64.numpy(), mlp_pos_count=probe.mlp_pos,
-        mlp_count=probe.mlp_n, bound_min_slack=probe.min_slack, bound_violations=probe.violations,
-        bound_checked=probe.checked, bos_first=probe.bos_first, bos_max_rel_dev=probe.bos_dev,
-        truncated_prompts=truncated, position_counts=counts, seconds=time.perf_counter() - t0, plan=plan,
-    )
+                      f"truncated, e.g. {truncated_texts[0][:40]!r}…", stacklevel=2)
+    res = probe.finish()
+    acc_bytes = _accumulator_bytes(probe)
+    memory = {**mem.to_dict(), "measured_gb": round(acc_bytes / 2**30, 4)}
+    if dev.type == "cuda":
+        memory["device_peak_gb_above_model"] = round((torch.cuda.max_memory_allocated(dev) - base) / 2**30, 4)
+    batching = {**padding_stats(lengths, batches), "batch_tokens": batch_tokens, "max_prompts_per_batch": batch_size,
+                "order": "sorted by token length"}
+    common = dict(n_layers=L, d_model=d, n_prompts=len(texts), n_content_tokens=counts["content"],
+                  has_resid_mid=probe.has_mid, rotation=probe.rotation64.numpy(), mlp_pos_count=res["mlp_pos"],
+                  mlp_count=res["mlp_n"], truncated_prompts=truncated_texts, position_counts=counts, plan=plan,
+                  batching=batching, memory=memory)
+    result = ProbeResult(points=res["points"], **res["raw"], **common)
+    if derive == "identity":
+        result.compat = dataclasses.replace(result, processing="compat", derivation="identity", compat=None)
+    elif derive == "centred":
+        cpoints = [CentredPointStats(d, st.n_tokens, None if st.sample is None else st.sample - st.sample.mean(
+            -1, keepdim=True), st.sample_keys) for st in res["points"]]
+        result.compat = ProbeResult(points=cpoints, **res["centred"], **common, processing="compat",
+                                    derivation="centred")
+    seconds = time.perf_counter() - t0
+    result.seconds = seconds
+    if result.compat is not None:
+        result.compat.seconds = 0.0
+    return result
+
+
+def derivation_for(bridge) -> str:
+    """The derivation of the compat view that TransformerLens' processing implies for ``bridge``.
+
+    ``"centred"`` for LayerNorm models (``cfg.normalization_type`` LN / LNPre: center_writing_weights
+    centres every write into the stream), ``"identity"`` otherwise (RMSNorm: folding only). A
+    prior only: the session checks it on the loaded model with :func:`fingerprint`.
+    """
+    norm = str(getattr(bridge.cfg, "normalization_type", None) or "")
+    return "centred" if norm.startswith("LN") else "identity"
+
+
+def _accumulator_bytes(probe: _Probe) -> int:
+    """Bytes held by the probe's accumulators at the end of the run (measured, not planned)."""
+    total = 0
+    for t in [*probe.sums.values(), probe.counts, *probe.per_prompt.values(), probe.rotation]:
+        total += t.numel() * t.element_size()
+    for acc in probe.points:
+        for t in [*acc.s, *acc.rs, acc.hi, acc.lo, acc.topk, acc.abs, acc.cov, acc.sample, acc.sample_keys,
+                  acc.shift, acc.rshift]:
+            if t is not None:
+                total += t.numel() * t.element_size()
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Is the compat view of this model derivable from the raw pass? (one prompt, both weights)
+# ---------------------------------------------------------------------------------------------
+FINGERPRINT_DIMS = 16
+STREAM_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_attn_out", "hook_mlp_out", "hook_resid_post")
+
+
+def fingerprint(bridge, text: str, *, prepend_bos: bool, n_ctx: int, device: str | torch.device = "cpu",
+                max_tokens: int = 32) -> dict[str, dict[str, np.ndarray]]:
+    """Random projections of every probed activation of one prompt (≤ ``max_tokens`` tokens).
+
+    Returns ``{"raw": {hook: [p, 16]}, "identity": …, "centred": …}`` (float64): ``identity`` is the
+    raw projection, ``centred`` the projection of each stream vector centred per token (``mlp.hook_pre``
+    unchanged), i.e. what :func:`run_probe`'s two derivations assume the compat model produces.
+    The 16 directions are Gaussian, fixed by the width. Compare with :func:`fingerprint_error`.
+    """
+    ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, max_tokens))
+    L = bridge.cfg.n_layers
+    names = set(bridge.hook_dict)
+    out: dict[str, dict[str, np.ndarray]] = {"identity": {}, "centred": {}}
+    gens: dict[int, torch.Tensor] = {}
+
+    def proj(width: int) -> torch.Tensor:
+        if width not in gens:
+            gens[width] = torch.randn(width, FINGERPRINT_DIMS, generator=torch.Generator().manual_seed(width),
+                                      dtype=torch.float64)
+        return gens[width]
+
+    def make(name: str) -> Any:  # keyed by the name registered (hook.name may be an alias's target)
+        def hook(x: torch.Tensor, hook: Any) -> None:
+            v = x.detach()[0].double().cpu()
+            g = proj(v.shape[-1])
+            out["identity"][name] = (v @ g).numpy()
+            stream = name.rsplit(".", 1)[-1] in STREAM_HOOKS
+            out["centred"][name] = ((v - v.mean(-1, keepdim=True)) @ g).numpy() if stream else (v @ g).numpy()
+        return hook
+
+    hooks = [(n, make(n)) for i in range(L) for h in (*STREAM_HOOKS, "mlp.hook_pre")
+             if (n := f"blocks.{i}.{h}") in names]
+    if "ln_final.hook_in" in names:
+        hooks.append(stop_before_unembed_hook())
+    with torch.inference_mode():
+        bridge.run_with_hooks(torch.tensor([ids], device=device), fwd_hooks=hooks, return_type=None)
+    out["raw"] = out["identity"]
+    return out
+
+
+def fingerprint_error(derived: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> tuple[float, str]:
+    """Max over hooks of max|derived − actual| / max|actual| (per hook), and the worst hook.
+
+    A hook present in only one of the two counts as an error of ``inf``.
+    """
+    worst, where = 0.0, ""
+    for name in sorted(set(derived) | set(actual)):
+        if name not in derived or name not in actual:
+            return float("inf"), name
+        a, b = derived[name], actual[name]
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        err = float(np.max(np.abs(a - b))) / max(scale, 1e-30) if b.size else 0.0
+        if not np.isfinite(err):
+            return float("inf"), name
+        if err > worst:
+            worst, where = err, name
+    return worst, where
