@@ -187,3 +187,64 @@ def _centred_stream(ctx: Any, processing: str) -> PremiseResult:
                                 f"= {worst:.3g}{'' if holds else f' (point {point})'} (tolerance {tol:.3g}, "
                                 f"{ctx.dtype}, {processing} weights, normalization {norm})",
                          {"max_mean_over_std": worst, "tol": tol, "n_tokens": n})
+
+
+# --------------------------------------------------------------------------------------------
+# Premises of the massive-activation / attention-sink / logit-lens claims (MA, AS, LL)
+# --------------------------------------------------------------------------------------------
+#: Float32 tolerance of ``attention_patterns`` (max |Σ_k A[q, k] − 1| over real queries); scaled to the dtype.
+PATTERN_ROWSUM_TOL_F32 = 1e-4
+
+
+@premise("attention_patterns", "the bridge exposes softmax attention patterns (blocks.{l}.attn.hook_pattern) whose "
+         "rows sum to 1")
+def _attention_patterns(ctx: Any, processing: str) -> PremiseResult:
+    """Measured on the beyond pass (:mod:`lmfacts.measures.beyond`): the hook exists at every block, fired,
+    and max |Σ_k A[q, k] − 1| over the real queries of the AS prompts ≤ ``float_tol(1e-4)``. A fused
+    (non-eager) attention kernel never materialises the pattern: the hook is absent or does not fire."""
+    from lmfacts.measures.beyond import session_beyond
+    from lmfacts.tolerances import float_tol
+
+    bp = session_beyond(ctx, processing=processing)
+    L = ctx.info.n_layers
+    if bp.sinks is None:
+        return PremiseResult(False, f"blocks.{{l}}.attn.hook_pattern is not exposed at every one of the {L} blocks "
+                                    f"(no eager attention pattern to read)")
+    fired = sorted(bp.sinks.fired)
+    if len(fired) != L:
+        return PremiseResult(False, f"attn.hook_pattern fired at {len(fired)} of {L} blocks (blocks "
+                                    f"{sorted(set(range(L)) - set(fired))[:5]} never did)")
+    if bp.sinks.n_rows_checked == 0:
+        return PremiseResult(True, f"attn.hook_pattern fires at all {L} blocks (no prompt of ≥ {bp.sinks.n_tokens} "
+                                   f"tokens to check its rows on)", {"n_rows_checked": 0})
+    dev = bp.sinks.max_row_dev
+    tol = float_tol(PATTERN_ROWSUM_TOL_F32, ctx.dtype)
+    return PremiseResult(bool(np.isfinite(dev) and dev <= tol),
+                         f"attn.hook_pattern at all {L} blocks; max |row sum − 1| = {dev:.3g} over "
+                         f"{bp.sinks.n_rows_checked} (head, query) rows (tolerance {tol:.3g})",
+                         {"max_row_sum_deviation": dev, "tol": tol})
+
+
+@premise("has_massive_activations", "some block output has a massive activation (|a| > 100 and > 1000 × the "
+         "layer's median |a|, Sun et al. 2024)")
+def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
+    """Measured on the beyond pass with Sun et al.'s thresholds (:func:`lmfacts.stats.massive_activations`).
+    A NaN statistic raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
+    from lmfacts.measures.beyond import session_beyond
+    from lmfacts.stats.massive import massive_activations
+
+    bp = session_beyond(ctx, processing=processing)
+    ma = massive_activations(bp.massive.acc)
+    ratios, top1 = np.asarray(ma.ratio, dtype=float), np.asarray(ma.top1, dtype=float)
+    if not (np.isfinite(ratios).all() and np.isfinite(top1).all()):
+        from lmfacts.context import NonFiniteMeasurement
+
+        raise NonFiniteMeasurement("has_massive_activations: non-finite top-1 |a| or ratio to the median")
+    layer = int(np.argmax(ratios))
+    text = (f"largest top-1 |a| / median = {ratios[layer]:.4g} (|a| = {top1[layer]:.4g}) at block {layer} over "
+            f"{ma.n_prompts} prompts")
+    if ma.any_massive:
+        return PremiseResult(True, f"{text}; massive from block {ma.emergence_layer}",
+                             {"max_ratio": float(ratios[layer]), "emergence_layer": ma.emergence_layer})
+    return PremiseResult(False, f"no massive activation: {text} (need |a| > {ma.abs_threshold:g} and ratio > "
+                                f"{ma.rel_threshold:g})", {"max_ratio": float(ratios[layer])})

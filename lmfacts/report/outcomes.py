@@ -37,8 +37,11 @@ GROUP_TITLES: dict[str, str] = {
     "RN": "Residual norms grow exponentially (RN)",
     "BF": "Basic facts about LM internals (BF)",
     "RS": "Residual streams: privileged basis (RS)",
+    "MA": "Massive activations (MA)",
+    "AS": "Attention sinks (AS)",
+    "LL": "Logit lens (LL)",
 }
-GROUP_ORDER: tuple[str, ...] = ("RN", "BF", "RS")
+GROUP_ORDER: tuple[str, ...] = ("RN", "BF", "RS", "MA", "AS", "LL")
 OTHER_GROUP = "other"
 
 NO_MODEL = "(no model)"

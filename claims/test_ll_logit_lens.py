@@ -1,0 +1,167 @@
+"""Logit-lens claims LL-1, LL-2 (sources: nostalgebraist, "interpreting GPT: the logit lens", LessWrong
+2020; Belrose et al., "Eliciting Latent Predictions from Transformers with the Tuned Lens", arXiv
+2303.08112; catalogue ../shared/claims-catalogue.md §Beyond the seeds).
+
+Shared conventions. The residual stream at point l (``blocks.{l}.hook_resid_pre``, the stream entering
+block l = after block l−1; point L = the last block's ``hook_resid_post``) is decoded like the final one:
+the model's final norm, then its unembedding (tuned-lens ``Unembed.forward = unembedding(final_norm(h))``).
+The final distribution is the model's own output (``unembed.hook_out``), so KL at point L is 0 only if that
+decoding *is* the model's head (checked). KL(p_final ‖ p_lens) in nats per token (tuned-lens' direction).
+Tokens: up to 8 content positions per prompt (no BOS, no special token, no padding), drawn with
+``numpy.random.default_rng([0, corpus index])``, over the session's shared "beyond" pass (up to 64 corpus
+prompts, causal models truncated to 128 tokens; :mod:`lmfacts.measures.beyond`).
+
+Window (decided from the catalogue's statement, not from a model's curve): "decoding the residual stream
+after block ℓ" is points 1 … L (the embedding, point 0, is no block's output; it is reported, not judged),
+and "falls with depth (ρ strongly negative)" is the Spearman ρ of mean KL against depth over that whole
+window, ρ ≤ −0.8. Rises of the curve (``kl_increases``) are reported, never failed by themselves (Belrose et
+al.: the logit lens is brittle in early layers of some families). A model whose KL rises through its middle
+layers fails the whole-depth statement; that is a finding, and ``window`` can be narrowed per model by an
+expectation entry that says why.
+
+Premises: ``causal_decoder`` (next-token distributions; an encoder's head predicts masked tokens) and
+``trained_lm_head`` (a lens through an untrained head reads nothing). Control: the random twin's curve,
+reported (a random model's lens is uninformative, no predicate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmfacts.claims import Param, claim
+from lmfacts.context import ClaimContext
+from lmfacts.measures.beyond import LENS_PER_PROMPT, session_beyond
+
+WINDOW = Param("window", list[int], None, "point index",
+               "inclusive points judged; unset: [1, L] (the outputs of blocks 0 … L−1)")
+PREMISES = ("causal_decoder", "trained_lm_head")
+
+
+def _lens(ctx: ClaimContext, *, twin: bool = False, **kwargs: Any) -> tuple[Any, Any]:
+    from lmfacts.stats.logit_lens import logit_lens_stats
+
+    bp = session_beyond(ctx, twin=twin)
+    assert bp.lens is not None, "the logit-lens reduction did not run (no final norm / unembedding hooks)"
+    return logit_lens_stats(bp.lens.acc, **kwargs), bp
+
+
+def _window(ctx: ClaimContext, n_points: int) -> tuple[int, int]:
+    w = ctx.expectation["window"]
+    lo, hi = w if w is not None else [1, n_points - 1]
+    if not (0 <= lo < hi <= n_points - 1) or hi - lo < 2:
+        raise ValueError(f"window [{lo}, {hi}] must hold ≥ 3 points within [0, {n_points - 1}]")
+    return lo, hi
+
+
+def _spearman(values: list[float], lo: int, hi: int) -> float:
+    import numpy as np
+    from scipy import stats as sps
+
+    v = np.asarray(values[lo:hi + 1], dtype=float)
+    if not np.isfinite(v).all():
+        return float("nan")
+    if np.ptp(v) == 0:
+        return 0.0
+    return float(sps.spearmanr(np.arange(v.size), v).statistic)
+
+
+def _conventions(ctx: ClaimContext, bp: Any, lo: int, hi: int) -> None:
+    ctx.conventions(hook="blocks.{l}.hook_resid_pre (points 0 … L−1), last block's hook_resid_post (point L)",
+                    decode="final norm then unembedding (tuned-lens Unembed)",
+                    final=", ".join(sorted(bp.lens.final_source)), divergence="KL(p_final ‖ p_lens), nats/token",
+                    positions=f"≤ {LENS_PER_PROMPT} content tokens per prompt, seeded by corpus index",
+                    sample=f"{bp.n_prompts} corpus prompts (shared beyond pass)", window=[lo, hi], processing="raw")
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("LL-1", title="logit-lens KL to the final distribution falls with depth and is 0 at the last layer",
+       source="nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112) §2",
+       requires=PREMISES, headline=("kl_spearman", "kl_first", "kl_last"),
+       params=(WINDOW,
+               Param("max_rho", float, -0.8, "", "'strongly negative': Spearman ρ(mean KL, depth) over the window "
+                                                 "at most this"),
+               Param("kl_threshold", float, 0.1, "nats", "kl_from: first point from which mean KL stays ≤ this"),
+               Param("kl_last_tol", float, 1e-4, "nats (float32)",
+                     "KL at the last point at most this (0 by construction when the decoding is the model's head); "
+                     "scaled to the dtype")))
+def test_ll1_kl_falls_with_depth(ctx: ClaimContext) -> None:
+    """LL-1: the KL from the final output distribution to the logit lens at point l falls with depth.
+
+    Statistic (:func:`lmfacts.stats.logit_lens.logit_lens_stats`): mean KL(p_final ‖ p_lens,l) over the sampled
+    tokens at every point l = 0 … L; Spearman ρ of the mean against the point index over the window (default
+    1 … L); ``kl_last`` at point L; ``kl_from`` (first point from which mean KL ≤ ``kl_threshold``) and
+    ``kl_increases`` (points where the mean rises > 10 % over the previous) reported. Claim: ρ ≤ ``max_rho``
+    and kl_last ≤ ``kl_last_tol`` (dtype-scaled). Hooks, positions, window: module docstring. Control: the
+    twin's ρ and curve, reported. Source: nostalgebraist 2020; Belrose et al. 2023.
+    """
+    exp = ctx.expectation
+    ll, bp = _lens(ctx, kl_threshold=exp["kl_threshold"])
+    n = len(ll.kl_mean)
+    lo, hi = _window(ctx, n)
+    rho = _spearman(ll.kl_mean, lo, hi)
+    tw, _ = _lens(ctx, twin=True, kl_threshold=exp["kl_threshold"])
+    trho = _spearman(tw.kl_mean, lo, hi)
+    tol = ctx.float_tol(exp["kl_last_tol"])
+    ctx.statistic("Spearman ρ of the mean KL(final ‖ logit lens) against depth over the window, and the KL at the "
+                  "last point")
+    _conventions(ctx, bp, lo, hi)
+    ctx.measured(kl_spearman=rho, kl_spearman_all_points=ll.kl_spearman, kl_first=ll.kl_mean[lo], kl_last=ll.kl_last,
+                 kl_mean=ll.kl_mean, kl_sem=ll.kl_sem, kl_from=ll.kl_from, kl_increases=ll.kl_increases,
+                 n_tokens=ll.n_tokens)
+    ctx.expected(max_rho=exp["max_rho"], kl_last=0.0)
+    ctx.tolerance(kl_last_tol=tol)
+    ctx.control(kl_spearman=trho, kl_mean=tw.kl_mean, n_tokens=tw.n_tokens, seed=0,
+                note="reported only: a random model's lens is uninformative")
+    x = list(range(n))
+    ctx.figure({"id": "ll1-kl", "title": "LL-1 KL(final ‖ logit lens) per point", "xlabel": "point (stream entering "
+                "block l; L = final)", "ylabel": "mean KL (nats)", "logy": True, "logx": False,
+                "series": [{"label": "model", "x": x, "y": [max(v, 1e-6) for v in ll.kl_mean], "style": "line"},
+                           {"label": "random twin", "x": x, "y": [max(v, 1e-6) for v in tw.kl_mean],
+                            "style": "dashed"}],
+                "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
+    ctx.check(ll.kl_last <= tol, f"KL at the last point is {ll.kl_last:.3g} nats (> {tol:.3g}): the lens decoding "
+                                 f"(final norm + unembedding) is not the model's head", kl_last=ll.kl_last)
+    rises = [p for p in ll.kl_increases if lo <= p <= hi]
+    ctx.check(rho <= exp["max_rho"], f"KL does not fall steadily with depth: ρ = {rho:.3f} over points {lo}–{hi} (need "
+                                     f"≤ {exp['max_rho']}); it rises at points {rises[:8]}", kl_spearman=rho,
+              kl_mean=ll.kl_mean[lo:hi + 1])
+
+
+# ---------------------------------------------------------------------------------------------
+@claim("LL-2", title="the logit lens's top-1 token agrees with the final top-1 on a share that rises with depth",
+       source="nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112)",
+       requires=PREMISES, headline=("agreement_spearman", "agreement_first", "agreement_before_last"),
+       params=(WINDOW,
+               Param("min_rho", float, 0.8, "", "Spearman ρ(top-1 agreement, depth) over the window at least this"),
+               Param("agreement_threshold", float, 0.9, "share", "agreement_from: first point from which the share "
+                                                                 "stays ≥ this")))
+def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
+    """LL-2: the share of tokens whose lens top-1 equals the final top-1 rises with depth.
+
+    Statistic: per point, the share of sampled tokens whose argmax of the lens logits equals the argmax of the
+    model's logits; Spearman ρ against the point index over the window (default 1 … L, as LL-1);
+    ``agreement_from`` reported. Claim: ρ ≥ ``min_rho``. Hooks, positions, window: module docstring.
+    Control: the twin's ρ, reported. Source: nostalgebraist 2020; Belrose et al. 2023.
+    """
+    exp = ctx.expectation
+    ll, bp = _lens(ctx, agreement_threshold=exp["agreement_threshold"])
+    n = len(ll.agreement)
+    lo, hi = _window(ctx, n)
+    rho = _spearman(ll.agreement, lo, hi)
+    tw, _ = _lens(ctx, twin=True, agreement_threshold=exp["agreement_threshold"])
+    ctx.statistic("Spearman ρ of the logit lens's top-1 agreement with the final top-1 against depth over the window")
+    _conventions(ctx, bp, lo, hi)
+    ctx.measured(agreement_spearman=rho, agreement=ll.agreement, agreement_first=ll.agreement[lo],
+                 agreement_before_last=ll.agreement[-2], agreement_from=ll.agreement_from, n_tokens=ll.n_tokens)
+    ctx.expected(min_rho=exp["min_rho"])
+    ctx.control(agreement_spearman=_spearman(tw.agreement, lo, hi), agreement=tw.agreement, seed=0,
+                note="reported only")
+    x = list(range(n))
+    ctx.figure({"id": "ll2-agreement", "title": "LL-2 top-1 agreement with the final output per point",
+                "xlabel": "point", "ylabel": "share of tokens", "logy": False, "logx": False,
+                "series": [{"label": "model", "x": x, "y": ll.agreement, "style": "line"},
+                           {"label": "random twin", "x": x, "y": tw.agreement, "style": "dashed"}],
+                "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
+    ctx.check(rho >= exp["min_rho"], f"top-1 agreement does not rise steadily with depth: ρ = {rho:.3f} over points "
+                                     f"{lo}–{hi} (need ≥ {exp['min_rho']})", agreement_spearman=rho,
+              agreement=ll.agreement[lo:hi + 1])

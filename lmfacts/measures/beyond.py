@@ -1,0 +1,518 @@
+"""Per-batch reductions of the "beyond the seeds" claims (MA massive activations, AS attention sinks,
+LL logit lens), and the one session-cached pass that feeds them until the probe does.
+
+Every reduction is an object with the interface the probe pass can call unchanged::
+
+    r.hook_names() -> list[str]          # the hook points it needs (all must be in bridge.hook_dict)
+    r.start(view: BatchView) -> None     # before the batch's forward pass: ids, masks, classes, corpus indices
+    r.on(name: str, x: Tensor) -> None   # inside the forward hook of ``name`` (keeps only small reductions)
+    r.end() -> None                      # after the forward pass returned (hooks removed: may run the model's
+                                         # own final norm / unembedding, as the logit lens does)
+
+``BatchView`` carries the batch's token ids ``[b, p]``, attention mask ``[b, p]``, the probe's class map
+(:mod:`lmfacts.probe.batching`: pad / bos / content / bos_mid / special) and the corpus index of each row
+(prompt ids: every seeded choice is keyed by them, so results do not depend on batching or padding side).
+Results are read afterwards from the reductions' accumulators (:mod:`lmfacts.stats`). Hooks fire in forward
+order; a reduction never assumes a batch composition.
+
+* :class:`MassiveReduction` (MA-1 … MA-3, AS-2): ``blocks.{l}.hook_resid_post`` (output of block l,
+  Sun et al.'s convention); per batch and layer, ``torch.topk`` of |a| over p·d per prompt (k = 8) and the
+  log10|a| histogram counts of :class:`lmfacts.stats.massive.LogAbsHistogram` (computed in float64 on the
+  activations' device). Position classes: ``first`` (the first real position: the prepended BOS, or
+  [CLS] in an encoder), ``delimiter`` (ids of "." and "\\n" in the tokenizer's spelling), ``special``
+  (other special tokens and a BOS inside the text), ``other``.
+* :class:`SinkReduction` (AS-1, AS-2): ``blocks.{l}.attn.hook_pattern`` (needs eager attention); only
+  prompts with at least ``n_tokens`` real tokens count (Gu et al.'s 64-token inputs). In a causal model
+  the first ``n_tokens`` query and key positions are exactly what a 64-token input would give (a query
+  sees no later key), so no second pass is needed; in an encoder (bidirectional) the whole prompt is used,
+  with [CLS] first and [SEP] last. Per sink set (decoder: ``first``; encoder: ``cls``, ``sep``,
+  ``cls+sep``) a :class:`lmfacts.stats.sinks.SinkAccumulator` excluding the sink's own queries and one
+  including them (Gu's code). For AS-2 it keeps, per (prompt, layer, head), the key with the largest
+  Gu importance among the keys that at least half of the queries see (causal: keys < n_tokens/2; encoder:
+  every key), its importance and the number of candidate keys. It also records the largest
+  |Σ_k A[q, k] − 1| over real queries (evidence of the ``attention_patterns`` premise).
+* :class:`LensReduction` (LL-1, LL-2): ``blocks.{l}.hook_resid_pre`` (points 0 … L−1), the final
+  ``blocks.{L−1}.hook_resid_post`` (point L) and, when it fires, ``unembed.hook_out`` (the model's own
+  logits, the final distribution; a pass that stops before the unembedding falls back to
+  decode(resid_post), and ``final_source`` says which). Up to ``n_per_prompt`` content positions per
+  prompt (:func:`lmfacts.stats.logit_lens.sample_positions`, seed 0 keyed by corpus index); the decoding
+  (``decode``: the model's final norm then unembedding, Belrose et al.'s ``Unembed``) runs on those rows
+  only, in :meth:`LensReduction.end`.
+
+:func:`beyond_pass` runs the three over a prompt sample in one forward pass per batch and
+:func:`session_beyond` caches it per (session, target, processing, model/twin) so that all eight claims
+share it. What the probe would need to call instead is in :func:`reductions_for`.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmfacts.stats.logit_lens import LogitLensAccumulator, sample_positions
+from lmfacts.stats.massive import MassiveAccumulator
+from lmfacts.stats.sinks import AS_EPSILON, SinkAccumulator, key_importance
+
+#: classes of the MA accumulator (codes 0 … 3)
+MA_CLASSES: tuple[str, ...] = ("first", "delimiter", "other", "special")
+FIRST, DELIMITER, OTHER, SPECIAL_POS = 0, 1, 2, 3
+#: the beyond pass: at most this many prompts (seeded), AS prompts at least this many tokens (Gu et al.)
+SAMPLE_PROMPTS = 64
+SINK_TOKENS = 64
+LENS_PER_PROMPT = 8
+LENS_SEED = 0
+SAMPLE_SEED = 0
+TOPK = 8
+#: prompts of the twin's beyond pass (the first of the same sample; cf. lmfacts.models.twin.TWIN_PROBE_PROMPTS)
+TWIN_PROMPTS = 32
+#: causal models: prompts truncated to this many tokens in the beyond pass (the AS window needs 64; a
+#: causal model's first 128 positions do not depend on what follows, and the forward cost stays bounded)
+MAX_TOKENS = 128
+
+
+@dataclass
+class BatchView:
+    """What a reduction sees of one batch (all tensors on the activations' device).
+
+    ``tokens`` ``[b, p]`` int64; ``valid`` ``[b, p]`` bool (False = padding); ``classes`` ``[b, p]`` int8, the
+    probe's class map (:data:`lmfacts.probe.batching.CLASS_NAMES`); ``index`` the corpus index of each row.
+    """
+
+    tokens: torch.Tensor
+    valid: torch.Tensor
+    classes: torch.Tensor
+    index: list[int]
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Prompt-relative position of every real token ``[b, p]`` (−1 on padding), for either padding side."""
+        v = self.valid.long()
+        return torch.where(self.valid, v.cumsum(1) - 1, torch.full_like(v, -1))
+
+    @property
+    def first(self) -> torch.Tensor:
+        """``[b, p]`` bool: each prompt's first real position (the BOS where one is prepended; [CLS])."""
+        return self.positions == 0
+
+
+def delimiter_ids(tokenizer: Any) -> list[int]:
+    """Token ids of the delimiters of Sun et al. ("." and "\\n"): every single-token spelling of
+    ``"."``, ``" ."``, ``"\\n"``, ``".\\n"`` the tokenizer produces (without special tokens)."""
+    ids: set[int] = set()
+    if tokenizer is None:
+        return []
+    for s in (".", " .", "\n", ".\n", "\n\n"):
+        try:
+            enc = tokenizer(s, add_special_tokens=False)["input_ids"]
+        except Exception:  # noqa: BLE001 - a tokenizer that cannot spell it simply has no such id
+            continue
+        if len(enc) == 1:
+            ids.add(int(enc[0]))
+    return sorted(ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# MA
+# ---------------------------------------------------------------------------------------------
+class MassiveReduction:
+    """Top-k |a| per prompt and the log|a| histogram of every block output (module docstring)."""
+
+    def __init__(self, n_layers: int, *, delimiters: Sequence[int], k: int = TOPK) -> None:
+        """Empty reductions for ``n_layers`` blocks; ``delimiters``: token ids classed ``delimiter``."""
+        self.n_layers = n_layers
+        self.acc = MassiveAccumulator(n_layers, k=k, class_names=MA_CLASSES)
+        self.delimiters = list(delimiters)
+        self._view: BatchView | None = None
+        self._codes: torch.Tensor | None = None
+        self._edges: tuple[float, float, float] = (self.acc.hist.lo, self.acc.hist.width, float(self.acc.hist.n_bins))
+
+    def hook_names(self) -> list[str]:
+        """``blocks.{l}.hook_resid_post`` for every block."""
+        return [f"blocks.{i}.hook_resid_post" for i in range(self.n_layers)]
+
+    def start(self, view: BatchView) -> None:
+        """Class codes of the batch (first / delimiter / other / special, −1 padding)."""
+        from lmfacts.probe.batching import BOS_MID, SPECIAL
+
+        codes = torch.full(view.tokens.shape, OTHER, dtype=torch.long, device=view.tokens.device)
+        if self.delimiters:
+            codes[torch.isin(view.tokens, torch.tensor(self.delimiters, device=view.tokens.device))] = DELIMITER
+        cls = view.classes.long()
+        codes[(cls == SPECIAL) | (cls == BOS_MID)] = SPECIAL_POS
+        codes[view.first] = FIRST
+        codes[~view.valid] = -1
+        self._view, self._codes = view, codes
+
+    def on(self, name: str, x: torch.Tensor) -> None:
+        """Reduce one block output ``[b, p, d]``: per-prompt top-k |a| and histogram counts."""
+        assert self._view is not None and self._codes is not None, "start() before on()"
+        layer = int(name.split(".")[1])
+        view, codes = self._view, self._codes
+        b, p, d = x.shape
+        a = x.detach().abs().float()
+        valid = view.valid
+        if not torch.isfinite(a[valid]).all():
+            from lmfacts.probe.probe import NonFiniteActivationError
+
+            raise NonFiniteActivationError(f"{name}: NaN/inf activation on a real token")
+        hist = self.acc.hist
+        av = a[valid].double().reshape(-1)
+        lo, width, n_bins = self._edges
+        with torch.no_grad():
+            z = torch.floor((torch.log10(av) - lo) / width)
+            idx = torch.where(av < 10.0**lo, torch.full_like(z, -1), z)
+            idx = torch.where(av >= 10.0**hist.hi, torch.full_like(z, n_bins), idx)
+            idx = (idx.clamp(-1, n_bins) + 1).long()
+            counts = torch.bincount(idx, minlength=int(n_bins) + 2)
+        hist.add_counts(layer, counts.cpu().numpy())
+        flat = torch.where(valid[:, :, None], a, torch.full_like(a, -1.0)).reshape(b, p * d)
+        kk = min(self.acc.k, p * d)
+        top_abs, top = torch.topk(flat, kk, dim=1)
+        ti, di = top // d, top % d
+        rows = torch.arange(b, device=x.device)[:, None]
+        signed = x.detach().float().reshape(b, p * d).gather(1, top)
+        pos = view.positions[rows, ti]
+        cls = codes[rows, ti]
+        self.acc.add_topk(layer, top_abs.cpu().numpy(), signed.cpu().numpy(), pos.cpu().numpy(), di.cpu().numpy(),
+                          cls.cpu().numpy(), prompt_ids=np.asarray(view.index, dtype=np.int64))
+
+    def end(self) -> None:
+        """Nothing is pending after a batch."""
+        self._view = self._codes = None
+
+
+# ---------------------------------------------------------------------------------------------
+# AS
+# ---------------------------------------------------------------------------------------------
+class SinkReduction:
+    """Sink shares per sink set, AS-2's top keys, and the pattern row-sum check (module docstring)."""
+
+    def __init__(self, n_layers: int, n_heads: int, *, causal: bool, n_tokens: int = SINK_TOKENS,
+                 epsilon: float = AS_EPSILON, cls_id: int | None = None, sep_id: int | None = None) -> None:
+        """``causal``: the model's measured mask (True: first-``n_tokens`` window, sink = first position;
+        False: whole prompt, sinks [CLS] (``cls_id`` at the first position) and [SEP] (``sep_id``))."""
+        self.n_layers, self.n_heads, self.causal, self.n_tokens = n_layers, n_heads, causal, n_tokens
+        self.epsilon = epsilon
+        self.cls_id, self.sep_id = cls_id, sep_id
+        self.sets: tuple[str, ...] = ("first",) if causal else ("cls", "sep", "cls+sep")
+        self.acc = {s: SinkAccumulator(n_layers, n_heads, epsilon=epsilon) for s in self.sets}
+        self.acc_incl = {s: SinkAccumulator(n_layers, n_heads, epsilon=epsilon) for s in self.sets}
+        self.max_row_dev = 0.0
+        self.n_rows_checked = 0
+        self.fired: set[int] = set()
+        self.prompt_ids: list[int] = []
+        self.n_skipped_short = 0
+        # AS-2: per (prompt, layer, head) top candidate key (prompt-relative position) and its importance
+        self.top_key: list[np.ndarray] = []  # rows [prompt_id, layer, head, position, importance, n_candidates]
+        self._sel: torch.Tensor | None = None
+        self._keys: dict[str, torch.Tensor] = {}
+        self._valid: torch.Tensor | None = None
+        self._idx: torch.Tensor | None = None
+        self._start: torch.Tensor | None = None
+        self._ids: np.ndarray | None = None
+
+    def hook_names(self) -> list[str]:
+        """``blocks.{l}.attn.hook_pattern`` for every block."""
+        return [f"blocks.{i}.attn.hook_pattern" for i in range(self.n_layers)]
+
+    def start(self, view: BatchView) -> None:
+        """Select the prompts with ≥ ``n_tokens`` real tokens and build their sink-key masks."""
+        lengths = view.valid.sum(1)
+        sel = torch.nonzero(lengths >= self.n_tokens).flatten()
+        self.n_skipped_short += int(view.valid.shape[0] - sel.numel())
+        self._sel = sel
+        self._ids = np.asarray(view.index, dtype=np.int64)[sel.cpu().numpy()]
+        self.prompt_ids += [int(i) for i in self._ids]
+        if sel.numel() == 0:
+            return
+        pos = view.positions[sel]
+        start = (pos == 0).long().argmax(1)  # index of each prompt's first real position
+        self._start = start
+        tokens, valid = view.tokens[sel], view.valid[sel]
+        if self.causal:
+            t = self.n_tokens
+            self._idx = start[:, None] + torch.arange(t, device=start.device)[None, :]
+            self._valid = torch.ones((sel.numel(), t), dtype=torch.bool, device=start.device)
+            first = torch.zeros_like(self._valid)
+            first[:, 0] = True
+            self._keys = {"first": first}
+        else:
+            self._idx = None
+            self._valid = valid
+            first = pos == 0
+            cls = first & (tokens == self.cls_id) if self.cls_id is not None else first
+            sep = valid & (tokens == self.sep_id) if self.sep_id is not None else torch.zeros_like(valid)
+            self._keys = {"cls": cls, "sep": sep, "cls+sep": cls | sep}
+
+    def _window(self, x: torch.Tensor) -> torch.Tensor:
+        assert self._sel is not None
+        a = x.detach()[self._sel].float()
+        if self._idx is None:
+            return a
+        b, h, _, p = a.shape
+        t = self._idx.shape[1]
+        a = a.gather(2, self._idx[:, None, :, None].expand(b, h, t, p))
+        return a.gather(3, self._idx[:, None, None, :].expand(b, h, t, t))
+
+    def on(self, name: str, x: torch.Tensor) -> None:
+        """Reduce one block's pattern ``[b, H, q, k]`` (softmax probabilities)."""
+        from lmfacts.stats.sinks import counted_queries
+
+        layer = int(name.split(".")[1])
+        self.fired.add(layer)
+        if self._sel is None or self._sel.numel() == 0:
+            return
+        a = self._window(x)
+        valid = self._valid
+        assert valid is not None
+        if not torch.isfinite(a[valid[:, None, :, None].expand_as(a) & valid[:, None, None, :].expand_as(a)]).all():
+            from lmfacts.probe.probe import NonFiniteActivationError
+
+            raise NonFiniteActivationError(f"{name}: NaN/inf attention weight on a real query/key")
+        rowsum = (a * valid[:, None, None, :]).sum(-1)  # [b, H, q]
+        dev = (rowsum - 1).abs()[valid[:, None, :].expand_as(rowsum)]
+        self.max_row_dev = max(self.max_row_dev, float(dev.max()))
+        self.n_rows_checked += int(dev.numel())
+        valid_np = valid.cpu().numpy()
+        for s in self.sets:
+            keys = self._keys[s]
+            mass = (a * keys[:, None, None, :]).sum(-1).clamp(0.0, 1.0).double().cpu().numpy()
+            keys_np = keys.cpu().numpy()
+            self.acc[s].add(layer, mass, counted_queries(valid_np, keys_np))
+            self.acc_incl[s].add(layer, mass, counted_queries(valid_np, keys_np, include_sink_queries=True))
+        # AS-2: Gu importance of every key over all real queries, candidates seen by ≥ half the queries
+        imp = key_importance(a.clamp(0.0, 1.0).double().cpu().numpy(), valid_np, causal=self.causal)
+        n_real = valid_np.sum(1)
+        cand = np.zeros_like(valid_np)
+        for r in range(valid_np.shape[0]):
+            real = np.flatnonzero(valid_np[r])
+            cand[r, real[: max(1, n_real[r] // 2)] if self.causal else real] = True
+        imp = np.where(cand[:, None, :], imp, np.nan)
+        top = np.nanargmax(np.where(np.isnan(imp), -np.inf, imp), axis=-1)  # [b, H]
+        top_imp = np.take_along_axis(imp, top[..., None], -1)[..., 0]
+        start = self._start.cpu().numpy() if self._start is not None else np.zeros(len(top), dtype=np.int64)
+        rel = top - (0 if self.causal else start[:, None])  # the causal window already starts at position 0
+        b, h = top.shape
+        rec = np.column_stack([np.repeat(self._ids, h), np.full(b * h, layer), np.tile(np.arange(h), b),
+                               rel.ravel(), top_imp.ravel(), np.repeat(cand.sum(1), h)]).astype(np.float64)
+        self.top_key.append(rec)
+
+    def end(self) -> None:
+        """Drop the batch's masks."""
+        self._sel, self._keys, self._valid, self._idx, self._start, self._ids = None, {}, None, None, None, None
+
+    def top_keys(self) -> np.ndarray:
+        """``[n, 6]``: prompt id, layer, head, top candidate key position, its importance, candidate count."""
+        return np.concatenate(self.top_key) if self.top_key else np.zeros((0, 6))
+
+
+# ---------------------------------------------------------------------------------------------
+# LL
+# ---------------------------------------------------------------------------------------------
+class LensReduction:
+    """KL(final ‖ lens) and top-1 agreement at every residual point on sampled content rows (module docstring)."""
+
+    def __init__(self, n_layers: int, decode: Callable[[torch.Tensor], torch.Tensor], *,
+                 n_per_prompt: int = LENS_PER_PROMPT, seed: int = LENS_SEED) -> None:
+        """``decode``: ``[n, d] → [n, V]`` logits, the model's final norm then unembedding."""
+        self.n_layers, self.decode, self.n_per_prompt, self.seed = n_layers, decode, n_per_prompt, seed
+        self.acc = LogitLensAccumulator(n_layers + 1)
+        self.final_source: set[str] = set()
+        self._rows: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._store: dict[int, torch.Tensor] = {}
+        self._logits: torch.Tensor | None = None
+
+    def hook_names(self) -> list[str]:
+        """resid_pre of every block, the last block's resid_post and ``unembed.hook_out``."""
+        return ([f"blocks.{i}.hook_resid_pre" for i in range(self.n_layers)]
+                + [f"blocks.{self.n_layers - 1}.hook_resid_post", "unembed.hook_out"])
+
+    def start(self, view: BatchView) -> None:
+        """Draw the batch's content positions (seeded by corpus index)."""
+        from lmfacts.probe.batching import CONTENT
+
+        content = (view.classes == CONTENT).cpu().numpy()
+        rows, cols = sample_positions(content, self.n_per_prompt, seed=self.seed, prompt_ids=view.index)
+        dev = view.tokens.device
+        self._rows = (torch.as_tensor(rows, device=dev), torch.as_tensor(cols, device=dev))
+        self._store, self._logits = {}, None
+
+    def on(self, name: str, x: torch.Tensor) -> None:
+        """Keep the sampled rows of a residual point (or of the model's logits)."""
+        assert self._rows is not None, "start() before on()"
+        r, c = self._rows
+        if name == "unembed.hook_out":
+            self._logits = x.detach()[r, c].float().clone()
+        elif name.endswith("hook_resid_post"):
+            self._store[self.n_layers] = x.detach()[r, c].clone()
+        else:
+            self._store[int(name.split(".")[1])] = x.detach()[r, c].clone()
+
+    def end(self) -> None:
+        """Decode every kept point and add KL / agreement (runs outside the forward hooks)."""
+        if self._rows is None or self._rows[0].numel() == 0:
+            self._store, self._rows = {}, None
+            return
+        missing = [p for p in range(self.n_layers + 1) if p not in self._store]
+        if missing:
+            raise RuntimeError(f"logit lens: residual point(s) {missing} were not hooked in this batch")
+        with torch.inference_mode():
+            if self._logits is not None:
+                final = self._logits
+                self.final_source.add("unembed.hook_out (the model's logits)")
+            else:
+                final = self.decode(self._store[self.n_layers]).float()
+                self.final_source.add("decode(final resid_post)")
+            fin = final.double().cpu().numpy()
+            for p in range(self.n_layers + 1):
+                lens = self.decode(self._store[p]).float().double().cpu().numpy()
+                self.acc.add(p, fin, lens)
+        self._store, self._rows, self._logits = {}, None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The pass and its cache
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BeyondPass:
+    """The reductions after one pass over the sample, and what the sample was."""
+
+    massive: MassiveReduction
+    sinks: SinkReduction | None
+    lens: LensReduction | None
+    texts: list[str]
+    corpus_index: list[int]
+    lengths: list[int]
+    n_long: int
+    seconds: float
+    pattern_hooks: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_prompts(self) -> int:
+        """Prompts in the sample."""
+        return len(self.texts)
+
+
+def choose_sample(lengths: Sequence[int], *, n_max: int = SAMPLE_PROMPTS, n_tokens: int = SINK_TOKENS,
+                  seed: int = SAMPLE_SEED) -> list[int]:
+    """Indices (into ``lengths``) of the beyond sample, in increasing order.
+
+    Every prompt with at least ``n_tokens`` tokens (the AS inputs; the first ``n_max`` of them in corpus
+    order), then a seeded (``numpy.random.default_rng(seed)``) choice of the others, up to ``n_max`` in all.
+    """
+    long = [i for i, n in enumerate(lengths) if n >= n_tokens][:n_max]
+    rest = [i for i, n in enumerate(lengths) if n < n_tokens]
+    k = min(n_max - len(long), len(rest))
+    pick = list(np.random.default_rng(seed).choice(rest, k, replace=False)) if k > 0 else []
+    return sorted(long + [int(i) for i in pick])
+
+
+def bridge_decode(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's final norm then unembedding, ``[n, d] → [n, V]`` (tuned-lens' ``Unembed``)."""
+    def decode(x: torch.Tensor) -> torch.Tensor:
+        return bridge.unembed(bridge.ln_final(x))
+    return decode
+
+
+def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveReduction, SinkReduction | None,
+                                                                       LensReduction | None]:
+    """The three reductions for ``bridge`` (a probe pass would build and feed exactly these).
+
+    ``causal``: the measured ``causal_decoder`` result (decides the sink sets); ``lens``: whether the
+    logit-lens reduction is wanted (a causal LM with a final norm and an unembedding). The sink reduction
+    is ``None`` when the bridge does not expose ``attn.hook_pattern`` in every block.
+    """
+    cfg = bridge.cfg
+    L = int(cfg.n_layers)
+    tok = getattr(bridge, "tokenizer", None)
+    names = set(bridge.hook_dict)
+    massive = MassiveReduction(L, delimiters=delimiter_ids(tok))
+    sinks = None
+    if all(f"blocks.{i}.attn.hook_pattern" in names for i in range(L)):
+        sinks = SinkReduction(L, int(cfg.n_heads), causal=causal, cls_id=getattr(tok, "cls_token_id", None),
+                              sep_id=getattr(tok, "sep_token_id", None))
+    lens_red = None
+    if lens and {"ln_final.hook_in", "unembed.hook_in"} <= names:
+        lens_red = LensReduction(L, bridge_decode(bridge))
+    return massive, sinks, lens_red
+
+
+def beyond_pass(bridge: Any, texts: Sequence[str], *, causal: bool, lens: bool, prepend_bos: bool,
+                padding_side: str, pad_id: int, n_ctx: int, device: str, batch_size: int = 16,
+                n_max: int = SAMPLE_PROMPTS) -> BeyondPass:
+    """One forward pass per batch over the sample of ``texts`` (:func:`choose_sample`) feeding the reductions.
+
+    Causal models read at most :data:`MAX_TOKENS` tokens per prompt (exact for every position kept).
+
+    Raises :class:`lmfacts.probe.probe.NonFiniteActivationError` on NaN/inf activations of real tokens.
+    """
+    from lmfacts.probe.batching import make_batch, tokenize_one
+
+    t0 = time.perf_counter()
+    if causal:  # encoders keep their whole prompt: truncation would cut off the [SEP] they append
+        n_ctx = min(n_ctx, MAX_TOKENS)
+    lengths = [len(tokenize_one(bridge, t, prepend_bos=prepend_bos, n_ctx=n_ctx)[0]) for t in texts]
+    chosen = choose_sample(lengths, n_max=n_max)
+    massive, sinks, lens_red = reductions_for(bridge, causal=causal, lens=lens)
+    reds: list[Any] = [r for r in (massive, sinks, lens_red) if r is not None]
+    hooks = [(name, (lambda x, hook, r=r, name=name: r.on(name, x))) for r in reds for name in r.hook_names()
+             if name in bridge.hook_dict]
+    order = sorted(chosen, key=lambda i: lengths[i])
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            batch = make_batch(bridge, [texts[i] for i in idx], prepend_bos=prepend_bos, n_ctx=n_ctx,
+                               padding_side=padding_side, pad_id=pad_id, device=device)
+            view = BatchView(batch.tokens, batch.attention_mask.bool(), batch.classes, list(idx))
+            for r in reds:
+                r.start(view)
+            bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks, attention_mask=batch.attention_mask,
+                                  return_type="logits" if lens_red is not None else None)
+            for r in reds:
+                r.end()
+    n_long = sum(1 for i in chosen if lengths[i] >= SINK_TOKENS)
+    return BeyondPass(massive, sinks, lens_red, [texts[i] for i in chosen], chosen, [lengths[i] for i in chosen],
+                      n_long, time.perf_counter() - t0, sinks is not None)
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], BeyondPass]] = weakref.WeakKeyDictionary()
+
+
+def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = False) -> BeyondPass:
+    """The beyond pass of ``ctx``'s (session, target, processing), or of its random twin, computed once.
+
+    The model's pass: up to :data:`SAMPLE_PROMPTS` of the session's probe prompts (:func:`choose_sample`);
+    the twin's (:func:`lmfacts.models.twin.random_twin`, seed 0): the first :data:`TWIN_PROMPTS` of the same
+    sample, with the same tokenisation settings. ``causal`` is the measured ``causal_decoder`` check.
+    ``processing`` defaults to the running claim's. The cache is a module-level dict keyed weakly by the
+    session (so it goes with the session) and by (target, processing, model/twin).
+    """
+    session, target = ctx.session, ctx.target
+    processing = processing or (ctx.spec.processing if ctx.spec else "raw")
+    per = _CACHE.setdefault(session, {})
+    key = (target, processing, "twin" if twin else "model")
+    if key not in per:
+        lm = ctx.model(processing)
+        info = lm.info
+        check = session.causal_check(target, processing)
+        causal = bool(np.isfinite(check.leak) and check.leak <= check.tol)
+        texts = list(ctx.texts)
+        bridge = lm.bridge
+        if twin:
+            from lmfacts.models.twin import random_twin
+
+            texts = session_beyond(ctx, processing=processing).texts[:TWIN_PROMPTS]
+            bridge = random_twin(lm).bridge
+        per[key] = beyond_pass(
+            bridge, texts, causal=causal, lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,
+            padding_side=info.padding_side or "right", pad_id=info.pad_token_id if info.pad_token_id is not None else 0,
+            n_ctx=info.n_ctx, device=info.device, batch_size=session.options.batch_size or 16,
+            n_max=TWIN_PROMPTS if twin else SAMPLE_PROMPTS)
+    return per[key]
