@@ -119,7 +119,8 @@ def fit_growth_rate(
     """Fit the per-layer exponential growth rate of ``norms`` over the inclusive ``window``.
 
     ``rate = exp(OLS slope of log(mean norm) vs layer)``; see the module docstring for the CI
-    (bootstrap over prompts for 2-D input, OLS t-interval for 1-D input).
+    (bootstrap over prompts for 2-D input, ``n_boot`` resamples by ``boot_method`` ("percentile" or
+    "BCa") with ``seed``, bit-identical on every run; OLS t-interval for 1-D input).
     """
     arr = _as_norms(norms)
     lo, hi = check_window(window, arr.shape[-1])
