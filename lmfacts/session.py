@@ -188,10 +188,21 @@ class LmfactsSession:
         """Free the model, probe results and premise checks of ``target`` once its tests are done."""
         self._probes = {k: v for k, v in self._probes.items() if k[0] != target}
         self._pending_compat.pop(target, None)
+        from lmfacts.prompts.strategies import set_active_token_counter
+
+        set_active_token_counter(None)  # it holds the bridge
         self._model_checks = {k: v for k, v in self._model_checks.items() if k[1] != target}
         self.pool.release()
 
     def _model_loaded(self, lm: Any) -> None:
+        from lmfacts.prompts.strategies import set_active_token_counter
+
+        bridge, prepend = lm.bridge, lm.info.prepends_bos
+
+        def count_tokens(text: str) -> int:  # what the per-prompt claims' single pass will see
+            return int(bridge.to_tokens(text, prepend_bos=prepend, truncate=False, move_to_device=False).shape[-1])
+
+        set_active_token_counter(count_tokens)
         info = lm.info.to_dict()
         self.models[f"{info['name']}|{info['device']}|{info['weight_processing']}"] = info
         if self.is_controller:
@@ -234,7 +245,15 @@ class LmfactsSession:
             },
             "models": list(self.models.values()),
             "probes": self.probe_info,
+            "per_prompt": self._per_prompt_info(),
         }
+
+    @staticmethod
+    def _per_prompt_info() -> dict[str, Any]:
+        from lmfacts.prompts.strategies import DEFAULT_MAX_CHARS, ROBUSTNESS_MAX_TOKENS
+
+        return {"example_cost": "one forward pass of the example's prompt (no batching, no padding)",
+                "robustness_max_tokens": ROBUSTNESS_MAX_TOKENS, "natural_max_chars": DEFAULT_MAX_CHARS}
 
     def open_store(self) -> None:
         """Create the run directory and write ``run.json`` (controller only)."""

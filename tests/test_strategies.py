@@ -221,7 +221,21 @@ ROBUSTNESS_CHECKS: dict[str, Callable[[str], bool]] = {
 
 @pytest.mark.parametrize("category", sorted(ROBUSTNESS_CHECKS))
 def test_robustness_prompts_cover_category(category: str) -> None:
-    assert ROBUSTNESS_CHECKS[category](_find(robustness_prompts(), ROBUSTNESS_CHECKS[category]))
+    assert ROBUSTNESS_CHECKS[category](_find(robustness_prompts(max_tokens=None), ROBUSTNESS_CHECKS[category]))
+
+
+def test_robustness_prompts_are_capped_in_tokens_of_the_active_model() -> None:
+    """The per-example budget: the longest inputs are cut to the cap, counted by the run's token counter."""
+    from lmfacts.prompts.strategies import set_active_token_counter
+
+    set_active_token_counter(lambda t: len(t.split()))  # planted: one token per word
+    try:
+        found = _find(robustness_prompts(max_tokens=50), lambda s: len(s.split()) >= 40)
+        assert 40 <= len(found.split()) <= 50
+    finally:
+        set_active_token_counter(None)
+    # outside a run: 4 characters per token
+    assert len(_find(robustness_prompts(max_tokens=100), lambda s: len(s) >= 300)) <= 400
 
 
 def test_robustness_categories_are_documented() -> None:

@@ -43,6 +43,9 @@ __all__ = [
     "run_prompts",
     "active_corpus",
     "set_active_corpus",
+    "ROBUSTNESS_MAX_TOKENS",
+    "active_token_counter",
+    "set_active_token_counter",
 ]
 
 #: Default character budget of :func:`natural_prompts`: about 250 tokens of English, which keeps
@@ -323,14 +326,53 @@ def unusual_unicode() -> st.SearchStrategy[str]:
 #: The categories :func:`robustness_prompts` covers, in its ``one_of`` order.
 ROBUSTNESS_CATEGORIES = ("single_character", "repeated_word", "very_long", "unusual_unicode")
 
+#: The per-example budget of per-prompt claims: a robustness prompt is cut to at most this many
+#: tokens of the model under test, so one Hypothesis example costs at most one forward pass of
+#: that many tokens (run.json records it under ``per_prompt``). Without a token counter (outside
+#: a run) the cut is ``ROBUSTNESS_CHARS_PER_TOKEN`` characters per token.
+ROBUSTNESS_MAX_TOKENS = 512
+ROBUSTNESS_CHARS_PER_TOKEN = 4
 
-def robustness_prompts() -> st.SearchStrategy[str]:
+_TOKEN_COUNTER: dict[str, Callable[[str], int]] = {}
+
+
+def set_active_token_counter(count_tokens: Callable[[str], int] | None) -> None:
+    """Count tokens as the model under test does (the session sets it when a model loads); None clears it."""
+    if count_tokens is None:
+        _TOKEN_COUNTER.pop("count", None)
+    else:
+        _TOKEN_COUNTER["count"] = count_tokens
+
+
+def active_token_counter() -> Callable[[str], int] | None:
+    """The token counter of the model under test, or None outside a run."""
+    return _TOKEN_COUNTER.get("count")
+
+
+def _cap_tokens(text: str, max_tokens: int) -> str:
+    """``text`` cut to its longest prefix of at most ``max_tokens`` tokens (of the active counter, else
+    ``ROBUSTNESS_CHARS_PER_TOKEN`` characters per token); never blank."""
+    count = active_token_counter()
+    if count is None:
+        return _cut(text, max_tokens * ROBUSTNESS_CHARS_PER_TOKEN)
+    prefix = _longest_prefix_within(text, count, max_tokens)
+    return prefix if prefix is not None else _cut(text, 1)
+
+
+def robustness_prompts(max_tokens: int | None = ROBUSTNESS_MAX_TOKENS) -> st.SearchStrategy[str]:
     """Adversarial-but-valid inputs for claims that must hold for ANY prompt.
 
     A mix of :func:`single_characters`, :func:`repeated_words`, :func:`very_long_prompts` and
-    :func:`unusual_unicode` (see :data:`ROBUSTNESS_CATEGORIES`); shrinks towards ``"a"``.
+    :func:`unusual_unicode` (see :data:`ROBUSTNESS_CATEGORIES`); shrinks towards ``"a"``. Each
+    prompt is cut to ``max_tokens`` tokens of the model under test (see
+    :data:`ROBUSTNESS_MAX_TOKENS`); None keeps every prompt whole. Raises ValueError for a cap < 1.
     """
-    return st.one_of(single_characters(), repeated_words(), very_long_prompts(), unusual_unicode())
+    mix = st.one_of(single_characters(), repeated_words(), very_long_prompts(), unusual_unicode())
+    if max_tokens is None:
+        return mix
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    return mix.map(lambda text: _cap_tokens(text, max_tokens))
 
 
 def word_windows(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
