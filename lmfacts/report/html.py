@@ -21,6 +21,7 @@ from lmfacts.report.outcomes import (
     group_sort_key,
     group_title,
     interval_text,
+    known_finding,
     model_name,
     source_group,
     symbol,
@@ -198,7 +199,7 @@ def _matrix(report: dict[str, Any]) -> str:
             text = " ".join(symbol(o) + (f"×{n}" if n > 1 else "") for o, n in parts)
             marks = []
             for r in recs:
-                if r.get("outcome") in ("skipped", "inconclusive", "xfailed") and r.get("reason"):
+                if (r.get("outcome") in ("skipped", "inconclusive") or known_finding(r)) and r.get("reason"):
                     if r["reason"] not in notes:
                         notes.append(r["reason"])
                     mark = str(notes.index(r["reason"]) + 1)

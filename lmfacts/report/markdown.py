@@ -16,6 +16,7 @@ from lmfacts.report.outcomes import (
     cell_text,
     group_sort_key,
     group_title,
+    known_finding,
     model_name,
     source_group,
     symbol,
@@ -94,7 +95,7 @@ def _matrix_lines(report: dict[str, Any]) -> list[str]:
             text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
             marks = []
             for r in recs:
-                if r.get("outcome") in ("skipped", "error", "inconclusive", "xfailed") and r.get("reason"):
+                if (r.get("outcome") in ("skipped", "error", "inconclusive") or known_finding(r)) and r.get("reason"):
                     prefix = "error: " if r.get("outcome") == "error" else ""
                     note = md_escape(prefix + r["reason"], 400)
                     if note not in notes:

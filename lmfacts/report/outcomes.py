@@ -49,6 +49,13 @@ NO_MODEL = "(no model)"
 _CLAIM_RE = re.compile(r"^([A-Za-z]+)-?(\d+)?(.*)$")
 
 
+def known_finding(record: dict) -> bool:
+    """True for an xfailed result that its model's recorded baseline marks as a known finding
+    (``record["baseline"]["verdict"] == "known finding"``, :mod:`lmfacts.baselines.guard`)."""
+    b = record.get("baseline")
+    return record.get("outcome") == "xfailed" and isinstance(b, dict) and b.get("verdict") == "known finding"
+
+
 def symbol(outcome: str, *, ascii_only: bool = False) -> str:
     """Short mark for an outcome (unknown outcomes are shown as themselves)."""
     table = ASCII_SYMBOLS if ascii_only else SYMBOLS
