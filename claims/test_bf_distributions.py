@@ -353,7 +353,7 @@ def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor:
 
 
 @claim("BF-3", title="weight matrices are nearly Gaussian without outliers", source="BF §Weights Are Nearly Gaussian",
-       requires=("float_weights",), headline=("share",),
+       requires=("float_weights",), headline=("share",), inputs="weights",
        params=(Param("kurt_tol", float, 1.0, "excess kurtosis", "|excess kurtosis| of a Gaussian matrix at most this"),
                BULK_TOL, OUTLIER_FACTOR,
                Param("min_share", float, 0.9, "share of matrices", "'highly consistent across all the weight "
@@ -405,7 +405,7 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
 
 # ---------------------------------------------------------------------------------------------
 @claim("BF-4", title="norm gains and biases are heavy-tailed with outliers", source="BF §Except For LayerNorm Parameters",
-       headline=("median_gain_outlier_excess",),
+       headline=("median_gain_outlier_excess",), inputs="weights",
        params=(OUTLIER_FACTOR,
                Param("center", float, None, "gain", "if set: the median gain of block center_block's norms "
                                                     "(gpt2-medium block 5 ≈ 0.45), with a left tail"),
@@ -512,7 +512,7 @@ def _bf4_checks(ctx: ClaimContext, exp: Any, gains: list[dict[str, Any]], med_ga
 # ---------------------------------------------------------------------------------------------
 @claim("BF-5", title="writing weights grow with depth, reading weights do not",
        source="BF §Writing Weights Grow Throughout The Network And Reading Weights Are Constant",
-       headline=("trends.W_O.spearman", "trends.W_out.spearman"),
+       headline=("trends.W_O.spearman", "trends.W_out.spearman"), inputs="weights",
        params=(MIN_RHO, Param("flat_tol", float, 0.01, "×/layer", "reading weights 'constant': late per-layer "
                                                                    "rate of ‖W‖_F within 1 ± this")))
 def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
@@ -781,7 +781,7 @@ def spectrum_rows(spectra: list[tuple[str, int, tuple[int, int], np.ndarray]], d
 
 @claim("BF-7", title="weight singular values follow a power law, unlike Marchenko–Pastur",
        source="BF §All Weight Parameters Show The Same Singular Value Pattern (Power Law)", requires=("float_weights",),
-       headline=("share", "median_exponent"),
+       headline=("share", "median_exponent"), inputs="weights",
        params=(R2_MIN, MP_TOL,
                Param("min_share", float, 0.9, "share of matrices", "at least this share are power-law and far "
                                                                    "from MP")))

@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar
 import pytest
 
 Processing = Literal["raw", "compat"]
+Inputs = Literal["prompts", "weights"]
 CLAIM_ID = re.compile(r"^[A-Z]{2,4}-\d+p?$")
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -139,7 +140,10 @@ class ClaimSpec:
 
     ``processing`` names the TransformerLens weight processing the claim measures under:
     ``"compat"`` (fold_ln, center_writing_weights, …, as the RN post's HookedTransformer did) or
-    ``"raw"`` (the HF weights as published).
+    ``"raw"`` (the HF weights as published). ``inputs`` says what the claim measures on:
+    ``"prompts"`` (the probe, corpus prompts, Hypothesis examples) or ``"weights"`` (the weights
+    alone); a recorded baseline (:mod:`lmfacts.baselines`) of a prompt claim is compared only on the
+    same prompts, a weight claim's on every run.
     """
 
     id: str
@@ -150,6 +154,7 @@ class ClaimSpec:
     requires: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     headline: tuple[str, ...] = ()
+    inputs: Inputs = "prompts"
 
     @property
     def schema(self) -> dict[str, Param]:
@@ -172,7 +177,7 @@ CLAIMS: dict[str, ClaimSpec] = {}
 
 def claim(claim_id: str, *, title: str, source: str, processing: Processing = "raw",
           requires: tuple[str, ...] = (), params: tuple[Param, ...] = (),
-          headline: tuple[str, ...] = ()) -> Callable[[F], F]:
+          headline: tuple[str, ...] = (), inputs: Inputs = "prompts") -> Callable[[F], F]:
     """Register a test function as the measurement of catalogue claim ``claim_id``.
 
     The test must take the ``ctx`` fixture (a :class:`lmfacts.context.ClaimContext`). ``requires``
@@ -180,7 +185,8 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
     loaded model before the body runs and skips the claim, naming the premise and its evidence,
     where one does not hold. ``params`` declares the claim's parameters (:class:`Param`; the one
     place their defaults live); ``headline`` names the keys of ``ctx.measured`` that are the
-    claim's headline values. A second registration of the same ID, an unknown premise, a parameter
+    claim's headline values; ``inputs`` is ``"weights"`` for a claim that reads no prompts (its
+    baseline is compared on every run), else ``"prompts"``. A second registration of the same ID, an unknown premise, a parameter
     that is not a :class:`Param` or whose name repeats,
     or a headline key that is not a non-empty string, raises ``ValueError``.
     """
@@ -195,11 +201,13 @@ def claim(claim_id: str, *, title: str, source: str, processing: Processing = "r
                          f"optional 'p' for a per-prompt variant)")
     if processing not in ("raw", "compat"):
         raise ValueError(f"claim {claim_id}: processing must be 'raw' or 'compat', not {processing!r}")
+    if inputs not in ("prompts", "weights"):
+        raise ValueError(f"claim {claim_id}: inputs must be 'prompts' or 'weights', not {inputs!r}")
     params, headline = _validate_schema(claim_id, params, headline)
 
     def decorate(fn: F) -> F:
         spec = ClaimSpec(claim_id, title, source, processing, f"{fn.__module__}.{fn.__qualname__}", requires,
-                         params, headline)
+                         params, headline, inputs)
         existing = CLAIMS.get(claim_id)
         if existing is not None and existing.function != spec.function:
             raise ValueError(f"claim {claim_id} is registered twice: {existing.function} and {spec.function}")

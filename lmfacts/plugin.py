@@ -319,25 +319,6 @@ def pytest_runtest_call_inconclusive(item: pytest.Item) -> Any:
     return result
 
 
-class _PromptReads:
-    """Stands in for the session while a claim body runs and notes whether it read prompts (the probe,
-    the probe texts or the corpus): such a claim's baseline is compared only on the same prompts."""
-
-    TRACKED = frozenset({"corpus", "probe", "probe_texts"})
-
-    def __init__(self, session: Any) -> None:
-        object.__setattr__(self, "_session", session)
-        object.__setattr__(self, "read", False)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self.TRACKED:
-            object.__setattr__(self, "read", True)
-        return getattr(self._session, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._session, name, value)
-
-
 class BaselineNotComparable(Exception):
     """A recorded headline value was not measured today: the baseline cannot be compared (an error)."""
 
@@ -399,9 +380,6 @@ def pytest_runtest_call_baseline(item: pytest.Item) -> Any:
     context = getattr(item, "funcargs", {}).get("ctx")
     if not baselines or record is None or not isinstance(context, ClaimContext):
         return (yield)
-    session = context.session
-    reads = _PromptReads(session)
-    context.session = reads  # type: ignore[assignment]
     exc: BaseException | None = None
     result = None
     try:
@@ -410,9 +388,9 @@ def pytest_runtest_call_baseline(item: pytest.Item) -> Any:
         raise
     except BaseException as e:  # noqa: BLE001 - judged below, then re-raised or replaced
         exc = e
-    finally:
-        context.session = session
-    decision = _baseline_decision(baselines, context, record, _raw_outcome(exc), bool(reads.read))
+    spec = _spec(item)
+    reads_prompts = spec is None or spec.inputs != "weights"
+    decision = _baseline_decision(baselines, context, record, _raw_outcome(exc), reads_prompts)
     if decision is not None:
         record.baseline = decision.info
         if decision.action == "keep" and decision.message and exc is not None:

@@ -128,7 +128,7 @@ def env(name, default):
     return float(os.environ.get(name, default))
 
 
-@claim("ZB-1", title="reads prompts, passes", source="test", headline=("value",))
+@claim("ZB-1", title="reads prompts, passes", source="test", headline=("value",))  # inputs: prompts
 def test_reads_prompts(ctx):
     n = len(ctx.texts)
     x = env("ZB1", 2.0)
@@ -136,7 +136,7 @@ def test_reads_prompts(ctx):
     ctx.check(x > 1, f"value {x:.2f} <= 1", value=x)
 
 
-@claim("ZB-2", title="a finding", source="test", headline=("value",))
+@claim("ZB-2", title="a finding", source="test", headline=("value",), inputs="weights")
 def test_finding(ctx):
     x = env("ZB2", 0.5)
     ctx.measured(value=x)
@@ -163,14 +163,14 @@ def test_interval(ctx):
     ctx.interval("rate", b.value, b.ci, (1.04, 1.08), n_resamples=b.n_resamples, method=b.method, level=b.level)
 
 
-@claim("ZB-6", title="weights only, passes", source="test", headline=("value", "nan_value"))
+@claim("ZB-6", title="weights only, passes", source="test", headline=("value", "nan_value"), inputs="weights")
 def test_weights_only(ctx):
     x = env("ZB6", 2.0)
     ctx.measured(value=x, nan_value=float("nan"))
     ctx.check(x > 1, f"value {x:.2f} <= 1", value=x)
 
 
-@claim("ZB-7", title="another finding", source="test", headline=("value",))
+@claim("ZB-7", title="another finding", source="test", headline=("value",), inputs="weights")
 def test_second_finding(ctx):
     x = env("ZB7", 0.25)
     ctx.measured(value=x)

@@ -33,9 +33,10 @@ a recorded failure that still fails with its headline values within tolerance is
 *known finding*); one that now passes is ``XPASS(strict)`` (the run fails); one whose values moved
 past tolerance fails; a recorded pass whose value leaves its tolerance fails with the old and the
 new value. A baseline never turns a failure into a pass. A baseline is compared only when the run
-is comparable (same dtype, revision, weight format; for claims that read prompts the same corpus
-sha256 and number of probe prompts; for per-prompt claims the same Hypothesis profile); otherwise
-the record says ``not compared: why``.
+is comparable (same dtype, revision, weight format; for claims that measure on prompts — all but
+those registered with ``@claim(inputs="weights")`` — the same corpus sha256, number of probe prompts
+and probe token sampling; for per-prompt claims the same Hypothesis profile); otherwise the record
+says ``not compared: why``.
 
 File format (``schema = 1``)::
 
