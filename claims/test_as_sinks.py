@@ -32,7 +32,7 @@ from lmfacts.measures.beyond import SINK_TOKENS, session_beyond
 
 EPSILON = Param("epsilon", float, 0.3, "attention share",
                 "a (prompt, layer, head) is a sink when the sink positions' importance exceeds this (Gu et al.)")
-MIN_PROMPTS = Param("min_prompts", int, 8, "prompts", f"at least this many prompts of ≥ {SINK_TOKENS} tokens")
+MIN_PROMPTS = Param("min_prompts", int, 5, "prompts", f"at least this many prompts of ≥ {SINK_TOKENS} tokens")
 HOOK = "blocks.{l}.attn.hook_pattern"
 
 

@@ -18,8 +18,8 @@ after every sublayer, so its block outputs are LayerNorm outputs bounded by √d
 not apply, e.g. MiniLM: largest |a| / median 43); MA-3 / MA-4 also ``has_massive_activations`` (measured on
 the same pass). The weights' storage format is not a premise: a dequantised GGUF model computes its
 activations in float like any other (the format is recorded in the conventions). Control: the randomly
-initialised twin (:mod:`lmfacts.models.twin`, seed 0) run through the same pass on the first 32 prompts of
-the sample: a claim about what training produces must not hold for it.
+initialised twin (:mod:`lmfacts.models.twin`, seed 0) run through the same pass on 32 prompts of the sample
+(its long prompts first): a claim about what training produces must not hold for it.
 """
 
 from __future__ import annotations
@@ -70,6 +70,20 @@ def _twin_control(ctx: ClaimContext) -> Any:
     ctx.control(any_massive=tw.any_massive, max_ratio=float(np.max(tw.ratio)), max_abs=float(np.max(tw.top1)),
                 n_prompts=tbp.n_prompts, seed=0)
     return tw
+
+
+def _onset(ma: Any) -> tuple[int, int, float]:
+    """(onset, end, plateau): onset = first block whose top-1 reaches half the plateau (the median top-1 over the
+    massive blocks), i.e. where the plateau-scale massive activations appear (the block from which
+    :func:`lmfacts.stats.massive.massive_activations` counts ``rise_layers``); end = last block of the
+    contiguous run of massive blocks from the onset."""
+    top1 = np.asarray(ma.top1, dtype=float)
+    plateau = float(np.median(top1[np.asarray(ma.has_massive, dtype=bool)]))
+    onset = int(np.flatnonzero(top1 >= 0.5 * plateau)[0])
+    end = onset
+    while end + 1 < len(top1) and ma.has_massive[end + 1]:
+        end += 1
+    return onset, end, plateau
 
 
 def _ma_figure(ctx: ClaimContext, fid: str, title: str, ma: Any, tw: Any | None, span: tuple[int, int] | None) -> None:
@@ -209,12 +223,15 @@ def test_ma2_where_massive_activations_sit(ctx: ClaimContext) -> None:
 def test_ma3_emergence_and_plateau(ctx: ClaimContext) -> None:
     """MA-3: massive activations appear abruptly in an early block and stay nearly constant after it.
 
-    Statistic (:func:`lmfacts.stats.massive.massive_activations`): ``emergence_layer`` e = first block with a
-    massive activation; ``rise_layers`` = blocks from the last block below 5 % of the plateau to the first at
-    ≥ 50 % of it (plateau = median top-1 over the massive blocks); ``plateau_ratio`` = max / min top-1 over
-    the contiguous run of massive blocks from e; ``jump`` = top1[e] / top1[e−1] (reported). Claim: rise_layers
-    ≤ ``max_rise_layers``, e ≤ ``max_emergence_frac`` · L, plateau_ratio ≤ ``max_plateau_ratio``; the
-    published block where given. Hook: ``blocks.{l}.hook_resid_post``; positions: all real; window: every
+    Statistic (from :func:`lmfacts.stats.massive.massive_activations`): plateau = median top-1 over the massive
+    blocks; ``emergence_layer`` e = the first block whose top-1 reaches half the plateau (where the
+    plateau-scale activations appear; it must itself be a massive block); ``rise_layers`` = blocks from the
+    last block below 5 % of the plateau to e; ``plateau_ratio`` = max / min top-1 over the contiguous run of
+    massive blocks from e; ``jump`` = top1[e] / top1[e−1] (reported). The first block that crosses the
+    thresholds at all is reported as ``first_massive_block``: a model can have small activations just over
+    1000× the median well before the large ones (SmolLM2-135M: top-1 ≈ 870 at ≈ 1000× from block 2, ≈ 25,000
+    from block 11), and the claim is about the large ones. Claim: rise_layers ≤ ``max_rise_layers``, e ≤
+    ``max_emergence_frac`` · L, plateau_ratio ≤ ``max_plateau_ratio``; the published block where given. Hook: ``blocks.{l}.hook_resid_post``; positions: all real; window: every
     block (Sun: they fade in the last blocks, so the plateau is the run from e). Control: the twin (has none).
     Source: Sun et al. 2024 §2.1 (LLaMA-2-7B: from layer 2).
     """
@@ -222,31 +239,35 @@ def test_ma3_emergence_and_plateau(ctx: ClaimContext) -> None:
     ma, bp = _massive(ctx)
     tw = _twin_control(ctx)
     L = len(ma.top1)
-    e = ma.emergence_layer
-    assert e is not None  # has_massive_activations holds
-    end = e
-    while end + 1 < L and ma.has_massive[end + 1]:
-        end += 1
+    assert ma.emergence_layer is not None  # has_massive_activations holds
+    e, end, plateau = _onset(ma)
+    run = np.asarray(ma.top1[e:end + 1], dtype=float)
+    plateau_ratio = float(run.max() / run.min())
+    jump = float(ma.top1[e] / ma.top1[e - 1]) if e > 0 else None
     frac = e / L
     ctx.statistic("first block with a massive activation, blocks of the rise (5 % → 50 % of the plateau), max/min "
                   "top-1 over the contiguous massive run")
     _conventions(ctx, bp, ma)
-    ctx.measured(emergence_layer=e, emergence_frac=frac, jump=ma.jump, rise_layers=ma.rise_layers,
-                 plateau_ratio=ma.plateau_ratio, plateau_blocks=[e, end], n_blocks=L, top1=ma.top1)
+    ctx.measured(emergence_layer=e, emergence_frac=frac, jump=jump, rise_layers=ma.rise_layers,
+                 plateau_ratio=plateau_ratio, plateau_blocks=[e, end], plateau=plateau, n_blocks=L, top1=ma.top1,
+                 first_massive_block=ma.emergence_layer, first_massive_top1=ma.top1[ma.emergence_layer],
+                 first_massive_ratio=ma.ratio[ma.emergence_layer])
     ctx.expected(max_rise_layers=exp["max_rise_layers"], max_emergence_frac=exp["max_emergence_frac"],
                  max_plateau_ratio=exp["max_plateau_ratio"],
                  **({"emergence_layer": exp["expected_layer"]} if exp["expected_layer"] is not None else {}))
     ctx.control(emergence_layer=tw.emergence_layer)
     _ma_figure(ctx, "ma3-emergence", "MA-3 emergence and plateau of the top-1 |a|", ma, tw, (e, end))
+    ctx.check(bool(ma.has_massive[e]), f"block {e}, where the top-1 reaches half the plateau ({plateau:.4g}), is not "
+                                       f"itself massive (ratio {ma.ratio[e]:.4g})", ratio=ma.ratio[e])
     ctx.check(ma.rise_layers <= exp["max_rise_layers"],
-              f"the rise takes {ma.rise_layers} blocks (need ≤ {exp['max_rise_layers']}); jump ×{ma.jump}",
+              f"the rise takes {ma.rise_layers} blocks (need ≤ {exp['max_rise_layers']}); jump ×{jump}",
               rise_layers=ma.rise_layers, max_rise_layers=exp["max_rise_layers"])
     ctx.check(frac <= exp["max_emergence_frac"],
               f"first massive block {e} of {L} ({frac:.2f} of the depth) is not early (≤ {exp['max_emergence_frac']})",
               emergence_frac=frac, max_emergence_frac=exp["max_emergence_frac"])
-    ctx.check(ma.plateau_ratio <= exp["max_plateau_ratio"],
-              f"top-1 varies ×{ma.plateau_ratio:.3g} over the massive blocks {e}–{end} (need ≤ "
-              f"{exp['max_plateau_ratio']})", plateau_ratio=ma.plateau_ratio,
+    ctx.check(plateau_ratio <= exp["max_plateau_ratio"],
+              f"top-1 varies ×{plateau_ratio:.3g} over the massive blocks {e}–{end} (need ≤ "
+              f"{exp['max_plateau_ratio']})", plateau_ratio=plateau_ratio,
               max_plateau_ratio=exp["max_plateau_ratio"])
     if exp["expected_layer"] is not None:
         ctx.check(abs(e - exp["expected_layer"]) <= exp["layer_tol"],
@@ -255,26 +276,29 @@ def test_ma3_emergence_and_plateau(ctx: ClaimContext) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-def _site_values(ma: Any, layer: int) -> dict[int, float]:
-    """Per massive dimension at ``layer``: the mean signed value over its sites (weighted by prompts)."""
-    out: dict[int, list[float]] = {}
+def _site_values(ma: Any, layer: int) -> dict[int, tuple[float, float]]:
+    """Per massive dimension at ``layer`` (sites massive in ≥ min_share of prompts): (mean signed value, mean
+    |a|) over its sites, weighted by prompts."""
+    out: dict[int, list[tuple[float, float]]] = {}
     for s in ma.sites:
-        if s["layer"] == layer:
-            out.setdefault(s["dim"], []).extend([s["mean_value"]] * s["n_prompts"])
-    return {d: float(np.mean(v)) for d, v in out.items()}
+        if s["layer"] == layer and s["share"] >= ma.min_share:
+            out.setdefault(s["dim"], []).extend([(s["mean_value"], s["mean_abs"])] * s["n_prompts"])
+    return {d: (float(np.mean([v for v, _ in rows])), float(np.mean([a for _, a in rows]))) for d, rows in out.items()}
 
 
-def _reset_hook(layer: int, values: dict[int, float], cutoff: float, mode: str) -> tuple[str, Any]:
+def _reset_hook(layer: int, values: dict[int, tuple[float, float]], mode: str) -> tuple[str, Any]:
     """Forward hook on block ``layer``'s output setting the massive entries of ``values``' dims to their mean
-    (``mode="mean"``) or to 0 (``"zero"``): entries with |a| > ``cutoff`` in those dims, located per prompt."""
+    (``mode="mean"``) or to 0 (``"zero"``): in each dim, the entries with |a| > half the dim's mean massive |a|,
+    located per prompt."""
     import torch
 
     dims = sorted(values)
-    fill = torch.tensor([values[d] for d in dims])
+    fill = torch.tensor([values[d][0] for d in dims])
+    cut = torch.tensor([0.5 * values[d][1] for d in dims])
 
     def hook(x: Any, hook: Any) -> Any:
         sub = x[..., dims]
-        mask = sub.abs() > cutoff
+        mask = sub.abs() > cut.to(x.dtype).to(x.device)
         repl = torch.zeros_like(sub) if mode == "zero" else fill.to(x.dtype).to(x.device).expand_as(sub)
         x[..., dims] = torch.where(mask, repl, sub)
         return x
@@ -297,11 +321,12 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     """MA-4: replacing the massive activations by their mean leaves the loss ≈ unchanged; zeroing them raises it.
 
     Intervention (Sun et al. §3; the refinement's ``reset_first_massive_activations``): a forward hook on the
-    output of the first massive block e (``blocks.{e}.hook_resid_post``) replaces, in every massive dimension
-    of e (sites massive in ≥ ``min_share`` of prompts), each entry whose |a| exceeds the massive cutoff
-    (max(abs_threshold, rel_threshold × median of block e)) by the dimension's mean signed value over the
-    sample's prompts ("mean"), or by 0 ("zero"); the entries are located per prompt by value, so the first
-    token and any delimiter carrying one are both reset. Statistic: mean next-token loss (nats/token,
+    output of the block e where the massive activations appear (MA-3's emergence block: the first block whose
+    top-1 reaches half the plateau; ``blocks.{e}.hook_resid_post``) replaces, in every massive dimension of e
+    (sites massive in ≥ ``min_share`` of prompts), each entry whose |a| exceeds half that dimension's mean
+    massive |a| by the dimension's mean signed value over the sample's prompts ("mean"), or by 0 ("zero");
+    the entries are located per prompt by value, so the first token and any delimiter carrying one are both
+    reset. Statistic: mean next-token loss (nats/token,
     :func:`lmfacts.ablation.next_token_loss`) on ``n_prompts`` prompts of the sample, clean / mean / zero;
     ``delta_mean``, ``delta_zero`` and their paired bootstrap CIs over prompts
     (:func:`lmfacts.stats.massive.bias_ablation_effect`, 2000 resamples, 95 %). Verdict: the CI of Δmean inside
@@ -317,11 +342,11 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     ma, bp = _massive(ctx)
     tw = _twin_control(ctx)
-    e = ma.emergence_layer
-    assert e is not None
-    values = _site_values(ma, e)
-    keep = {d: v for d, v in values.items() if d in ma.dims} or values
-    cutoff = max(ma.abs_threshold, ma.rel_threshold * ma.median[e])
+    assert ma.emergence_layer is not None
+    e = _onset(ma)[0]
+    keep = _site_values(ma, e)
+    ctx.require(bool(keep), f"no massive site at block {e} is massive in ≥ {ma.min_share:.0%} of prompts: nothing to "
+                            f"reset consistently")
     lm = ctx.model()
     info = lm.info
     texts = bp.texts[: exp["n_prompts"]]
@@ -330,8 +355,8 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
               pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=n_ctx, device=info.device,
               batch_size=ctx.session.options.batch_size or 16)
     clean = next_token_loss(lm.bridge, texts, **kw)
-    mean = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, cutoff, "mean")], **kw)
-    zero = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, cutoff, "zero")], **kw)
+    mean = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "mean")], **kw)
+    zero = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "zero")], **kw)
     targets = [len(tokenize_one(lm.bridge, t, prepend_bos=info.prepends_bos, n_ctx=n_ctx)[0]) - 1 for t in texts]
     ok = [i for i, n in enumerate(targets) if n > 0]
     res = bias_ablation_effect([clean.per_prompt[i] for i in ok], [mean.per_prompt[i] for i in ok],
@@ -340,8 +365,9 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     ctx.statistic("next-token loss with the massive activations of the first massive block set to their mean vs to "
                   "zero, minus the clean loss (paired over prompts)")
     _conventions(ctx, bp, ma)
-    ctx.conventions(intervention=f"blocks.{e}.hook_resid_post: dims {sorted(keep)}, entries with |a| > {cutoff:.4g} "
-                                 f"set to the mean signed value {({d: round(v, 2) for d, v in keep.items()})} or 0",
+    ctx.conventions(intervention=f"blocks.{e}.hook_resid_post: dims {sorted(keep)}, entries with |a| > half the "
+                                 f"dim's mean massive |a| {({d: round(v[1] / 2, 1) for d, v in keep.items()})} set to "
+                                 f"the mean signed value {({d: round(v[0], 2) for d, v in keep.items()})} or 0",
                     loss=f"mean next-token cross-entropy over real targets, {len(texts)} prompts ≤ {n_ctx} tokens")
     ctx.measured(loss_clean=res.clean, loss_mean=res.mean, loss_zero=res.zero, ppl_clean=res.ppl_clean,
                  ppl_mean=res.ppl_mean, ppl_zero=res.ppl_zero, delta_mean=res.delta_mean, delta_zero=res.delta_zero,

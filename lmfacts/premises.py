@@ -24,6 +24,10 @@ forward pass over corpus prompts — never off its architecture's name:
                           check alone: the stream is never re-normalised)
 ``centred_stream``        max |mean|/std across d_model of sampled content tokens ≤ 1e-4
                           (dtype-scaled), measured on the probe
+``attention_patterns``    blocks.{l}.attn.hook_pattern fires at every block and its rows sum
+                          to 1 (dtype-scaled 1e-4), measured on the beyond pass
+``has_massive_activations`` some block output has |a| > 100 and > 1000 × its median |a|,
+                          measured on the beyond pass (:mod:`lmfacts.measures.beyond`)
 ========================  =================================================================
 
 Tolerances follow the model's dtype (:mod:`lmfacts.tolerances`).

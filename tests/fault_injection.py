@@ -9,7 +9,11 @@ name (``from x import f``), before collection and again once the claims are impo
 
 ``LMFACTS_INJECT_TRAINED_NORMS=1`` also perturbs the tiny random models' norm gains and biases (HF
 initialises them to exactly 1 and 0, which makes claims about norm parameters skip as "untrained"),
-so that every claim reaches its statistic.
+so that every claim reaches its statistic. On a GPT-2-style tiny model it also plants what the MA / AS
+claims measure (a random model has neither, and their premises would skip them): a massive activation
+(:data:`MASSIVE_VALUE` in dimension :data:`MASSIVE_DIM` of the position-0 embedding, so the BOS carries it
+through every block) and a BOS sink head (head 0 of every block from 1 on reads that dimension as a huge key,
+against a constant query bias).
 """
 
 from __future__ import annotations
@@ -79,6 +83,26 @@ def _patch_everywhere() -> None:
                     setattr(module, attr, replacement)
 
 
+MASSIVE_DIM, MASSIVE_VALUE = 7, 3000.0
+
+
+def _plant_massive_and_sink(model: Any) -> None:
+    """GPT-2-style models only (``transformer.wpe`` and ``c_attn``): see the module docstring."""
+    import torch
+
+    tr = getattr(model, "transformer", None)
+    if tr is None or not hasattr(tr, "wpe"):
+        return
+    d = model.config.n_embd
+    dh = d // model.config.n_head
+    with torch.no_grad():
+        tr.wpe.weight[0, MASSIVE_DIM] = MASSIVE_VALUE
+        for block in list(tr.h)[1:]:
+            w, b = block.attn.c_attn.weight, block.attn.c_attn.bias  # Conv1D: [d, 3d] = q | k | v
+            b[:dh] = 10.0  # head 0's query: a constant direction
+            w[MASSIVE_DIM, d:d + dh] = 1.0  # head 0's key: large only where the massive dimension is
+
+
 def _perturb_norms() -> None:
     from lmfacts.models import tiny
 
@@ -93,6 +117,7 @@ def _perturb_norms() -> None:
             for name, p in model.named_parameters():
                 if p.dim() == 1 and ("norm" in name or "ln" in name):
                     p.add_(0.2 * torch.randn(p.shape, generator=g))
+        _plant_massive_and_sink(model)
         return model, tok, spec
 
     tiny.build_tiny_hf_model = build_with_trained_norms

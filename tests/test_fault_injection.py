@@ -41,6 +41,8 @@ KURTOSIS = "lmfacts.stats.moments:kurtosis"
 DEPTH_TREND = "lmfacts.stats.trends:depth_trend"
 SPECTRUM = "lmfacts.stats.spectrum:compare_to_marchenko_pastur"
 LOSS = "lmfacts.ablation:next_token_loss"
+MASSIVE = "lmfacts.stats.massive:massive_activations"
+LENS = "lmfacts.stats.logit_lens:logit_lens_stats"
 
 #: claim id → the functions ("module:function") its verdict is computed from.
 STATISTICS: dict[str, list[str]] = {
@@ -68,6 +70,16 @@ STATISTICS: dict[str, list[str]] = {
     "RS-2": ["lmfacts.stats.outliers:outlier_feature_share", DEPTH_TREND],
     "RS-3": [LOSS],
     "RS-4": [LOSS],
+    # MA / AS / LL: the has_massive_activations premise computes MASSIVE too, so a fault there is an error of
+    # MA-2/3/4 and AS-2 before their bodies (tests/fault_injection.py plants the activation and a sink head)
+    "MA-1": [MASSIVE],
+    "MA-2": [MASSIVE],
+    "MA-3": [MASSIVE],
+    "MA-4": [MASSIVE, "lmfacts.stats.massive:bias_ablation_effect", LOSS],
+    "AS-1": ["lmfacts.stats.sinks:sink_stats"],
+    "AS-2": [MASSIVE],
+    "LL-1": [LENS],
+    "LL-2": [LENS],
 }
 TARGETS = sorted({t for ts in STATISTICS.values() for t in ts})
 COMMON = ("claims/", "--model", MODEL, "--max-prompts", "8", "-p", "tests.fault_injection", "-p", "no_shrink", "-q")

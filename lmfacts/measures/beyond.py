@@ -489,8 +489,8 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
     """The beyond pass of ``ctx``'s (session, target, processing), or of its random twin, computed once.
 
     The model's pass: up to :data:`SAMPLE_PROMPTS` of the session's probe prompts (:func:`choose_sample`);
-    the twin's (:func:`lmfacts.models.twin.random_twin`, seed 0): the first :data:`TWIN_PROMPTS` of the same
-    sample, with the same tokenisation settings. ``causal`` is the measured ``causal_decoder`` check.
+    the twin's (:func:`lmfacts.models.twin.random_twin`, seed 0): :data:`TWIN_PROMPTS` of the same sample (its
+    prompts of ≥ 64 tokens first), with the same tokenisation settings. ``causal`` is the measured ``causal_decoder`` check.
     ``processing`` defaults to the running claim's. The cache is a module-level dict keyed weakly by the
     session (so it goes with the session) and by (target, processing, model/twin).
     """
@@ -508,7 +508,9 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
         if twin:
             from lmfacts.models.twin import random_twin
 
-            texts = session_beyond(ctx, processing=processing).texts[:TWIN_PROMPTS]
+            model_pass = session_beyond(ctx, processing=processing)
+            order = sorted(range(model_pass.n_prompts), key=lambda i: model_pass.lengths[i] < SINK_TOKENS)
+            texts = [model_pass.texts[i] for i in order[:TWIN_PROMPTS]]  # the long (AS) prompts first
             bridge = random_twin(lm).bridge
         per[key] = beyond_pass(
             bridge, texts, causal=causal, lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,
