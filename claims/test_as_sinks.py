@@ -88,7 +88,8 @@ def test_as1_sink_rate(ctx: ClaimContext) -> None:
     ``blocks.{l}.attn.hook_pattern``; positions: queries and keys of the first 64 tokens (decoder) or the
     whole prompt (encoder) of prompts with ≥ 64 tokens; window: every layer. Sink: first real position
     (decoder), [CLS] / [SEP] / both (encoder, module docstring). Both conventions (sink query excluded /
-    included) are recorded; ``robust`` says whether they agree. Source: Gu et al. 2025; Clark et al. 2019.
+    included) are recorded; ``robust`` says whether they agree. References: Gu et al. 2025; Clark et al. 2019.
+    Source: Gu et al. 2025 (arXiv 2410.10781) §3, eval_sink_open_source.py; Xiao et al. 2024; encoders: Clark et al. 2019 §3.
     """
     exp = ctx.expectation
     eps = exp["epsilon"]
@@ -175,7 +176,8 @@ def test_as2_sinks_on_massive_activations(ctx: ClaimContext) -> None:
     pass); ``chance`` = mean share of massive positions among the candidate keys. Claim: hit_share ≥
     ``min_hit_share`` and hit_share > chance. Hooks: ``blocks.{l}.attn.hook_pattern``,
     ``blocks.{l}.hook_resid_post``; window: every layer. Control: the twin's hit share (no massive
-    activation expected, so no hit). Source: Sun et al. 2024 §4.
+    activation expected, so no hit). References: Sun et al. 2024 §4.
+    Source: Sun et al. 2024 §4 (arXiv 2402.17762): attention concentrates on the tokens with massive activations.
     """
     exp = ctx.expectation
     eps = exp["epsilon"]

@@ -94,7 +94,8 @@ def test_ll1_kl_falls_with_depth(ctx: ClaimContext) -> None:
     1 … L); ``kl_last`` at point L; ``kl_from`` (first point from which mean KL ≤ ``kl_threshold``) and
     ``kl_increases`` (points where the mean rises > 10 % over the previous) reported. Claim: ρ ≤ ``max_rho``
     and kl_last ≤ ``kl_last_tol`` (dtype-scaled). Hooks, positions, window: module docstring. Control: the
-    twin's ρ and curve, reported. Source: nostalgebraist 2020; Belrose et al. 2023.
+    twin's ρ and curve, reported. References: nostalgebraist 2020; Belrose et al. 2023.
+    Source: nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112) §2.
     """
     exp = ctx.expectation
     ll, bp = _lens(ctx, kl_threshold=exp["kl_threshold"])
@@ -144,7 +145,8 @@ def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
     Statistic: per point, the share of sampled tokens whose argmax of the lens logits equals the argmax of the
     model's logits; Spearman ρ against the point index over the window (default 1 … L, as LL-1);
     ``agreement_from`` reported. Claim: ρ ≥ ``min_rho``. Hooks, positions, window: module docstring.
-    Control: the twin's ρ, reported. Source: nostalgebraist 2020; Belrose et al. 2023.
+    Control: the twin's ρ, reported. References: nostalgebraist 2020; Belrose et al. 2023.
+    Source: nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112).
     """
     exp = ctx.expectation
     ll, bp = _lens(ctx, agreement_threshold=exp["agreement_threshold"])

@@ -116,7 +116,8 @@ def test_ma1_massive_activations_exist(ctx: ClaimContext) -> None:
     block. Hook: ``blocks.{l}.hook_resid_post``; positions: all real positions; window: every block.
     Where an expectation gives ``expected_max_abs`` (a published magnitude), the largest top-1 must lie
     within ``max_abs_rtol`` of it. Control: the twin must have no massive activation.
-    Source: Sun et al. 2024 §2, Fig. 1–2; Owen et al. 2025 (thresholds).
+    References: Sun et al. 2024 §2, Fig. 1–2; Owen et al. 2025 (thresholds).
+    Source: Sun et al. 2024 §2 (arXiv 2402.17762); thresholds: Owen et al. 2025 refine_massive_activations utils/model.py.
     """
     exp = ctx.expectation
     ma, bp = _massive(ctx)
@@ -171,8 +172,9 @@ def test_ma2_where_massive_activations_sit(ctx: ClaimContext) -> None:
     ``max_dims`` and, where published, ``expected_dims`` ⊆ dims. Hook: ``blocks.{l}.hook_resid_post``;
     positions: all real, classed (module docstring); window: every block. The first real position is the
     prepended BOS where the tokenizer prepends one (recorded as ``bos_prepended``), else the first word.
-    Control: the twin (no site expected). Source: Sun et al. 2024 §2.2; catalogue MA-2 (GPT-2 dim 447,
+    Control: the twin (no site expected). References: Sun et al. 2024 §2.2; catalogue MA-2 (GPT-2 dim 447,
     gemma-3-1b-pt dims 1125/1038, LLaMA-2-7B dims 1415/2533).
+    Source: Sun et al. 2024 §2.2 (arXiv 2402.17762): 'starting word token and delimiter tokens', fixed feature dimensions.
     """
     exp = ctx.expectation
     ma, bp = _massive(ctx)
@@ -233,7 +235,8 @@ def test_ma3_emergence_and_plateau(ctx: ClaimContext) -> None:
     from block 11), and the claim is about the large ones. Claim: rise_layers ≤ ``max_rise_layers``, e ≤
     ``max_emergence_frac`` · L, plateau_ratio ≤ ``max_plateau_ratio``; the published block where given. Hook: ``blocks.{l}.hook_resid_post``; positions: all real; window: every
     block (Sun: they fade in the last blocks, so the plateau is the run from e). Control: the twin (has none).
-    Source: Sun et al. 2024 §2.1 (LLaMA-2-7B: from layer 2).
+    References: Sun et al. 2024 §2.1 (LLaMA-2-7B: from layer 2).
+    Source: Sun et al. 2024 §2.1 (arXiv 2402.17762): 'appear abruptly … remain nearly constant in the middle layers'.
     """
     exp = ctx.expectation
     ma, bp = _massive(ctx)
@@ -332,8 +335,11 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     (:func:`lmfacts.stats.massive.bias_ablation_effect`, 2000 resamples, 95 %). Verdict: the CI of Δmean inside
     (−max_mean_delta, max_mean_delta); the CI of Δzero − Δmean above 0; Δzero ≥ ``min_zero_over_mean`` ×
     |Δmean|. Published perplexities (WikiText) are reported beside ours, not compared (other data).
+    Hooks: ``blocks.{l}.hook_resid_post`` (the pass), ``blocks.{e}.hook_resid_post`` (the reset); positions:
+    every real target token (the loss), the massive entries of block e (the reset); window: block e only.
     Control: the twin has no massive activation to reset (its count is reported).
-    Source: Sun et al. 2024 §3; catalogue MA-4 (gemma-3-1b-pt 9.79 / 9.79 / 10.21; GPT-2 30.42 / – / 30.57).
+    References: Sun et al. 2024 §3; catalogue MA-4 (gemma-3-1b-pt 9.79 / 9.79 / 10.21; GPT-2 30.42 / – / 30.57).
+    Source: Sun et al. 2024 §3 (arXiv 2402.17762), Table 2; Owen et al. 2025 refine_massive_activations (reset_first_massive_activations).
     """
     from lmfacts.ablation import next_token_loss
     from lmfacts.probe.batching import tokenize_one
