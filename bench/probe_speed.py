@@ -2,6 +2,7 @@
 """Benchmark: the streaming probe against a bare forward pass and caching every activation.
 
     python bench/probe_speed.py [--model smollm2-135m] [--prompts 32] [--tokens 64] [--reps 3]
+    python bench/probe_speed.py --paired --reps 5    # forward and probe alternated in one process
 
 Times, on the same batch of ``--prompts`` corpus prompts cut to about ``--tokens`` tokens:
 (a) a bare forward pass (logits), (b) the streaming probe (all accumulators on every token; stops
@@ -82,6 +83,50 @@ def run_variant(variant: str, model: str, n: int, tokens: int, reps: int) -> dic
             "tokens": int(batch.attention_mask.sum()), "shape": list(batch.tokens.shape)}
 
 
+def run_paired(model: str, n: int, tokens: int, reps: int) -> None:
+    """Bare forward and exact probe alternated in one process (same load for both), ``reps`` pairs after a warm-up.
+
+    Prints each pair's times and probe/forward, then the median of the per-pair ratios: on a shared
+    machine this is the figure to read (the separate-subprocess variants see different loads).
+    """
+    import os
+
+    import torch
+
+    from lmfacts.models.loading import load_model
+    from lmfacts.probe.batching import make_batch
+    from lmfacts.probe.probe import run_probe
+
+    lm = load_model(model)
+    info, bridge = lm.info, lm.bridge
+    texts = _texts(n, tokens, lm.tokenizer)
+    batch = make_batch(bridge, texts, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx,
+                       padding_side=info.padding_side, pad_id=info.pad_token_id or 0, device=info.device)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            bridge(batch.tokens, attention_mask=batch.attention_mask)
+
+    def probe() -> None:
+        run_probe(bridge, texts, prepend_bos=info.prepends_bos, padding_side=info.padding_side,
+                  pad_id=info.pad_token_id or 0, n_ctx=info.n_ctx, batch_size=len(texts))
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    forward(), probe()  # warm-up
+    ratios = []
+    for i in range(reps):
+        order = (forward, probe) if i % 2 == 0 else (probe, forward)
+        t = {fn.__name__: timed(fn) for fn in order}
+        ratios.append(t["probe"] / t["forward"])
+        print(f"pair {i + 1}: forward {t['forward']:.3f} s, probe {t['probe']:.3f} s, ratio {ratios[-1]:.3f}  "
+              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+    print(f"ratio probe/forward, median of {reps} pairs = {statistics.median(ratios):.3f}  (batch {list(batch.tokens.shape)})")
+
+
 def main() -> int:
     """Spawn one subprocess per variant and print the comparison."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +135,12 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--paired", action="store_true",
+                    help="alternate bare forward and exact probe in one process; print the median per-pair ratio")
     a = ap.parse_args()
+    if a.paired:
+        run_paired(a.model, a.prompts, a.tokens, a.reps)
+        return 0
     if a.variant:
         print(json.dumps(run_variant(a.variant, a.model, a.prompts, a.tokens, a.reps)))
         return 0

@@ -31,6 +31,7 @@ by :func:`fingerprint` / :func:`fingerprint_error` on one prompt (see :meth:`lmf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Sequence
@@ -50,7 +51,6 @@ from lmfacts.probe.accumulators import (
     budget_bytes,
     per_token_kurtosis,
     plan_memory,
-    update_sample,
 )
 from lmfacts.probe.batching import (
     BOS,
@@ -157,11 +157,19 @@ class ProbeResult:
         return s / st.n_tokens
 
 
-def random_rotation(d: int, seed: int = ROTATION_SEED) -> torch.Tensor:
-    """A fixed random orthogonal d×d matrix (QR of a Gaussian matrix, signs fixed so it is Haar)."""
+@functools.lru_cache(maxsize=4)
+def _rotation(d: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
     return q * torch.sign(torch.diagonal(r))
+
+
+def random_rotation(d: int, seed: int = ROTATION_SEED) -> torch.Tensor:
+    """A fixed random orthogonal d×d matrix (QR of a Gaussian matrix, signs fixed so it is Haar), float64.
+
+    Computed once per (d, seed) in a process; a fresh copy is returned.
+    """
+    return _rotation(d, seed).clone()
 
 
 def prompt_keys(index: int, n: int) -> torch.Tensor:
@@ -195,13 +203,16 @@ class _PointAcc:
         self.sample_keys: torch.Tensor | None = None
 
 
-def _moments(sums: list[torch.Tensor], y: torch.Tensor) -> None:
-    """Add Σy, Σy², Σy³, Σy⁴ over rows of y [n, d] (float32 GEMVs, float64 totals)."""
-    ones = torch.ones(1, y.shape[0], dtype=y.dtype, device=y.device)
+def _moments(sums: list[torch.Tensor], y: torch.Tensor, s2: torch.Tensor | None = None) -> None:
+    """Add Σy, Σy², Σy³, Σy⁴ over rows of y [n, d] (float32 sums, float64 totals).
+
+    ``s2``: Σy² when the caller has it already (the diagonal of the covariance GEMM yᵀy).
+    """
     y2 = y * y
-    part = torch.cat([ones @ y, ones @ y2, ones @ (y2 * y), ones @ (y2 * y2)]).double()
-    for k in range(4):
-        sums[k] += part[k]
+    sums[0] += y.sum(0).double()
+    sums[1] += (y2.sum(0) if s2 is None else s2).double()
+    sums[2] += (y2 * y).sum(0).double()
+    sums[3] += torch.linalg.vector_norm(y2, dim=0).square().double()  # Σy⁴ = ‖y²‖², no temporary
 
 
 class _Probe:
@@ -236,6 +247,7 @@ class _Probe:
         self.rotation64 = random_rotation(d)
         self.rotation = self.rotation64.float().to(device)
         self.gen = torch.Generator().manual_seed(SAMPLE_SEED)
+        self.res_keys: torch.Tensor | None = None  # the reservoir's keys (the same at every point)
         self.n_content = 0
         self.batch: Batch | None = None
         self.buf: dict[str, torch.Tensor] = {}
@@ -269,6 +281,9 @@ class _Probe:
             ckeys = ckeys[self.subset]
             self.subset = self.subset.to(self.device)
         self.keys = ckeys.to(self.device)
+        self.content_idx = torch.nonzero(content_cpu.flatten()).flatten().to(self.device)
+        if self.plan.distributions and n:
+            self._select_sample()
         self.buf = {v: torch.empty(self.K, b, p, dtype=torch.float32, device=self.device) for v in self.views}
         self.mlp_buf = torch.empty(self.L, b, p, dtype=torch.float32, device=self.device)
         self.fired, self.mlp_fired = [], []
@@ -361,7 +376,28 @@ class _Probe:
         if self.has_bos:
             self._bos(point, xf)
         if self.plan.distributions:
-            self._distributions(point, xf[self.content])
+            self._distributions(point, xf.reshape(-1, xf.shape[-1]).index_select(0, self.content_idx))
+
+    def _select_sample(self) -> None:
+        """Which of this batch's (sampled) content tokens enter the reservoir, and which old rows stay.
+
+        Every point sees the same tokens with the same keys, so the selection is made once per batch:
+        ``self.keep_old`` (rows of the reservoir) and ``self.take_new`` (rows of the batch's content).
+        """
+        old = self.res_keys
+        pool = self.keys if old is None else torch.cat([old, self.keys])
+        if pool.numel() > SAMPLE_TOKENS:
+            idx = torch.topk(pool, SAMPLE_TOKENS, largest=False).indices.sort().values
+        else:
+            idx = torch.arange(pool.numel(), device=pool.device)
+        n_old = 0 if old is None else old.numel()
+        self.keep_old, self.take_new = idx[idx < n_old], idx[idx >= n_old] - n_old
+        self.res_keys = pool[idx]
+
+    def _sample(self, st: _PointAcc, xc: torch.Tensor) -> None:
+        new = xc.index_select(0, self.take_new)
+        st.sample = new if st.sample is None else torch.cat([st.sample.index_select(0, self.keep_old), new])
+        st.sample_keys = self.res_keys
 
     def _bos(self, point: int, xf: torch.Tensor) -> None:
         vecs = xf[self.bos_mask].double()
@@ -386,7 +422,12 @@ class _Probe:
         if st.shift is None:
             st.shift = xc.mean(0)
         y = xc - st.shift
-        _moments(st.s, y)
+        diag = None
+        if st.cov is not None:
+            c = y.T @ y
+            diag = torch.diagonal(c)
+            st.cov += c if st.cov.dtype == torch.float32 else c.double()
+        _moments(st.s, y, diag)
         st.tk += per_token_kurtosis(xc).double().sum()
         st.n += xc.shape[0]
         ax = xc.abs()
@@ -394,10 +435,7 @@ class _Probe:
         k = min(TOPK_DIMS, self.d)
         top = torch.topk(ax, k, dim=-1, sorted=False).indices.reshape(-1)
         st.topk += torch.bincount(top, minlength=self.d).double()
-        update_sample(st, xc, self.keys, SAMPLE_TOKENS)
-        if st.cov is not None:
-            c = y.T @ y
-            st.cov += c if st.cov.dtype == torch.float32 else c.double()
+        self._sample(st, xc)
         if self.plan.rotated:
             xr = xc @ self.rotation
             if st.rshift is None:
