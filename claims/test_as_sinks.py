@@ -212,12 +212,16 @@ def _hits(bp: Any, red: Any, eps: float, abs_threshold: float, rel_threshold: fl
     """AS-2 counts from the sink reduction's top keys and the MA reduction's kept entries (same pass)."""
     from collections import Counter
 
+    from lmfacts.measures.beyond import finite_massive
+    from lmfacts.stats.massive import massive_activations
+
     acc = bp.massive.acc
+    ma = massive_activations(acc, abs_threshold=abs_threshold, rel_threshold=rel_threshold)
+    finite_massive(ma)
     massive: dict[int, set[int]] = {}
     for layer in range(acc.n_layers):
         e = acc.entries(layer)
-        med = acc.hist.median(layer)
-        m = e[(e[:, 0] > abs_threshold) & (e[:, 0] > rel_threshold * med)]
+        m = e[(e[:, 0] > abs_threshold) & (e[:, 0] > rel_threshold * ma.median[layer])]
         for pid, pos in zip(m[:, 2].astype(int), m[:, 3].astype(int), strict=True):
             massive.setdefault(int(pid), set()).add(int(pos))
     top = red.top_keys()

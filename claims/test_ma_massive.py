@@ -30,7 +30,7 @@ import numpy as np
 
 from lmfacts.claims import Param, claim
 from lmfacts.context import ClaimContext
-from lmfacts.measures.beyond import MA_CLASSES, MAX_TOKENS, session_beyond
+from lmfacts.measures.beyond import MA_CLASSES, MAX_TOKENS, finite_massive, session_beyond
 
 ABS_THRESHOLD = Param("abs_threshold", float, 100.0, "activation",
                       "massive: |a| above this (Sun et al.; refinement MASSIVE_ACTIVATION_ABS_THRESHOLD)")
@@ -50,7 +50,10 @@ def _massive(ctx: ClaimContext, *, twin: bool = False) -> Any:
     kwargs = {"abs_threshold": exp["abs_threshold"], "rel_threshold": exp["rel_threshold"]}
     if "min_share" in exp.params:
         kwargs["min_share"] = exp["min_share"]
-    return massive_activations(bp.massive.acc, **kwargs), bp
+    ma = massive_activations(bp.massive.acc, **kwargs)
+    finite_massive(ma, "the random twin's " if twin else "")
+    return ma, bp
+
 
 
 def _conventions(ctx: ClaimContext, bp: Any, ma: Any) -> None:

@@ -232,23 +232,23 @@ def _attention_patterns(ctx: Any, processing: str) -> PremiseResult:
 @premise("has_massive_activations", "some block output has a massive activation (|a| > 100 and > 1000 × the "
          "layer's median |a|, Sun et al. 2024)")
 def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
-    """Measured on the beyond pass with Sun et al.'s thresholds (:func:`lmfacts.stats.massive_activations`).
-    A NaN statistic raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
-    from lmfacts.measures.beyond import session_beyond
-    from lmfacts.stats.massive import massive_activations
+    """Measured on the beyond pass with Sun et al.'s thresholds (:func:`lmfacts.measures.beyond.massive_summary`,
+    not the claims' own statistic). A NaN value raises :class:`lmfacts.context.NonFiniteMeasurement` (an
+    ``error``, not a premise that fails)."""
+    from lmfacts.measures.beyond import massive_summary, session_beyond
 
     bp = session_beyond(ctx, processing=processing)
-    ma = massive_activations(bp.massive.acc)
-    ratios, top1 = np.asarray(ma.ratio, dtype=float), np.asarray(ma.top1, dtype=float)
+    ma = massive_summary(bp.massive.acc)
+    ratios, top1 = np.asarray(ma["ratio"], dtype=float), np.asarray(ma["top1"], dtype=float)
     if not (np.isfinite(ratios).all() and np.isfinite(top1).all()):
         from lmfacts.context import NonFiniteMeasurement
 
         raise NonFiniteMeasurement("has_massive_activations: non-finite top-1 |a| or ratio to the median")
     layer = int(np.argmax(ratios))
     text = (f"largest top-1 |a| / median = {ratios[layer]:.4g} (|a| = {top1[layer]:.4g}) at block {layer} over "
-            f"{ma.n_prompts} prompts")
-    if ma.any_massive:
-        return PremiseResult(True, f"{text}; massive from block {ma.emergence_layer}",
-                             {"max_ratio": float(ratios[layer]), "emergence_layer": ma.emergence_layer})
-    return PremiseResult(False, f"no massive activation: {text} (need |a| > {ma.abs_threshold:g} and ratio > "
-                                f"{ma.rel_threshold:g})", {"max_ratio": float(ratios[layer])})
+            f"{bp.n_prompts} prompts")
+    if ma["any_massive"]:
+        return PremiseResult(True, f"{text}; massive from block {ma['first_massive_block']}",
+                             {"max_ratio": float(ratios[layer]), "first_massive_block": ma["first_massive_block"]})
+    return PremiseResult(False, f"no massive activation: {text} (need |a| > {ma['abs_threshold']:g} and ratio > "
+                                f"{ma['rel_threshold']:g})", {"max_ratio": float(ratios[layer])})

@@ -187,6 +187,40 @@ class MassiveReduction:
         self._view = self._codes = None
 
 
+def massive_summary(acc: MassiveAccumulator, *, abs_threshold: float = 100.0,
+                    rel_threshold: float = 1000.0) -> dict[str, Any]:
+    """What the ``has_massive_activations`` premise needs, straight from the accumulator: per block the top-1
+    |a| and its ratio to the (histogram) median; ``any_massive`` with Sun et al.'s strict thresholds.
+
+    Kept apart from :func:`lmfacts.stats.massive.massive_activations` (which the claims' verdicts use) so a
+    premise never depends on the statistic a claim is judged by. Raises ``ValueError`` on an empty block and
+    :class:`lmfacts.stats.DegenerateSample` from a median that cannot be judged."""
+    top1, ratio = [], []
+    for layer in range(acc.n_layers):
+        e = acc.entries(layer)
+        if e.shape[0] == 0:
+            raise ValueError(f"massive_summary: no activations at block {layer}")
+        t = float(e[:, 0].max())
+        top1.append(t)
+        ratio.append(t / acc.hist.median(layer))
+    massive = [t > abs_threshold and r > rel_threshold for t, r in zip(top1, ratio, strict=True)]
+    first = next((i for i, m in enumerate(massive) if m), None)
+    return {"top1": top1, "ratio": ratio, "any_massive": any(massive), "first_massive_block": first,
+            "abs_threshold": abs_threshold, "rel_threshold": rel_threshold}
+
+
+def finite_massive(ma: Any, who: str = "") -> None:
+    """Raise :class:`lmfacts.context.NonFiniteMeasurement` when a per-block top-1, median or ratio of ``ma`` (a
+    :class:`lmfacts.stats.massive.MassiveActivations`) is NaN/inf: every MA verdict and site derives from them,
+    so an invalid measurement is an error, never a finding."""
+    from lmfacts.context import NonFiniteMeasurement, non_finite
+
+    bad = non_finite({"top1": ma.top1, "median": ma.median, "ratio": ma.ratio})
+    if bad:
+        raise NonFiniteMeasurement(f"non-finite value(s) of {who}massive_activations: "
+                                   + ", ".join(f"{k}={v}" for k, v in bad.items()))
+
+
 # ---------------------------------------------------------------------------------------------
 # AS
 # ---------------------------------------------------------------------------------------------
