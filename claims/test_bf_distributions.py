@@ -871,8 +871,10 @@ def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float
     pts = []
     for p in range(lo, hi + 1):
         n = int(probe.points[p].n_tokens)
-        if n > 1:
+        if n > 1 and probe.has_covariance(p):
             pts.append(p)
+        elif n > 1:  # a documented subset of points under --probe-memory (probe.memory says which)
+            excluded[f"point {p}"] = f"covariance not kept under --probe-memory ({probe.memory.get('covariance')})"
         else:
             excluded[f"point {p}"] = f"{n} content token(s): no covariance"
     rows = []
