@@ -247,7 +247,8 @@ class _Probe:
         self.rotation64 = random_rotation(d)
         self.rotation = self.rotation64.float().to(device)
         self.gen = torch.Generator().manual_seed(SAMPLE_SEED)
-        self.res_keys: torch.Tensor | None = None  # the reservoir's keys (the same at every point)
+        self.res_keys: torch.Tensor | None = None  # the reservoir's keys (the same at every point), on the host
+        self.ones = torch.ones(0, dtype=torch.float64, device=device)
         self.n_content = 0
         self.batch: Batch | None = None
         self.buf: dict[str, torch.Tensor] = {}
@@ -280,10 +281,12 @@ class _Probe:
             self.subset = torch.randperm(n, generator=self.gen)[: self.plan.sample_tokens].sort().values
             ckeys = ckeys[self.subset]
             self.subset = self.subset.to(self.device)
-        self.keys = ckeys.to(self.device)
         self.content_idx = torch.nonzero(content_cpu.flatten()).flatten().to(self.device)
+        self.bos_idx = torch.nonzero((classes_cpu == BOS).flatten()).flatten().to(self.device)
+        if self.ones.numel() < n * TOPK_DIMS:
+            self.ones = torch.ones(n * TOPK_DIMS, dtype=torch.float64, device=self.device)
         if self.plan.distributions and n:
-            self._select_sample()
+            self._select_sample(ckeys)
         self.buf = {v: torch.empty(self.K, b, p, dtype=torch.float32, device=self.device) for v in self.views}
         self.mlp_buf = torch.empty(self.L, b, p, dtype=torch.float32, device=self.device)
         self.fired, self.mlp_fired = [], []
@@ -378,29 +381,31 @@ class _Probe:
         if self.plan.distributions:
             self._distributions(point, xf.reshape(-1, xf.shape[-1]).index_select(0, self.content_idx))
 
-    def _select_sample(self) -> None:
+    def _select_sample(self, keys: torch.Tensor) -> None:
         """Which of this batch's (sampled) content tokens enter the reservoir, and which old rows stay.
 
         Every point sees the same tokens with the same keys, so the selection is made once per batch:
         ``self.keep_old`` (rows of the reservoir) and ``self.take_new`` (rows of the batch's content).
         """
-        old = self.res_keys
-        pool = self.keys if old is None else torch.cat([old, self.keys])
+        old = self.res_keys  # host tensors: the selection is made before the forward pass, no device sync
+        pool = keys if old is None else torch.cat([old, keys])
         if pool.numel() > SAMPLE_TOKENS:
             idx = torch.topk(pool, SAMPLE_TOKENS, largest=False).indices.sort().values
         else:
-            idx = torch.arange(pool.numel(), device=pool.device)
+            idx = torch.arange(pool.numel())
         n_old = 0 if old is None else old.numel()
-        self.keep_old, self.take_new = idx[idx < n_old], idx[idx >= n_old] - n_old
+        self.keep_old = idx[idx < n_old].to(self.device)
+        self.take_new = (idx[idx >= n_old] - n_old).to(self.device)
         self.res_keys = pool[idx]
+        self.res_keys_dev = self.res_keys.to(self.device)
 
     def _sample(self, st: _PointAcc, xc: torch.Tensor) -> None:
         new = xc.index_select(0, self.take_new)
         st.sample = new if st.sample is None else torch.cat([st.sample.index_select(0, self.keep_old), new])
-        st.sample_keys = self.res_keys
+        st.sample_keys = self.res_keys_dev
 
     def _bos(self, point: int, xf: torch.Tensor) -> None:
-        vecs = xf[self.bos_mask].double()
+        vecs = xf.reshape(-1, xf.shape[-1]).index_select(0, self.bos_idx).double()
         for v in self.views:
             if v == "centred":
                 vecs = vecs - vecs.mean(-1, keepdim=True)
@@ -434,7 +439,7 @@ class _Probe:
         st.abs += ax.sum(0).double()
         k = min(TOPK_DIMS, self.d)
         top = torch.topk(ax, k, dim=-1, sorted=False).indices.reshape(-1)
-        st.topk += torch.bincount(top, minlength=self.d).double()
+        st.topk.index_add_(0, top, self.ones[: top.numel()])  # a bincount without a host sync
         self._sample(st, xc)
         if self.plan.rotated:
             xr = xc @ self.rotation
