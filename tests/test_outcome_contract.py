@@ -104,3 +104,57 @@ def test_errors_are_errors_failures_are_findings(tmp_path: Path) -> None:
     md = (next(p for p in (tmp_path / "r").iterdir() if p.is_dir()) / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| ZZ-1 "))
     assert "E" in row and "✗" not in row, row
+
+
+XFAIL_CLAIMS = '''
+from lmfacts.claims import claim
+
+
+@claim("ZY-1", title="crash under an expected failure", source="test")
+def test_crash_under_xfail(ctx):
+    raise RuntimeError("statistic crashed")
+
+
+@claim("ZY-2", title="false predicate under an expected failure", source="test")
+def test_fail_under_xfail(ctx):
+    ctx.check(False, "0.5 <= 1", rate=0.5)
+
+
+@claim("ZY-3", title="a crash whose message quotes XPASS", source="test")
+def test_crash_mentions_xpass(ctx):
+    raise RuntimeError("[XPASS(strict)] is only text in this message")
+'''
+
+XFAIL_EXPECTATIONS = '''schema = 1
+[[expectation]]
+claim = "ZY-1"
+source = "test"
+match = { models = ["tiny-gpt2"] }
+xfail = "known not to hold"
+
+[[expectation]]
+claim = "ZY-2"
+source = "test"
+match = { models = ["tiny-gpt2"] }
+xfail = "known not to hold"
+'''
+
+
+def test_crash_is_never_an_expected_failure_or_xpass(tmp_path: Path) -> None:
+    """An expectation's strict xfail covers a false predicate only: a crash under it is an error, and a
+    crash whose message happens to contain 'XPASS(strict)' is an error too (the outcome is decided by the
+    exception's type, never by the text of the traceback)."""
+    module = tmp_path / "mod" / "test_xfail_claims.py"
+    module.parent.mkdir()
+    module.write_text(XFAIL_CLAIMS)
+    exp_dir = tmp_path / "exp"
+    exp_dir.mkdir()
+    (exp_dir / "zy.toml").write_text(XFAIL_EXPECTATIONS)
+    proc, _ = run_pytest(str(module), "--model", "tiny-gpt2", "--max-prompts", "4", "--no-baselines",
+                         report_dir=tmp_path / "r", env={"LMFACTS_EXPECTATIONS_DIR": str(exp_dir)})
+    out = proc.stdout + proc.stderr
+    results = {r["claim"]: r for r in load_report(tmp_path / "r")["results"]}
+    assert results["ZY-1"]["outcome"] == "error", out
+    assert results["ZY-1"]["error"]["type"] == "RuntimeError"
+    assert results["ZY-2"]["outcome"] == "xfailed", out
+    assert results["ZY-3"]["outcome"] == "error", out
