@@ -50,10 +50,12 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from lmfacts.stats.logit_lens import LogitLensAccumulator, sample_positions
 from lmfacts.stats.massive import MassiveAccumulator
@@ -92,6 +94,7 @@ class BatchView:
     @property
     def positions(self) -> torch.Tensor:
         """Prompt-relative position of every real token ``[b, p]`` (−1 on padding), for either padding side."""
+        import torch
         v = self.valid.long()
         return torch.where(self.valid, v.cumsum(1) - 1, torch.full_like(v, -1))
 
@@ -138,6 +141,8 @@ class MassiveReduction:
 
     def start(self, view: BatchView) -> None:
         """Class codes of the batch (first / delimiter / other / special, −1 padding)."""
+        import torch
+
         from lmfacts.probe.batching import BOS_MID, SPECIAL
 
         codes = torch.full(view.tokens.shape, OTHER, dtype=torch.long, device=view.tokens.device)
@@ -151,6 +156,7 @@ class MassiveReduction:
 
     def on(self, name: str, x: torch.Tensor) -> None:
         """Reduce one block output ``[b, p, d]``: per-prompt top-k |a| and histogram counts."""
+        import torch
         assert self._view is not None and self._codes is not None, "start() before on()"
         layer = int(name.split(".")[1])
         view, codes = self._view, self._codes
@@ -257,6 +263,7 @@ class SinkReduction:
 
     def start(self, view: BatchView) -> None:
         """Select the prompts with ≥ ``n_tokens`` real tokens and build their sink-key masks."""
+        import torch
         lengths = view.valid.sum(1)
         sel = torch.nonzero(lengths >= self.n_tokens).flatten()
         self.n_skipped_short += int(view.valid.shape[0] - sel.numel())
@@ -296,6 +303,8 @@ class SinkReduction:
 
     def on(self, name: str, x: torch.Tensor) -> None:
         """Reduce one block's pattern ``[b, H, q, k]`` (softmax probabilities)."""
+        import torch
+
         from lmfacts.stats.sinks import counted_queries
 
         layer = int(name.split(".")[1])
@@ -369,6 +378,8 @@ class LensReduction:
 
     def start(self, view: BatchView) -> None:
         """Draw the batch's content positions (seeded by corpus index)."""
+        import torch
+
         from lmfacts.probe.batching import CONTENT
 
         content = (view.classes == CONTENT).cpu().numpy()
@@ -390,6 +401,7 @@ class LensReduction:
 
     def end(self) -> None:
         """Decode every kept point and add KL / agreement (runs outside the forward hooks)."""
+        import torch
         if self._rows is None or self._rows[0].numel() == 0:
             self._store, self._rows = {}, None
             return
@@ -487,6 +499,8 @@ def beyond_pass(bridge: Any, texts: Sequence[str], *, causal: bool, lens: bool, 
 
     Raises :class:`lmfacts.probe.probe.NonFiniteActivationError` on NaN/inf activations of real tokens.
     """
+    import torch
+
     from lmfacts.probe.batching import make_batch, tokenize_one
 
     t0 = time.perf_counter()
