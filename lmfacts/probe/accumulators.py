@@ -216,9 +216,9 @@ class MemoryPlan:
 def accumulator_bytes(n_points: int, d: int, cov_points: int, cov_itemsize: int, n_prompts: int = 0,
                       n_norm_rows: int = 0) -> int:
     """Bytes of the probe's accumulators: covariance (cov_points × d² × itemsize), per-point vectors
-    (moments, extremes, top-k, |x| sums: 13 float64 d-vectors), the token sample (512 × d float32 + keys),
+    (moments, extremes, top-k, |x| sums: 13 float64 d-vectors; 2 float32 shifts), the token sample (512 × d float32 + keys),
     the rotation (d² float32) and the per-prompt norm table (n_prompts × n_norm_rows float64)."""
-    vectors = n_points * (13 * d * 8 + SAMPLE_TOKENS * (d * 4 + 4))
+    vectors = n_points * (13 * d * 8 + 2 * d * 4 + SAMPLE_TOKENS * (d * 4 + 4))  # + the two float32 shifts
     return cov_points * d * d * cov_itemsize + vectors + d * d * 4 + n_prompts * n_norm_rows * 8
 
 
