@@ -261,6 +261,8 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
                 "vspans": []})
     bad = [r for r in rows if not r["holds"]]
     if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per k
+        ctx.finite("per-prompt losses of the bootstrap", base=base_r.per_prompt,
+                   **{f"k{k}_{side}": losses[k][i].per_prompt for k in ks for i, side in enumerate(("head", "tail"))})
         for r in rows:  # holds ⟺ margin = Δhead − factor·max(Δtail, 0) > 0
             boot = loss_delta_ci(base_r, losses[r["k"]], lambda h, t: h - factor * np.maximum(t, 0.0))
             ctx.interval(f"margin_k{r['k']}", boot.value, boot.ci, (0.0, None), n_resamples=boot.n_resamples,
@@ -325,6 +327,8 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     ctx.expected(min_increase=min_inc)
     bad = [r for r in rows if not r["holds"]]
     if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per block
+        ctx.finite("per-prompt losses of the bootstrap", base=base_r.per_prompt,
+                   **{f"block{b}": no_skip_r[b].per_prompt for b in (r["block"] for r in rows)})
         for r in rows:
             boot = loss_delta_ci(base_r, [no_skip_r[r["block"]]], lambda d: d)
             ctx.interval(f"delta_no_skip_b{r['block']}", boot.value, boot.ci, (min_inc, None),

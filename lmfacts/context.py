@@ -192,15 +192,23 @@ class ClaimContext:
         if not operands:
             raise TypeError("ctx.check needs the values its condition compares, e.g. ctx.check(rate > 1, msg, "
                             "rate=rate): a NaN among them must be an error, not a failure")
-        bad = non_finite(operands)
-        if bad:
-            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
-            raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} (while checking: "
-                                       f"{message})")
+        self.finite(f"while checking: {message}", **operands)
         if not condition:
             rec = self._rec()
             rec.reason = message if not rec.reason else f"{rec.reason}; {message}"
             raise ClaimFailed(message, pytrace=False)
+
+    def finite(self, what: str, **values: Any) -> None:
+        """Raise :class:`NonFiniteMeasurement` (an ``error`` outcome naming the values) unless every one of
+        ``values`` is a finite number (arrays element-wise, :func:`non_finite`); ``what`` says what they feed.
+
+        The rule :meth:`check` applies to its operands, for values that feed a later statistic (e.g.
+        per-prompt losses before a bootstrap) rather than a predicate directly.
+        """
+        bad = non_finite(values)
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} ({what})")
 
     def interval(self, name: str, value: float, ci: Sequence[float] | None, band: Sequence[float | None], *,
                  n_resamples: int, method: str, level: float, label: str | None = None) -> str:
