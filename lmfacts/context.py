@@ -68,6 +68,14 @@ def non_finite(values: Mapping[str, Any]) -> dict[str, Any]:
     return bad
 
 
+def _require_finite(what: str, values: Mapping[str, Any]) -> None:
+    """Raise :class:`NonFiniteMeasurement` naming the entries of ``values`` that are not finite."""
+    bad = non_finite(values)
+    if bad:
+        shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} ({what})")
+
+
 class ClaimContext:
     """Everything a claim needs about its target, plus the record it fills."""
 
@@ -192,7 +200,7 @@ class ClaimContext:
         if not operands:
             raise TypeError("ctx.check needs the values its condition compares, e.g. ctx.check(rate > 1, msg, "
                             "rate=rate): a NaN among them must be an error, not a failure")
-        self.finite(f"while checking: {message}", **operands)
+        _require_finite(f"while checking: {message}", operands)
         if not condition:
             rec = self._rec()
             rec.reason = message if not rec.reason else f"{rec.reason}; {message}"
@@ -205,10 +213,7 @@ class ClaimContext:
         The rule :meth:`check` applies to its operands, for values that feed a later statistic (e.g.
         per-prompt losses before a bootstrap) rather than a predicate directly.
         """
-        bad = non_finite(values)
-        if bad:
-            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
-            raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} ({what})")
+        _require_finite(what, values)
 
     def interval(self, name: str, value: float, ci: Sequence[float] | None, band: Sequence[float | None], *,
                  n_resamples: int, method: str, level: float, label: str | None = None) -> str:
