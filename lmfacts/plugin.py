@@ -471,7 +471,7 @@ def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     if report.failed and (isinstance(exc, KnownFindingStopped) or (
             exc is None and str(report.longrepr).startswith("[XPASS(strict)]"))):
         return "xpassed"
-    if report.failed and not _is_check_failure(call.excinfo.value if call.excinfo else None):
+    if report.failed and not _is_check_failure(exc):
         return "error"
     return report.outcome
 

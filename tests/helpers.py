@@ -11,6 +11,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Short prompts of every shape the probe must handle (one token, tabs/newlines, unicode, one long enough
+#: to force padding), shared by the probe equality tests.
+PROBE_TEXTS = [
+    "Hello.",
+    "The quick brown fox jumps over the lazy dog.",
+    "x",
+    "Residual stream norms grow exponentially over the forward pass, or so the post says.",
+    "1 2 3",
+    "A much longer prompt so that the batch needs padding: " + "words and more words, " * 6,
+    "Tabs\tand\nnewlines",
+    "Última prueba — ünïcödé.",
+]
+
 
 def run_pytest(*args: str, report_dir: Path, env: dict[str, str] | None = None,
                timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:

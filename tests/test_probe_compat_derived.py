@@ -24,18 +24,9 @@ import pytest
 from lmfacts.measures.rn import centring_stats
 from lmfacts.models.loading import build_tiny_model, load_model
 from lmfacts.probe.probe import derivation_for, fingerprint, fingerprint_error, run_probe
+from tests.helpers import PROBE_TEXTS as TEXTS
 
 RTOL = 1e-5
-TEXTS = [
-    "Hello.",
-    "The quick brown fox jumps over the lazy dog.",
-    "x",
-    "Residual stream norms grow exponentially over the forward pass, or so the post says.",
-    "1 2 3",
-    "A much longer prompt so that the batch needs padding: " + "words and more words, " * 6,
-    "Tabs\tand\nnewlines",
-    "Última prueba — ünïcödé.",
-]
 TINY = ["tiny-gpt2", "tiny-neox", "tiny-llama", "tiny-bert", "tiny-gemma", "tiny-gemma2"]
 
 

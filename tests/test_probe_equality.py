@@ -25,17 +25,8 @@ from lmfacts.models.loading import build_tiny_model, load_model
 from lmfacts.probe.accumulators import per_token_kurtosis
 from lmfacts.probe.batching import BOS, CONTENT, PAD, PromptError, make_batch, plan_batches, tokenize_one
 from lmfacts.probe.probe import DEFAULT_BATCH_TOKENS, TOPK_DIMS, run_probe
+from tests.helpers import PROBE_TEXTS as TEXTS
 
-TEXTS = [
-    "Hello.",
-    "The quick brown fox jumps over the lazy dog.",
-    "x",
-    "Residual stream norms grow exponentially over the forward pass, or so the post says.",
-    "1 2 3",
-    "A much longer prompt so that the batch needs padding: " + "words and more words, " * 6,
-    "Tabs\tand\nnewlines",
-    "Última prueba — ünïcödé.",
-]
 BATCH = 4
 SHARE_ATOL = 5e-5  # see the module docstring: sign flips of pre-activations within float noise of 0
 
