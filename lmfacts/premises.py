@@ -87,8 +87,7 @@ def unknown_premises(names: tuple[str, ...]) -> list[str]:
 @premise("causal_decoder", "a decoder with a causal attention mask")
 def _causal_decoder(ctx: Any, processing: str) -> PremiseResult:
     check = ctx.session.causal_check(ctx.target, processing)
-    dev, tol = check.leak, check.tol
-    holds = bool(np.isfinite(dev) and dev <= tol)
+    dev, tol, holds = check.leak, check.tol, check.causal
     verdict = "causal" if holds else "not causal: bidirectional attention, as in an encoder"
     return PremiseResult(holds, f"{verdict}; {check.how}: {dev:.3g} (tolerance {tol:.3g}, {check.n_tokens}-token "
                                 f"corpus prompt)", {"causal_leak": dev})

@@ -31,6 +31,7 @@ they are (RN §Analyzing the MLP weights, §W_OV). Source of the norm convention
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,6 +318,11 @@ class CausalCheck:
     tol: float
     n_tokens: int
     how: str
+
+    @property
+    def causal(self) -> bool:
+        """The mask is causal: a finite ``leak`` within ``tol``."""
+        return bool(math.isfinite(self.leak) and self.leak <= self.tol)
 
 
 def measure_causal_leak(bridge: Any, text: str, *, dtype: str, prepend_bos: bool, n_ctx: int,

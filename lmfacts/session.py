@@ -160,7 +160,7 @@ class LmfactsSession:
         """The :class:`lmfacts.rebuild.RebuildReport` of (target, processing), measured once on corpus prompts."""
         from lmfacts.rebuild import measure_rebuild
 
-        return self._model_check("rebuild", target, processing, lambda lm: measure_rebuild(
+        return self.model_check("rebuild", target, processing, lambda lm: measure_rebuild(
             lm.bridge, self.probe_texts(), processing=processing, dtype=self.options.dtype,
             prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx, device=lm.info.device))
 
@@ -176,9 +176,11 @@ class LmfactsSession:
             return measure_causal_leak(lm.bridge, text, dtype=self.options.dtype, prepend_bos=info.prepends_bos,
                                        n_ctx=info.n_ctx, device=info.device)
 
-        return self._model_check("causal", target, processing, measure)
+        return self.model_check("causal", target, processing, measure)
 
-    def _model_check(self, kind: str, target: Target, processing: str, measure: Any) -> Any:
+    def model_check(self, kind: str, target: Target, processing: str, measure: Any) -> Any:
+        """``measure(loaded model)`` for (kind, target, processing), computed once and freed by
+        :meth:`release_target` with the target's model (premise checks, rebuilds, the beyond pass)."""
         key = (kind, target, processing)
         if key not in self._model_checks:
             self._model_checks[key] = measure(self.pool.get(target, processing))

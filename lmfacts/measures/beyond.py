@@ -47,7 +47,6 @@ share it. What the probe would need to call instead is in :func:`reductions_for`
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -530,7 +529,6 @@ def beyond_pass(bridge: Any, texts: Sequence[str], *, causal: bool, lens: bool, 
                       n_long, time.perf_counter() - t0, sinks is not None)
 
 
-_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], BeyondPass]] = weakref.WeakKeyDictionary()
 
 
 def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = False) -> BeyondPass:
@@ -539,18 +537,15 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
     The model's pass: up to :data:`SAMPLE_PROMPTS` of the session's probe prompts (:func:`choose_sample`);
     the twin's (:func:`lmfacts.models.twin.random_twin`, seed 0): :data:`TWIN_PROMPTS` of the same sample (its
     prompts of ≥ 64 tokens first), with the same tokenisation settings. ``causal`` is the measured ``causal_decoder`` check.
-    ``processing`` defaults to the running claim's. The cache is a module-level dict keyed weakly by the
-    session (so it goes with the session) and by (target, processing, model/twin).
+    ``processing`` defaults to the running claim's. Cached by the session's per-target model checks
+    (:meth:`lmfacts.session.LmfactsSession.model_check`), so it is freed with the target's model.
     """
     session, target = ctx.session, ctx.target
     processing = processing or (ctx.spec.processing if ctx.spec else "raw")
-    per = _CACHE.setdefault(session, {})
-    key = (target, processing, "twin" if twin else "model")
-    if key not in per:
-        lm = ctx.model(processing)
+
+    def measure(lm: Any) -> BeyondPass:
         info = lm.info
-        check = session.causal_check(target, processing)
-        causal = bool(np.isfinite(check.leak) and check.leak <= check.tol)
+        causal = session.causal_check(target, processing).causal
         texts = list(ctx.texts)
         bridge = lm.bridge
         if twin:
@@ -560,9 +555,10 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
             order = sorted(range(model_pass.n_prompts), key=lambda i: model_pass.lengths[i] < SINK_TOKENS)
             texts = [model_pass.texts[i] for i in order[:TWIN_PROMPTS]]  # the long (AS) prompts first
             bridge = random_twin(lm).bridge
-        per[key] = beyond_pass(
+        return beyond_pass(
             bridge, texts, causal=causal, lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,
             padding_side=info.padding_side or "right", pad_id=info.pad_token_id if info.pad_token_id is not None else 0,
             n_ctx=info.n_ctx, device=info.device, batch_size=session.options.batch_size or 16,
             n_max=TWIN_PROMPTS if twin else SAMPLE_PROMPTS)
-    return per[key]
+
+    return session.model_check("beyond-twin" if twin else "beyond", target, processing, measure)
