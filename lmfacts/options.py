@@ -18,24 +18,100 @@ DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
 
 
+_NUMBER = re.compile(r"\d+")
+
+
+def checkpoint_step(text: str | None) -> int | None:
+    """The training step a checkpoint name or revision states: its last integer, else None.
+
+    ``"step1000"`` → 1000, ``"step-10"`` → 10, ``"ckpt_3_final"`` → 3, ``"main"`` → None (the Pythia
+    convention ``step{N}`` and directory names like ``step-N`` / ``checkpoint-N``).
+    """
+    found = _NUMBER.findall(text or "")
+    return int(found[-1]) if found else None
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders the numbers inside ``text`` by value: ``step-2`` < ``step-10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def order_checkpoint_models(models: tuple[str, ...]) -> tuple[str, ...]:
+    """``models`` with its local checkpoint directories in training order, other models in place.
+
+    The positions held by local model directories (``--model ckpts/step-*`` expands to them in the
+    shell's alphabetical order: step-10 before step-2) are refilled with those directories sorted by
+    parent directory, then by :func:`natural_key` of their name. Names that do not parse are left to
+    the caller's validation.
+    """
+    from lmfacts.models.names import UnknownModelError, parse_model_name
+
+    def is_dir_model(name: str) -> bool:
+        try:
+            return parse_model_name(name).kind == "local-dir"
+        except UnknownModelError:
+            return False
+
+    slots = [i for i, m in enumerate(models) if is_dir_model(m)]
+    ordered = sorted((models[i] for i in slots),
+                     key=lambda m: (str(Path(m).expanduser().resolve().parent), natural_key(Path(m).name)))
+    out = list(models)
+    for i, m in zip(slots, ordered, strict=True):
+        out[i] = m
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Target:
-    """One (model, device) pair that every claim is parametrised over."""
+    """One (model, revision, device) triple that every claim is parametrised over.
+
+    ``revision`` is the HF revision of a hub model (``--revision``, repeatable), None when none was
+    given or the model is not a hub model (revisions name hub commits only).
+    """
 
     model: str
     device: str
+    revision: str | None = None
 
     @property
     def name(self) -> str:
-        """The model's display name (a path shows as its file or directory name)."""
+        """The model's display name (a path shows as its file or directory name), without revision."""
         from lmfacts.models.names import parse_model_name
 
         return parse_model_name(self.model).display_name
 
     @property
+    def label(self) -> str:
+        """The model as reports show it: ``pythia-160m@step1000``, or just the name without revision."""
+        return f"{self.name}@{self.revision}" if self.revision else self.name
+
+    @property
     def id(self) -> str:
-        """The readable id used in test ids, e.g. ``smollm2-135m-cpu``."""
-        return f"{self.name}-{self.device}".replace("/", "_")
+        """The readable id used in test ids, e.g. ``smollm2-135m-cpu``, ``pythia-160m@step1000-cpu``."""
+        return f"{self.label}-{self.device}".replace("/", "_")
+
+    def checkpoint(self) -> dict[str, object] | None:
+        """Where this target sits in a checkpoint sweep: ``{"family", "step", "revision"}``, or None.
+
+        A hub revision with a number (``step1000``): family = the model's name, step = that number. A
+        local model directory with a number in its name (``ckpts/step-10``): family = its parent
+        directory and the name with the number as ``*`` (``ckpts/step-*``), step = that number.
+        Otherwise None (no step to place the model at).
+        """
+        from lmfacts.models.names import parse_model_name
+
+        if self.revision is not None:
+            step = checkpoint_step(self.revision)
+            return None if step is None else {"family": self.name, "step": step, "revision": self.revision}
+        ref = parse_model_name(self.model)
+        if ref.kind != "local-dir":
+            return None
+        path = Path(ref.target)
+        step = checkpoint_step(path.name)
+        if step is None:
+            return None
+        head, _, tail = path.name.rpartition(str(step))
+        return {"family": f"{path.parent.name}/{head}*{tail}", "step": step, "revision": None}
 
 
 @dataclass(frozen=True)
@@ -45,7 +121,7 @@ class RunOptions:
     models: tuple[str, ...]
     devices: tuple[str, ...]
     dtype: str
-    revision: str | None
+    revisions: tuple[str, ...]
     prompts: Path | None
     report_dir: Path
     n_devices: int | None
@@ -57,12 +133,27 @@ class RunOptions:
     compare_latest: bool
     batch_tokens: int = 4096
     probe_memory: float | None = None
+    prepend_bos: str = "auto"
+    expectations: tuple[Path, ...] = ()  # --expectations: users' files/directories, added to the built-in ones
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
+    def revision(self) -> str | None:
+        """The one ``--revision`` of the run, None when none or several were given (see ``revisions``)."""
+        return self.revisions[0] if len(self.revisions) == 1 else None
+
+    def revisions_of(self, model: str) -> tuple[str | None, ...]:
+        """The revisions ``model`` is swept over: ``revisions`` for a hub model, else ``(None,)``."""
+        from lmfacts.models.names import parse_model_name
+
+        if not self.revisions or parse_model_name(model).kind != "hub":
+            return (None,)
+        return self.revisions
+
+    @property
     def targets(self) -> list[Target]:
-        """Every (model, device) pair, models outermost."""
-        return [Target(m, d) for m in self.models for d in self.devices]
+        """Every (model, revision, device) triple: models outermost, then revisions, then devices."""
+        return [Target(m, d, r) for m in self.models for r in self.revisions_of(m) for d in self.devices]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe view for the report."""
@@ -71,6 +162,7 @@ class RunOptions:
             "devices": list(self.devices),
             "dtype": self.dtype,
             "revision": self.revision,
+            "revisions": list(self.revisions),
             "prompts": str(self.prompts) if self.prompts else None,
             "report_dir": str(self.report_dir),
             "n_devices": self.n_devices,
@@ -81,6 +173,8 @@ class RunOptions:
             "probe_sample_tokens": self.probe_sample_tokens,
             "batch_tokens": self.batch_tokens,
             "probe_memory_gb": self.probe_memory,
+            "prepend_bos": self.prepend_bos,
+            "expectations": [str(p) for p in self.expectations],
         }
 
 
@@ -128,10 +222,15 @@ def add_options(parser: pytest.Parser) -> None:
                 help="device (repeatable): cpu, cuda, cuda:N, mps, auto. Default cpu.")
     g.addoption("--dtype", dest="lmfacts_dtype", type=_dtype, default="float32",
                 help="model dtype: float32 (default), bfloat16, float16. Statistics accumulate in float64.")
-    g.addoption("--revision", dest="lmfacts_revision", default=None, metavar="REV",
-                help="HF revision of hub models (e.g. a Pythia step143000).")
+    g.addoption("--revision", action="append", dest="lmfacts_revisions", metavar="REV",
+                help="HF revision of hub models (repeatable: a checkpoint sweep, e.g. Pythia step1000 "
+                     "--revision step143000); a test-id axis: RN-1-pythia-160m@step1000-cpu. Other models "
+                     "(local, tiny, packaged) have no revisions and run once.")
     g.addoption("--prompts", dest="lmfacts_prompts", default=None, metavar="FILE",
                 help="replace the built-in corpus: .txt (one prompt per line, \\n escapes) or .jsonl (text field).")
+    g.addoption("--expectations", action="append", dest="lmfacts_expectations", default=None, metavar="PATH",
+                help="add your expectation files to the built-in ones (repeatable): a .toml file or a directory of "
+                     "*.toml, same schema (lmfacts/expectations.py); an entry's origin names the file.")
     g.addoption("--max-prompts", dest="lmfacts_max_prompts", type=_positive_int, default=None, metavar="N",
                 help="use a stratified subset of N corpus prompts for corpus-level claims.")
     g.addoption("--batch-size", dest="lmfacts_batch_size", type=_positive_int, default=None, metavar="N",
@@ -153,6 +252,10 @@ def add_options(parser: pytest.Parser) -> None:
                 help="accelerate device_map passed through to TransformerBridge.")
     g.addoption("--trust-remote-code", dest="lmfacts_trust_remote_code", action="store_true", default=False,
                 help="allow hub models whose config needs remote code (off by default).")
+    g.addoption("--prepend-bos", dest="lmfacts_prepend_bos", default="auto", choices=("auto", "always", "never"),
+                help="prepend a BOS token to every prompt: auto (default: the TransformerBridge's choice, e.g. yes "
+                     "for GPT-2, no for GPT-NeoX), always (a model without a BOS token is an error of its tests), "
+                     "never. run.json, the report and the claims' conventions say which was used.")
     g.addoption("--no-baselines", dest="lmfacts_no_baselines", action="store_true", default=False,
                 help="ignore the recorded baselines (fixtures/baselines, $LMFACTS_BASELINES_DIR): the bare catalogue "
                      "predicates, what a model without a baseline gets")
@@ -200,6 +303,11 @@ def read_options(config: pytest.Config) -> RunOptions:
             parse_model_name(name)
         except UnknownModelError as exc:
             raise pytest.UsageError(str(exc)) from None
+    models = order_checkpoint_models(models)
+    revisions = tuple(dict.fromkeys(config.getoption("lmfacts_revisions") or []))
+    for rev in revisions:
+        if not rev.strip():
+            raise pytest.UsageError("--revision needs a value (a branch, tag or commit of the hub model)")
     devices = tuple(dict.fromkeys(config.getoption("lmfacts_devices") or ["cpu"]))
     for device in devices:
         _check_device_present(device)
@@ -219,7 +327,7 @@ def read_options(config: pytest.Config) -> RunOptions:
         models=models,
         devices=devices,
         dtype=config.getoption("lmfacts_dtype"),
-        revision=config.getoption("lmfacts_revision"),
+        revisions=revisions,
         prompts=prompts_path,
         report_dir=Path(config.getoption("lmfacts_report_dir")),
         n_devices=n_devices,
@@ -231,4 +339,6 @@ def read_options(config: pytest.Config) -> RunOptions:
         compare_latest=bool(config.getoption("lmfacts_compare_latest")),
         batch_tokens=config.getoption("lmfacts_batch_tokens"),
         probe_memory=config.getoption("lmfacts_probe_memory"),
+        prepend_bos=config.getoption("lmfacts_prepend_bos"),
+        expectations=tuple(Path(p) for p in config.getoption("lmfacts_expectations") or ()),
     )

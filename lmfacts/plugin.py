@@ -196,12 +196,12 @@ def lmfacts_session(pytestconfig: pytest.Config) -> Any:
 @pytest.fixture(scope="session")
 def ctx(lmfacts_session: Any, target: Target) -> Any:
     """The :class:`lmfacts.context.ClaimContext` of one (model, device); the model loads here once."""
-    from lmfacts.models.names import ModelUnavailableError, UnknownModelError
+    from lmfacts.models.names import ModelOptionError, ModelUnavailableError, UnknownModelError
 
     context = ClaimContext(lmfacts_session, target)
     try:
         context.model("raw")
-    except (ModelUnavailableError, UnknownModelError) as exc:
+    except (ModelUnavailableError, UnknownModelError, ModelOptionError) as exc:
         pytest.fail(f"cannot load {target.model}: {exc}", pytrace=False)  # a clear message, no traceback
     yield context
     lmfacts_session.release_target(target)
@@ -261,8 +261,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
     return ClaimRecord(claim=spec.id, title=spec.title, source=spec.source, nodeid=item.nodeid,
-                       model=target.name, device=target.device, dtype=lm.options.dtype,
-                       processing=spec.processing, headline=list(spec.headline))
+                       model=target.label, device=target.device, dtype=lm.options.dtype,
+                       processing=spec.processing, headline=list(spec.headline), checkpoint=target.checkpoint())
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -287,6 +287,10 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     from lmfacts.expectations import ModelFacts, resolve
 
     info = context.model().info
+    if spec.inputs == "prompts":  # BOS or not changes the first positions and which ones count as content
+        from lmfacts.models.metadata import bos_convention
+
+        record.conventions.setdefault("prepend_bos", bos_convention(info))
     facts = ModelFacts(names=tuple(n for n in (context.target.model, info.name, info.hf_id_or_path) if n),
                        architecture=info.architecture, is_encoder=bool(info.is_encoder),
                        normalization=info.normalization, quantized=info.quantization is not None)
@@ -355,7 +359,8 @@ def _baseline_decision(baselines: list[Any], context: ClaimContext, record: Clai
         sha, n_prompts = session.corpus.sha256, len(session.probe_texts())
     except Exception:  # noqa: BLE001 - a broken corpus fails its claims on its own; nothing to compare
         sha, n_prompts = None, None
-    facts = RunFacts(model=record.model, revision=getattr(info, "revision", None) or opts.revision,
+    # the bare model name and the target's revision: a baseline is keyed by both (record.model is name@revision)
+    facts = RunFacts(model=context.target.name, revision=getattr(info, "revision", None) or context.target.revision,
                      weight_format=getattr(info, "weight_format", None),
                      quantization=getattr(info, "quantization", None), dtype=str(opts.dtype), corpus_sha256=sha,
                      n_prompts=n_prompts, probe_sample_tokens=opts.probe_sample_tokens,
@@ -369,6 +374,11 @@ def _baseline_decision(baselines: list[Any], context: ClaimContext, record: Clai
         return None
     per_prompt = "n_examples" in record.measured
     why_not = why_not or comparability(b, facts, reads_prompts=reads_prompts or per_prompt, per_prompt=per_prompt)
+    bridge_bos = getattr(info, "bridge_prepends_bos", None)
+    if not why_not and (reads_prompts or per_prompt) and bridge_bos is not None and bridge_bos != info.prepends_bos:
+        from lmfacts.models.metadata import bos_convention
+
+        why_not = f"the run's BOS convention is not the bridge's default that baselines assume: {bos_convention(info)}"
     if why_not:
         record.baseline = {"file": b.file, "outcome": cb.outcome, "reason": cb.reason,
                            "values": {h.key: {"recorded": h.value, "tol": h.tol} for h in cb.headline},
@@ -504,7 +514,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             record.reason = getattr(report, "wasxfail", None)
         if record.outcome not in ("failed", "xpassed"):
             record.witness = None
-        report.user_properties.append((USER_PROPERTY, record.to_dict()))
+        data = record.to_dict()
+        report.user_properties.append((USER_PROPERTY, data))
+        _junit_properties(item, data)
         context = item.funcargs.get("ctx") if hasattr(item, "funcargs") else None
         if isinstance(context, ClaimContext):
             loaded = context.session.pool.loaded
@@ -513,6 +525,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if report.when == "call":
                 context.end()
     return report
+
+
+#: The JUnit XML properties of a claim test (``--junitxml``): claim_id, model, device, dtype, outcome and
+#: one ``headline`` per measured headline value (lmfacts.report.table.junit_properties).
+JUNIT_PROPERTIES = ("claim_id", "model", "device", "dtype", "outcome", "headline")
+
+
+def _junit_properties(item: pytest.Item, record: dict[str, Any]) -> None:
+    """Put the record's JUnit properties on ``item.user_properties`` (replacing an earlier phase's), which
+    pytest's junitxml writes as ``<property>`` elements of the test case (the teardown report carries them)."""
+    from lmfacts.report.table import junit_properties
+
+    item.user_properties[:] = [p for p in item.user_properties if p[0] not in JUNIT_PROPERTIES]
+    item.user_properties.extend(junit_properties(record))
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:

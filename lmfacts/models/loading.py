@@ -28,6 +28,7 @@ from lmfacts.models.metadata import ModelInfo, build_model_info, checkpoint_weig
 from lmfacts.models.names import (
     PACKAGED,
     TINY,
+    ModelOptionError,
     ModelRef,
     ModelUnavailableError,
     PackagedModel,
@@ -37,6 +38,8 @@ from lmfacts.models.names import (
 log = logging.getLogger(__name__)
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+#: ``--prepend-bos``: ``auto`` keeps the bridge's ``cfg.default_prepend_bos``; the others force it.
+PREPEND_BOS_CHOICES = ("auto", "always", "never")
 
 
 def torch_dtype(name: str) -> Any:
@@ -262,6 +265,36 @@ def _check_token_ids(bridge: Any, n_vocab: int, probe_strings: list[str]) -> Non
         )
 
 
+def apply_prepend_bos(bridge: Any, info: ModelInfo, policy: str) -> None:
+    """Apply ``--prepend-bos POLICY`` to a booted bridge and its ``info`` (in place), before any tokenisation.
+
+    ``auto``: the bridge's ``cfg.default_prepend_bos`` (TransformerLens 4.3 prepends BOS for GPT-2, Llama,
+    BERT's [CLS]…, not for GPT-NeoX), already in ``info.prepends_bos``. ``always`` / ``never``: sets
+    ``cfg.default_prepend_bos`` and ``info.prepends_bos`` to True / False, so every tokenisation site
+    (they all pass ``info.prepends_bos`` to :func:`lmfacts.probe.batching.tokenize_one`) and any direct
+    ``bridge.to_tokens`` call follow it. ``info.bridge_prepends_bos`` keeps what ``auto`` would use.
+
+    Raises:
+        ModelOptionError: ``always`` on a model whose tokenizer has no BOS token inside the vocabulary
+            (the message names the model); ValueError: an unknown policy.
+    """
+    if policy not in PREPEND_BOS_CHOICES:
+        raise ValueError(f"prepend_bos must be one of {PREPEND_BOS_CHOICES}, not {policy!r}")
+    info.bridge_prepends_bos = bool(info.prepends_bos)
+    info.prepend_bos_policy = policy
+    if policy == "auto":
+        return
+    if policy == "always" and info.bos_token_id is None:
+        tok = bridge.tokenizer
+        raise ModelOptionError(
+            f"--prepend-bos always: model {info.name!r} has no BOS token to prepend (its tokenizer "
+            f"{type(tok).__name__ if tok is not None else None} has bos_token="
+            f"{getattr(tok, 'bos_token', None)!r}, none inside the vocabulary of {info.d_vocab}). "
+            "Use --prepend-bos auto or never for this model.")
+    bridge.cfg.default_prepend_bos = policy == "always"
+    info.prepends_bos = policy == "always"
+
+
 def _boot_path(
     model_dir: Path,
     *,
@@ -346,14 +379,17 @@ def _finish(
     notes: list[str],
     has_lm_head: bool | None = None,
     weight_format: str | None = None,
+    prepend_bos: str = "auto",
 ) -> LoadedModel:
-    """Put the bridge in eval mode, check its head and tokenizer, and return the :class:`LoadedModel`.
+    """Put the bridge in eval mode, check its head and tokenizer, apply ``prepend_bos``
+    (:func:`apply_prepend_bos`) and return the :class:`LoadedModel`.
 
     ``has_lm_head`` None: judged from the checkpoint in ``model_dir``. ``weight_format`` None: read from
     the checkpoint in ``model_dir`` (if any).
 
     Raises TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
-    outside its vocabulary and cannot be fixed.
+    outside its vocabulary and cannot be fixed; ModelOptionError for ``prepend_bos="always"`` on a model
+    without a BOS token.
     """
     bridge.eval()
     _keep_special_ids_in_vocab(bridge, notes)
@@ -375,6 +411,7 @@ def _finish(
         notes=notes,
         weight_format=weight_format,
     )
+    apply_prepend_bos(bridge, info, prepend_bos)
     return LoadedModel(bridge, info)
 
 
@@ -386,11 +423,13 @@ def build_tiny_model(
     hf_model_transform: Callable[[Any], Any] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    prepend_bos: str = "auto",
 ) -> LoadedModel:
     """Build a tiny random model (``tiny-gpt2`` etc.), optionally editing the HF model before booting.
 
     ``hf_model_transform(hf_model)`` may modify the model in place (return None) or return a
     replacement; use it to plant known structure (e.g. rescale layer l's writing weights).
+    ``prepend_bos``: see :func:`apply_prepend_bos`.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -423,6 +462,7 @@ def build_tiny_model(
         t0=t0,
         notes=notes,
         has_lm_head=True,
+        prepend_bos=prepend_bos,
     )
 
 
@@ -435,24 +475,29 @@ def load_model(
     trust_remote_code: bool = False,
     n_devices: int | None = None,
     device_map: Any = None,
+    prepend_bos: str = "auto",
 ) -> LoadedModel:
     """Load a model by name or :class:`ModelRef` and return it booted, in eval mode, with metadata.
+
+    ``prepend_bos`` (``auto`` | ``always`` | ``never``): whether prompts get a BOS token, see
+    :func:`apply_prepend_bos`; the result is ``info.prepends_bos``.
 
     Raises:
         UnknownModelError: the name matches no accepted form.
         ModelUnavailableError: the weights cannot be obtained here (message says how to provide them).
         TokenizerVocabularyError: (a ModelUnavailableError) the tokenizer would feed ids outside the
             model's vocabulary and cannot be made consistent.
+        ModelOptionError: ``prepend_bos="always"`` and the model has no BOS token.
     """
     t0 = time.perf_counter()
     ref = parse_model_name(ref_or_name) if isinstance(ref_or_name, str) else ref_or_name
     if ref.kind == "tiny":
-        loaded = build_tiny_model(ref.target, device=device, dtype=dtype)
+        loaded = build_tiny_model(ref.target, device=device, dtype=dtype, prepend_bos=prepend_bos)
         loaded.info.name = ref.display_name
         return loaded
     kwargs = _boot_kwargs(device, dtype, n_devices, device_map)
     notes: list[str] = []
-    common = dict(ref=ref, device=device, dtype=dtype, t0=t0, notes=notes)
+    common = dict(ref=ref, device=device, dtype=dtype, t0=t0, notes=notes, prepend_bos=prepend_bos)
 
     if ref.kind == "packaged":
         pkg = PACKAGED[ref.target]

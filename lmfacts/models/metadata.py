@@ -27,6 +27,10 @@ class ModelInfo:
     ``"safetensors BF16"``); None when they were not read from a file (tiny random models).
     ``bos_token_id`` / ``pad_token_id`` are only ever ids inside the model's vocabulary (< ``d_vocab``).
     ``weight_processing`` is ``"raw"`` (HF weights) or ``"compat"`` (HookedTransformer-style folding).
+    ``prepends_bos`` is the convention every tokenisation of the run uses (BOS id prepended or not);
+    ``prepend_bos_policy`` is the ``--prepend-bos`` choice that set it (``auto`` = the bridge's own
+    ``cfg.default_prepend_bos``), and ``bridge_prepends_bos`` what ``auto`` would have used
+    (None when no policy was applied, e.g. a random twin). :func:`bos_convention` words it.
     """
 
     name: str
@@ -61,12 +65,32 @@ class ModelInfo:
     compat_s: float | None = None
     weight_format: str | None = None
     notes: list[str] = field(default_factory=list)
+    prepend_bos_policy: str = "auto"
+    bridge_prepends_bos: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of all fields."""
         data = asdict(self)
         json.dumps(data)  # fail loudly here, not in the report writer
         return data
+
+
+def bos_convention(info: ModelInfo | dict[str, Any]) -> str:
+    """One line saying whether prompts reach the model with a BOS and why, for reports and claim conventions.
+
+    ``info``: a :class:`ModelInfo` or its ``to_dict()``. E.g. ``"BOS prepended (--prepend-bos auto: the
+    bridge's default)"``, ``"no BOS (--prepend-bos never; the bridge would prepend one)"``. Source: the
+    TransformerBridge's ``cfg.default_prepend_bos`` (TransformerLens 4.3), overridden by ``--prepend-bos``.
+    """
+    d = info if isinstance(info, dict) else asdict(info)
+    used = "BOS prepended" if d.get("prepends_bos") else "no BOS"
+    policy = d.get("prepend_bos_policy") or "auto"
+    bridge = d.get("bridge_prepends_bos")
+    if policy == "auto":
+        return f"{used} (--prepend-bos auto: the bridge's default)"
+    if bridge is None or bool(bridge) == bool(d.get("prepends_bos")):
+        return f"{used} (--prepend-bos {policy}; the bridge's default too)"
+    return f"{used} (--prepend-bos {policy}; the bridge would {'prepend one' if bridge else 'prepend none'})"
 
 
 class CheckpointTensors:
@@ -372,3 +396,172 @@ def build_model_info(
         weight_format=weight_format,
         notes=list(notes or []),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Facts from the configuration alone (no weights loaded, no torch imported)
+# --------------------------------------------------------------------------------------------
+#: Model types whose TransformerBridge attends bidirectionally (``cfg.attention_dir``), when the config
+#: names no causal-LM class.
+ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta",
+                                 "deberta-v2", "mpnet", "camembert", "modernbert"})
+#: Normalisation of the TransformerBridge's ``cfg.normalization_type`` by HF ``model_type``, used when the
+#: config.json has no ``*_eps`` key that says it (tiny models, GGUF headers).
+NORMALIZATION_BY_MODEL_TYPE = {
+    **dict.fromkeys(("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
+                     "olmo2", "phi3", "t5"), "RMS"),
+    **dict.fromkeys(("gpt2", "gpt_neox", "gpt_neo", "gptj", "opt", "bert", "roberta", "distilbert", "bloom",
+                     "falcon", "phi"), "LN"),
+}
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """What a model's configuration says, read without loading its weights (:func:`config_facts`).
+
+    The fields mirror those of :class:`ModelInfo` that expectation matching reads (``names`` as the
+    plugin builds them: the name given, the display name, the HF id or path). ``evidence[field]`` says
+    where each value was read (``"config.json model_type"``, ``"GGUF header"`` …). ``quantization``
+    is None for float weights, else the storage summary, as :class:`ModelInfo` has it.
+    """
+
+    names: tuple[str, ...]
+    architecture: str
+    architecture_class: str | None
+    is_encoder: bool
+    normalization: str | None
+    quantization: str | None
+    source: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def model_facts(self) -> Any:
+        """The :class:`lmfacts.expectations.ModelFacts` the plugin would build from the loaded model's info."""
+        from lmfacts.expectations import ModelFacts
+
+        return ModelFacts(names=self.names, architecture=self.architecture, is_encoder=self.is_encoder,
+                          normalization=self.normalization or "", quantized=self.quantization is not None)
+
+
+def _config_quantization_of(config: dict[str, Any]) -> str | None:
+    """Describe a ``quantization_config`` of an HF config dict (as :mod:`lmfacts.models.loading` does), or None."""
+    qc = config.get("quantization_config")
+    if not qc:
+        return None
+    bits = qc.get("bits") or ("4" if qc.get("load_in_4bit") else "8" if qc.get("load_in_8bit") else None)
+    return f"{qc.get('quant_method', 'quantized')}" + (f" {bits}-bit" if bits else "")
+
+
+def _facts_from_config(names: tuple[str, ...], config: dict[str, Any], where: str, *, source: str,
+                       auto_class: str | None = None, quantization: tuple[str | None, str] | None = None
+                       ) -> ConfigFacts:
+    """Build :class:`ConfigFacts` from an HF config dict read at ``where`` (a file name, for the evidence)."""
+    ev: dict[str, str] = {}
+    model_type = str(config.get("model_type") or "unknown")
+    ev["architecture"] = f"{where} model_type"
+    declared = [str(c) for c in config.get("architectures") or []]
+    classes = declared + ([auto_class] if auto_class else [])
+    causal = [c for c in classes if c.endswith(("ForCausalLM", "LMHeadModel"))]
+    if causal:
+        is_encoder, ev["is_encoder"] = False, f"{where}: causal-LM class {causal[0]}"
+    elif any(c.endswith("ForMaskedLM") for c in classes):
+        is_encoder, ev["is_encoder"] = True, f"{where}: masked-LM class {classes[0]}"
+    elif model_type in ENCODER_MODEL_TYPES:
+        is_encoder, ev["is_encoder"] = True, f"{where}: model_type {model_type} (an encoder family)"
+    else:
+        is_encoder, ev["is_encoder"] = False, f"{where}: no encoder marker (classes {classes or 'none'})"
+    if "rms_norm_eps" in config:
+        norm, ev["normalization"] = "RMS", f"{where} has rms_norm_eps"
+    elif any(k in config for k in ("layer_norm_eps", "layer_norm_epsilon", "layernorm_epsilon")):
+        norm, ev["normalization"] = "LN", f"{where} has a layer-norm epsilon"
+    else:
+        norm = NORMALIZATION_BY_MODEL_TYPE.get(model_type)
+        ev["normalization"] = (f"model_type {model_type} (TransformerBridge {norm})" if norm
+                               else f"not stated in {where} (model_type {model_type})")
+    if quantization is None:
+        q = _config_quantization_of(config)
+        quantization = (q, f"{where}: {'quantization_config' if q else 'no quantization_config'}")
+    quant, ev["quantization"] = quantization
+    return ConfigFacts(names, model_type, declared[0] if declared else None, is_encoder, norm, quant, source, ev)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    from lmfacts.models.names import ModelUnavailableError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"cannot read {path}: {exc}") from None
+
+
+def _gguf_facts(names: tuple[str, ...], path: Path, hint: str | None, source: str) -> ConfigFacts:
+    """Facts of a GGUF file: its cached conversion's config.json when there is one, else the GGUF header."""
+    from lmfacts.models import gguf_cache
+
+    converted = gguf_cache.converted_dir_for(path)  # the sha256 is cached by (path, size, mtime)
+    meta_path = converted / gguf_cache.META_FILE
+    meta = _read_json(meta_path) if meta_path.is_file() else {}
+    if meta.get("meta_version") == gguf_cache.META_VERSION and (converted / "config.json").is_file():
+        quant = (meta["summary"] if meta["quantized"] else None, f"{meta_path} (GGUF tensor types)")
+        return _facts_from_config(names, _read_json(converted / "config.json"), f"{converted / 'config.json'}",
+                                  source=source, quantization=quant)
+    meta = gguf_cache.summarise_gguf_quantization(path)  # reads the header (tensor types), not the values
+    config = {"model_type": meta.get("gguf_architecture") or "unknown", "architectures": [hint] if hint else []}
+    quant = (meta["summary"] if meta["quantized"] else None, f"GGUF header of {path.name} (tensor types)")
+    return _facts_from_config(names, config, f"GGUF header of {path.name} (general.architecture)", source=source,
+                              quantization=quant)
+
+
+def config_facts(name: str, revision: str | None = None) -> ConfigFacts:
+    """Read what expectation matching needs about model ``name`` from its configuration alone.
+
+    No weights are read and torch is not imported: a tiny model's JSON spec, an HF directory's or the
+    HF cache's ``config.json``, a zipped HF directory's ``config.json`` (read from the zip), a GGUF
+    file's cached conversion (``config.json`` and ``lmfacts-gguf.json``) or, before its first
+    conversion, its header (architecture and tensor storage types). A hub model is looked up in the
+    local HF cache only (never the network). Normalisation follows the config's ``*_eps`` key, else
+    :data:`NORMALIZATION_BY_MODEL_TYPE` (None when neither says).
+
+    Raises:
+        UnknownModelError: ``name`` matches no accepted form (:func:`lmfacts.models.parse_model_name`).
+        ModelUnavailableError: the configuration cannot be read here (package not installed, hub model
+            not in the local cache); the message says how to provide it.
+    """
+    import zipfile
+
+    from lmfacts.models import hub
+    from lmfacts.models.names import PACKAGED, TINY, ModelUnavailableError, parse_model_name
+
+    ref = parse_model_name(name)
+    if ref.kind == "tiny":
+        spec_path = TINY[ref.target].config_path(ref.target)
+        spec = _read_json(spec_path)
+        return _facts_from_config((name, ref.display_name, str(spec_path)), {"model_type": spec["model_type"],
+                                  **spec.get("config", {})}, spec_path.name, source="tiny",
+                                  auto_class=spec.get("auto_class"))
+    if ref.kind == "packaged":
+        from lmfacts.models.loading import _package_file
+
+        pkg = PACKAGED[ref.target]
+        names = (name, ref.display_name, pkg.hf_label)
+        path = _package_file(pkg)
+        if pkg.kind == "gguf":
+            return _gguf_facts(names, path, pkg.architecture_class, "packaged")
+        with zipfile.ZipFile(path) as zf:
+            members = sorted((m for m in zf.namelist() if m.endswith("config.json") and
+                              m.rsplit("/", 1)[-1] == "config.json"), key=lambda m: (m.count("/"), m))
+            if not members:
+                raise ModelUnavailableError(f"{path} contains no config.json")
+            config = json.loads(zf.read(members[0]))
+        return _facts_from_config(names, config, f"{path.name}:{members[0]}", source="packaged")
+    if ref.kind == "gguf-file":
+        return _gguf_facts((name, ref.display_name, ref.target), Path(ref.target), None, "gguf-file")
+    if ref.kind == "local-dir":
+        path = Path(ref.target) / "config.json"
+        return _facts_from_config((name, ref.display_name, ref.target), _read_json(path), str(path),
+                                  source="local-dir")
+    cached = hub.cached_config_path(ref.target, revision)
+    if cached is None:
+        raise ModelUnavailableError(f"{ref.target}{f' at revision {revision!r}' if revision else ''}: its "
+                                    f"config.json is not in the local Hugging Face cache (the hub is not asked)."
+                                    f"\n" + hub.provide_weights_text(ref.target))
+    return _facts_from_config((name, ref.display_name, ref.target), _read_json(cached), str(cached), source="hub")

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lmfacts.resources import fixtures_dir
+
 ModelKind = Literal["packaged", "tiny", "hub", "local-dir", "gguf-file"]
 
-#: Directory holding the JSON configs of the tiny random models.
-TINY_CONFIG_DIR: Path = Path(__file__).resolve().parents[2] / "fixtures" / "tiny_models"
+#: Directory holding the JSON configs of the tiny random models: ``fixtures/tiny_models`` of a checkout,
+#: ``lmfacts/fixtures/tiny_models`` of an installed wheel (:func:`lmfacts.resources.fixtures_dir`).
+TINY_CONFIG_DIR: Path = fixtures_dir("tiny_models")
 
 
 class UnknownModelError(ValueError):
@@ -23,6 +26,11 @@ class UnknownModelError(ValueError):
 
 class ModelUnavailableError(RuntimeError):
     """The model is known but its weights cannot be obtained here (no package, no cache, no hub)."""
+
+
+class ModelOptionError(ValueError):
+    """A run option cannot be applied to this model (a usage error; the message names the model and the
+    option to change), e.g. ``--prepend-bos always`` on a model whose tokenizer has no BOS token."""
 
 
 @dataclass(frozen=True)

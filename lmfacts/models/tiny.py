@@ -75,3 +75,32 @@ def build_tiny_hf_model(
         torch.manual_seed(seed)
         model = auto_cls.from_config(config)
     return model.eval(), tok, spec
+
+
+#: The commit hash the test caches' ``refs/main`` points at (any 40 hex digits do; offline loading reads refs).
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def write_hf_cache(name: str, hub_cache: Path | str, hf_id: str, *, seed: int = 0, revision: str = "main",
+                   commit: str = FAKE_COMMIT, config_overrides: dict[str, Any] | None = None) -> Path:
+    """Save the tiny random model ``name`` (``tiny-neox`` …) into a Hugging Face hub cache under ``hf_id``.
+
+    Layout (what ``huggingface_hub`` reads offline): ``HUB_CACHE/models--ORG--NAME/snapshots/COMMIT/``
+    holding ``config.json``, ``model.safetensors`` (``save_pretrained``) and the byte-level tokenizer's
+    files (BOS = EOS = PAD = ``<|endoftext|>`` = id 0), plus ``refs/REVISION`` containing ``COMMIT``.
+    The weights are those of ``build_tiny_hf_model(name, seed=seed)``, so a model loaded from this cache
+    equals the in-memory tiny model. Point ``HF_HUB_CACHE`` at ``hub_cache`` to use it. Returns the
+    snapshot directory. Raises UnknownModelError for an unknown tiny name, ValueError for an ``hf_id``
+    not of the form ``org/name``.
+    """
+    if hf_id.count("/") != 1 or not all(hf_id.split("/")):
+        raise ValueError(f"hf_id must look like org/name, not {hf_id!r}")
+    model, tok, _ = build_tiny_hf_model(name, seed=seed, config_overrides=config_overrides)
+    repo = Path(hub_cache) / ("models--" + hf_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(snapshot))
+    tok.save_pretrained(str(snapshot))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / revision).write_text(commit)
+    return snapshot

@@ -41,6 +41,19 @@ class ValueChange:
     rel_change: float
 
 
+@dataclass(frozen=True)
+class ConventionChange:
+    """A model whose prompts were tokenised under a different BOS convention in run A and run B.
+
+    ``before`` / ``after``: :func:`lmfacts.models.metadata.bos_convention` of the model in each run (the
+    first ``models`` entry of that name in run.json); their measured values are not like for like.
+    """
+
+    model: str
+    before: str
+    after: str
+
+
 @dataclass
 class RunDiff:
     """Result of :func:`diff_runs`."""
@@ -50,6 +63,7 @@ class RunDiff:
     rel_tol: float
     outcome_changes: list[OutcomeChange] = field(default_factory=list)
     value_changes: list[ValueChange] = field(default_factory=list)
+    convention_changes: list[ConventionChange] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[OutcomeChange]:
@@ -115,6 +129,24 @@ def _results(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {record_key(r): r for r in final_records(list(report.get("results") or []))}
 
 
+def _bos_by_model(report: dict[str, Any]) -> dict[str, tuple[bool, str]]:
+    """Model name → (BOS prepended?, its wording), from the report's ``models`` (run.json); first entry wins."""
+    from lmfacts.models.metadata import bos_convention
+
+    out: dict[str, tuple[bool, str]] = {}
+    for m in report.get("models") or []:
+        if isinstance(m, dict) and m.get("name") and "prepends_bos" in m and m["name"] not in out:
+            out[str(m["name"])] = (bool(m["prepends_bos"]), bos_convention(m))
+    return out
+
+
+def bos_convention_changes(report_a: dict[str, Any], report_b: dict[str, Any]) -> list[ConventionChange]:
+    """Models in both runs whose prompts got a BOS in one run and not in the other (``--prepend-bos``)."""
+    a, b = _bos_by_model(report_a), _bos_by_model(report_b)
+    return [ConventionChange(name, a[name][1], b[name][1]) for name in a
+            if name in b and a[name][0] != b[name][0]]
+
+
 def diff_runs(report_a: dict[str, Any], report_b: dict[str, Any], rel_tol: float = 0.1) -> RunDiff:
     """Compare report dicts A (before) and B (after), matching tests by nodeid (else claim|model).
 
@@ -130,6 +162,7 @@ def diff_runs(report_a: dict[str, Any], report_b: dict[str, Any], rel_tol: float
         run_a=str((report_a.get("run") or {}).get("id", "A")),
         run_b=str((report_b.get("run") or {}).get("id", "B")),
         rel_tol=rel_tol,
+        convention_changes=bos_convention_changes(report_a, report_b),
     )
     for key in list(a) + [k for k in b if k not in a]:
         ra, rb = a.get(key), b.get(key)
@@ -166,6 +199,11 @@ def _num(value: float | None) -> str:
 def format_diff(diff: RunDiff) -> str:
     """Human text of a RunDiff: regressions first, then other outcome changes, then moved values."""
     lines = [f"lmfacts diff {diff.run_a} -> {diff.run_b} (rel_tol={diff.rel_tol:g})"]
+    if diff.convention_changes:
+        lines.append(f"BOS CONVENTION DIFFERS ({len(diff.convention_changes)} model(s)): the first positions and "
+                     "content-position statistics are not like for like")
+        for cc in diff.convention_changes:
+            lines.append(f"  [{cc.model}] {cc.before} -> {cc.after}")
     regressions = diff.regressions
     others = [c for c in diff.outcome_changes if c not in regressions]
     if regressions:
@@ -186,6 +224,6 @@ def format_diff(diff: RunDiff) -> str:
             else:
                 rel = f"{(v.after - v.before) / abs(v.before):+.1%}"
             lines.append(f"  {v.claim} [{v.model}] {v.path}: {_num(v.before)} -> {_num(v.after)} ({rel})")
-    if not (regressions or others or diff.value_changes):
+    if not (regressions or others or diff.value_changes or diff.convention_changes):
         lines.append("no changes")
     return "\n".join(lines)
