@@ -1,4 +1,10 @@
-"""Expectations as data: load, validate and resolve ``fixtures/expectations/*.toml``.
+"""Expectations as data: load, validate and resolve ``fixtures/expectations/*.toml`` and users' own files.
+
+The built-in files are ``fixtures/expectations/*.toml`` of a checkout, shipped in the wheel as
+``lmfacts/fixtures/expectations/`` (``$LMFACTS_EXPECTATIONS_DIR`` replaces them). A run adds users'
+files with ``--expectations PATH`` (repeatable; a ``.toml`` file or a directory of them,
+:func:`user_files`): same schema, same validation, same resolution; their entries' origins name the
+path as given (``my/expect.toml#0 (published: …)``), the built-in ones the file name (``rn.toml#3 …``).
 
 Schema (one file per model family or model; every file has ``schema = 1``)::
 
@@ -34,9 +40,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lmfacts.resources import fixtures_dir
 
 if TYPE_CHECKING:
     from lmfacts.claims import ClaimSpec
@@ -77,6 +86,12 @@ class Expectation:
     skip: str | None
     file: str
     index: int
+    label: str = ""  # how origins name the file (default: its name; a user's file: the path as given)
+
+    @property
+    def name(self) -> str:
+        """The file as origins show it: :attr:`label`, else the file's name."""
+        return self.label or Path(self.file).name
 
     def level(self, facts: ModelFacts) -> int | None:
         """The specificity level at which this entry matches ``facts`` (0 = by name), or None."""
@@ -134,7 +149,7 @@ def _fail(path: Path, where: str, msg: str) -> ExpectationFileError:
     return ExpectationFileError(f"{path}: {where}: {msg}")
 
 
-def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None) -> Expectation:
+def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None, label: str = "") -> Expectation:
     where = f"expectation[{i}]"
     if not isinstance(raw, dict):
         raise _fail(path, where, "must be a table")
@@ -170,15 +185,22 @@ def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None)
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise _fail(path, f"{where}.{key}", "must be a non-empty reason string")
     return Expectation(claim, kind, source, dict(match), dict(params), raw.get("xfail"), raw.get("skip"),
-                       str(path), i)
+                       str(path), i, label)
 
 
-def load_file(path: Path, known_claims: set[str] | None = None) -> list[Expectation]:
-    """Parse and validate one expectation file."""
+def load_file(path: Path, known_claims: set[str] | None = None, label: str = "") -> list[Expectation]:
+    """Parse and validate one expectation file (structure; ``params`` are checked by :func:`validate_params`).
+
+    ``label`` is how the entries' origins name the file (default: its name). Raises
+    :class:`ExpectationFileError` naming the file (and the entry and key) for unreadable or invalid TOML,
+    a missing ``schema = 1``, or an entry that breaks the schema.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ExpectationFileError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExpectationFileError(f"{path}: cannot read: {exc}") from None
     if data.get("schema") != 1:
         raise _fail(path, "schema", "every expectation file starts with `schema = 1`")
     unknown = set(data) - {"schema", "expectation", "description"}
@@ -187,26 +209,63 @@ def load_file(path: Path, known_claims: set[str] | None = None) -> list[Expectat
     entries = data.get("expectation", [])
     if not isinstance(entries, list):
         raise _fail(path, "expectation", "use [[expectation]] tables")
-    return [_validate_entry(path, i, raw, known_claims) for i, raw in enumerate(entries)]
+    return [_validate_entry(path, i, raw, known_claims, label) for i, raw in enumerate(entries)]
 
 
 def default_dir() -> Path:
-    """``$LMFACTS_EXPECTATIONS_DIR`` if set, else the repository's ``fixtures/expectations``."""
+    """``$LMFACTS_EXPECTATIONS_DIR`` if set, else the built-in expectations.
+
+    The built-in ones are ``fixtures/expectations`` of a checkout, ``lmfacts/fixtures/expectations`` of
+    an installed wheel (:func:`lmfacts.resources.fixtures_dir`).
+    """
     env = os.environ.get("LMFACTS_EXPECTATIONS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "fixtures" / "expectations"
+    return Path(env) if env else fixtures_dir("expectations")
 
 
-def load_all(directory: Path | None = None, known_claims: set[str] | None = None) -> list[Expectation]:
-    """Load every ``*.toml`` in ``directory`` (sorted, deterministic)."""
+def user_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """The expectation files named by ``--expectations PATH`` arguments, as ``(path, label)`` pairs.
+
+    A file must exist and end in ``.toml``; a directory contributes its ``*.toml`` files (sorted, not
+    recursive) and must hold at least one. A path given twice is read once. ``label`` is the path as
+    given (a directory's files: ``<dir as given>/<name>``), what origins show. Raises
+    :class:`ExpectationFileError` naming the path for anything else.
+    """
+    out: dict[Path, str] = {}
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            files = sorted(path.glob("*.toml"))
+            if not files:
+                raise ExpectationFileError(f"--expectations {given}: the directory holds no *.toml file")
+            for f in files:
+                out.setdefault(f.resolve(), (Path(given) / f.name).as_posix())
+        elif path.is_file():
+            if path.suffix != ".toml":
+                raise ExpectationFileError(f"--expectations {given}: not a .toml file")
+            out.setdefault(path.resolve(), Path(given).as_posix())
+        else:
+            raise ExpectationFileError(f"--expectations {given}: no such file or directory")
+    return list(out.items())
+
+
+def load_all(directory: Path | None = None, known_claims: set[str] | None = None,
+             extra: Sequence[str | Path] = ()) -> list[Expectation]:
+    """The built-in expectations (every ``*.toml`` in ``directory``, default :func:`default_dir`; sorted)
+    followed by the users' files ``extra`` (``--expectations`` arguments, :func:`user_files`).
+
+    Raises :class:`ExpectationFileError` naming the file for a malformed one.
+    """
     directory = directory or default_dir()
     out: list[Expectation] = []
     for path in sorted(directory.glob("*.toml")):
         out.extend(load_file(path, known_claims))
+    for path, label in user_files(extra):
+        out.extend(load_file(path, known_claims, label=label))
     return out
 
 
 def _origin(e: Expectation) -> str:
-    return f"{Path(e.file).name}#{e.index} ({e.kind}: {e.source})"
+    return f"{e.name}#{e.index} ({e.kind}: {e.source})"
 
 
 def validate_params(entries: list[Expectation], specs: dict[str, ClaimSpec]) -> None:
@@ -263,7 +322,7 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
         out.kind, out.source = e.kind, e.source
         out.xfail = e.xfail or out.xfail
         out.skip = e.skip or out.skip
-        out.origin.append(f"{Path(e.file).name}#{e.index}")
+        out.origin.append(f"{e.name}#{e.index}")
     if spec is not None:
         from lmfacts.claims import REQUIRED
 

@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmfacts.resources import fixtures_dir
+
 SCHEMA = 1
 RECORDED_OUTCOMES = ("passed", "failed")
 MODEL_KEYS = ("name", "revision", "weight_format", "quantization", "dtype")
@@ -240,7 +242,10 @@ def record_baseline(run_dir: str | Path, model: str | None = None, device: str |
                 (run.get("options") or {}).get("dtype") or "float32")
     corpus = run.get("corpus") or {}
     options = run.get("options") or {}
-    model_table = {"name": model, "revision": entry.get("revision", options.get("revision")),
+    revision = entry.get("revision", options.get("revision"))
+    # a sweep's records name the model name@revision (lmfacts.options.Target.label); the baseline keys both apart
+    name = model.removesuffix(f"@{revision}") if revision else model
+    model_table = {"name": name, "revision": revision,
                    "weight_format": entry.get("weight_format"), "quantization": entry.get("quantization"),
                    "dtype": dtype}
     measured_by = {"lmfacts": run.get("lmfacts_version"), "run_id": run.get("id"), "date": run.get("created_utc"),
@@ -395,9 +400,13 @@ def load_file(path: str | Path) -> Baseline:
 
 
 def default_dir() -> Path:
-    """``$LMFACTS_BASELINES_DIR`` if set, else the repository's ``fixtures/baselines``."""
+    """``$LMFACTS_BASELINES_DIR`` if set, else the built-in baselines.
+
+    The built-in ones are ``fixtures/baselines`` of a checkout, ``lmfacts/fixtures/baselines`` of an
+    installed wheel (:func:`lmfacts.resources.fixtures_dir`).
+    """
     env = os.environ.get("LMFACTS_BASELINES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "fixtures" / "baselines"
+    return Path(env) if env else fixtures_dir("baselines")
 
 
 def load_all(directory: Path | None = None) -> list[Baseline]:

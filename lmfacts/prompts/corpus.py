@@ -33,6 +33,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmfacts.resources import fixtures_dir
+
 __all__ = [
     "BUILTIN_CORPUS_PATH",
     "Corpus",
@@ -44,9 +46,9 @@ __all__ = [
     "load_corpus_file",
 ]
 
-#: Where the built-in corpus lives: ``<repo>/fixtures/prompts/corpus.jsonl``. It is part of the
-#: source checkout and is not shipped inside the wheel; see :func:`load_builtin_corpus`.
-BUILTIN_CORPUS_PATH: Path = Path(__file__).resolve().parents[2] / "fixtures" / "prompts" / "corpus.jsonl"
+#: Where the built-in corpus lives: ``fixtures/prompts/corpus.jsonl`` of a checkout, shipped in the wheel
+#: as ``lmfacts/fixtures/prompts/corpus.jsonl`` (:func:`lmfacts.resources.fixtures_dir`).
+BUILTIN_CORPUS_PATH: Path = fixtures_dir("prompts", "corpus.jsonl")
 
 _DEFAULT_GENRE = "user"
 _SUPPORTED_SUFFIXES = (".txt", ".jsonl")
@@ -261,14 +263,14 @@ def _parse_jsonl(file: Path, content: str) -> Iterator[tuple[int, Prompt]]:
 def load_builtin_corpus() -> Corpus:
     """Load (once per process) the built-in corpus at :data:`BUILTIN_CORPUS_PATH`.
 
-    The corpus lives in the source checkout, not in the installed package: use an editable
-    install (``pip install -e .``) or pass your own prompt file. A clear
-    :class:`CorpusFileNotFoundError` is raised when the file is not there.
+    The corpus ships in the wheel (``lmfacts/fixtures/prompts/corpus.jsonl``) and lies in a checkout at
+    ``fixtures/prompts/corpus.jsonl``. A clear :class:`CorpusFileNotFoundError` is raised when the
+    file is not there (an installation that lost its package data).
     """
     if not BUILTIN_CORPUS_PATH.is_file():
         raise CorpusFileNotFoundError(
-            f"{BUILTIN_CORPUS_PATH}: built-in prompt corpus not found. It ships with the lmfacts source "
-            "checkout (fixtures/prompts/corpus.jsonl), not with a non-editable install; install lmfacts "
-            "with 'pip install -e <checkout>' or load your own file with load_corpus_file()."
+            f"{BUILTIN_CORPUS_PATH}: built-in prompt corpus not found. It ships with lmfacts (the wheel's "
+            "lmfacts/fixtures/prompts/corpus.jsonl, a checkout's fixtures/prompts/corpus.jsonl): reinstall "
+            "lmfacts, or pass your own prompts with --prompts FILE (load_corpus_file())."
         )
     return load_corpus_file(BUILTIN_CORPUS_PATH)
