@@ -51,7 +51,7 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """Render report.json/.md/.html for one run directory and print their paths."""
+    """Render report.json/.md/.html/.csv for one run directory and print their paths."""
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"no such run directory: {run_dir}")
@@ -87,7 +87,7 @@ def cmd_latest(args: argparse.Namespace) -> int:
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="write report.json/.md/.html from run.json + results.jsonl")
+    p = sub.add_parser("render", help="write report.json/.md/.html/.csv from run.json + results.jsonl")
     p.add_argument("run_dir", help="reports/<run-id> (a partial run killed midway works too)")
     p.set_defaults(func=cmd_render)
 

@@ -1,7 +1,7 @@
 """Draw FIGURE specs (generic plot descriptions carried by result records) as embedded PNGs.
 
 A FIGURE is ``{"id", "title", "xlabel", "ylabel", "logx", "logy", "series": [{"label", "x", "y",
-"style": "line"|"dashed"|"points"|"band", "y2"}], "vspans": [{"lo", "hi", "label"}]}``.
+"style": "line"|"dashed"|"dotted"|"points"|"band", "y2"}], "vspans": [{"lo", "hi", "label"}]}``.
 ``null`` values (NaN in the JSON convention) are drawn as gaps; ``"inf"`` strings become inf.
 Text is drawn literally (no mathtext), so ``$`` in a label cannot break a figure.
 matplotlib is imported lazily, so importing the report package stays cheap.
@@ -80,6 +80,8 @@ def figure_png(spec: dict[str, Any]) -> bytes:
             ax.plot(x, y, linestyle="none", marker="o", markersize=3.5, color=color, label=label)
         elif style == "dashed":
             ax.plot(x, y, linestyle="--", linewidth=1.5, color=color, label=label)
+        elif style == "dotted":
+            ax.plot(x, y, linestyle=":", linewidth=1.6, color=color, label=label)
         elif style == "line":
             ax.plot(x, y, linestyle="-", linewidth=1.8, color=color, label=label)
         else:

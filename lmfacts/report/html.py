@@ -12,21 +12,20 @@ import logging
 import re
 from typing import Any
 
-from lmfacts.report.assemble import claim_order, model_order
+from lmfacts.report.assemble import model_order
 from lmfacts.report.figures import figure_data_uri
 from lmfacts.report.fmt import compact, fmt_scalar
 from lmfacts.report.outcomes import (
     OUTCOMES,
-    cell_outcomes,
     group_sort_key,
     group_title,
     interval_text,
-    known_finding,
     model_name,
     source_group,
     symbol,
 )
 from lmfacts.report.replay import replay_command
+from lmfacts.report.table import headline_summary, lead_sentence, matrix
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,12 @@ dl.kv dt{color:var(--muted)}dl.kv dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse;background:#fff;border:1px solid var(--line);width:100%}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f0f4f8;font-weight:600;font-size:12.5px}
-table.matrix{width:auto;min-width:50%}table.matrix td.cell{text-align:center;white-space:nowrap;min-width:90px}
+table.matrix{width:auto;min-width:50%}table.matrix td.cell{text-align:right;white-space:nowrap;min-width:90px;
+font-variant-numeric:tabular-nums}table.matrix td.cell a{color:inherit}
+table.matrix .val{font-weight:600}table.matrix .ci{font-size:11.5px;opacity:.8}table.matrix .mk{display:inline-block;
+min-width:1.2em;text-align:left;font-weight:700}table.matrix td.title{color:var(--muted);font-size:12.5px;max-width:260px}
+table.matrix td.q{font-size:12px}table.matrix td.exp{font-size:12px;max-width:220px}
+p.lead{margin:6px 0 2px;font-size:14px}.record.short{padding:6px 14px}.record.short p.lead{font-size:13px;color:var(--muted)}
 .o-passed{background:var(--pass);color:var(--passfg)}.o-failed{background:var(--fail);color:var(--failfg);font-weight:600}
 .o-skipped{background:var(--skip);color:var(--skipfg)}.o-xfailed{background:var(--xfail);color:var(--xfailfg)}
 .o-xpassed{background:var(--xpass);color:var(--xpassfg);font-weight:600}.o-inconclusive{background:var(--inc);color:var(--incfg);font-weight:600}.o-error{background:var(--err);color:var(--errfg);font-weight:700}
@@ -172,52 +176,48 @@ def _models_table(report: dict[str, Any]) -> str:
 
 
 def _matrix(report: dict[str, Any]) -> str:
-    results = report.get("results") or []
-    claims = claim_order(report)
-    if not claims:
+    """The claims × models matrix (:func:`lmfacts.report.table.matrix`): per claim its primary headline
+    quantity and expected band, per model ``value [CI] outcome``; hovering a cell shows its expectation,
+    the other headline values and the reason; skip, inconclusive and known-finding reasons are footnoted."""
+    models, mrows = matrix(report)
+    if not mrows:
         return "<h2>Claims × models</h2><p class='muted'>No results recorded.</p>"
-    models = model_order(report)
-    titles: dict[str, str] = {}
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for r in results:
-        claim = str(r.get("claim") or "?")
-        titles.setdefault(claim, r.get("title") or "")
-        cells.setdefault((claim, model_name(r)), []).append(r)
     notes: list[str] = []
-    head = "<th>claim</th><th>title</th>" + "".join(
+    head = "<th>claim</th><th>title</th><th>headline</th><th>expected</th>" + "".join(
         f'<th><a href="#{anchor("model", m)}">{esc(m)}</a></th>' for m in models)
     rows = []
-    for claim in claims:
-        tds = [f"<td><b>{esc(claim)}</b></td><td>{esc(titles.get(claim))}</td>"]
+    for mr in mrows:
+        expected = (f'<span class="mono">{esc(mr.expected)}</span>' if mr.uniform
+                    else '<span class="muted small">varies by model (hover a cell)</span>')
+        tds = [f'<td class="claim"><b>{esc(mr.claim)}</b></td><td class="title">{esc(mr.title)}</td>'
+               f'<td class="mono q">{esc(mr.quantity)}</td><td class="exp">{expected}</td>']
         for model in models:
-            recs = cells.get((claim, model), [])
-            if not recs:
+            cell = mr.cells.get(model)
+            if cell is None:
                 tds.append('<td class="cell muted"></td>')
                 continue
-            parts = cell_outcomes(r.get("outcome") or "?" for r in recs)
-            worst = parts[0][0]
-            text = " ".join(symbol(o) + (f"×{n}" if n > 1 else "") for o, n in parts)
             marks = []
-            for r in recs:
-                if (r.get("outcome") in ("skipped", "inconclusive") or known_finding(r)) and r.get("reason"):
-                    if r["reason"] not in notes:
-                        notes.append(r["reason"])
-                    mark = str(notes.index(r["reason"]) + 1)
-                    if mark not in marks:
-                        marks.append(mark)
-            sup = f"<sup>{esc(','.join(marks))}</sup>" if marks else ""
-            shown = any(r.get("outcome") != "skipped" for r in recs)
-            target = anchor("rec", model, claim) if shown else anchor("model", model)
-            tip = "; ".join(f"{r.get('outcome')}: {r.get('reason')}" for r in recs if r.get("reason"))
+            for n in cell.notes:
+                if n.startswith("error: "):  # an error's cause is in the hover and its card
+                    continue
+                if n not in notes:
+                    notes.append(n)
+                marks.append(str(notes.index(n) + 1))
+            sup = f"<sup>{esc(','.join(dict.fromkeys(marks)))}</sup>" if marks else ""
+            value = (f'<span class="val">{esc(cell.value)}</span>' if cell.value else "") + (
+                f' <span class="ci">{esc(cell.ci)}</span>' if cell.ci else "")
             tds.append(
-                f'<td class="cell o-{esc(worst)}" title="{esc(tip)}">'
-                f'<a class="o-{esc(worst)}" href="#{target}">{esc(text)}</a>{sup}</td>')
+                f'<td class="cell o-{esc(cell.outcome)}" title="{esc(cell.tip)}">'
+                f'<a class="o-{esc(cell.outcome)}" href="#{anchor("rec", model, mr.claim)}">{value}'
+                f'{" " if value else ""}<span class="mk">{esc(cell.mark)}</span></a>{sup}</td>')
         rows.append("<tr>" + "".join(tds) + "</tr>")
     legend = " · ".join(f"{esc(symbol(o))} {esc(o)}" for o in OUTCOMES)
     foot = "".join(f"<li>{esc(n)}</li>" for n in notes)
     return (
         f'<h2>Claims × models</h2><table class="matrix"><tr>{head}</tr>{"".join(rows)}</table>'
-        f'<p class="small muted">{legend}</p>'
+        f'<p class="small muted">{legend}. A cell shows the claim\'s headline value and its 95% bootstrap CI '
+        f"where it has one; hover it for the expected band and the other headline values; – name: the premise "
+        f"that does not hold.</p>"
         + (f'<p class="small muted">Skip, inconclusive and known-finding reasons:</p><ol class="notes">{foot}</ol>'
            if notes else "")
     )
@@ -279,11 +279,19 @@ def _baseline_html(b: Any) -> str | None:
 
 
 def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -> str:
+    """One claim's card: the lead sentence (:func:`lmfacts.report.table.lead_sentence`), then for a judged
+    claim its facts, witness, figures and full values; a skip's card holds the sentence alone."""
     outcome = str(r.get("outcome"))
+    header = (f"<header><b>{esc(r.get('claim'))}</b><span>{esc(r.get('title'))}</span>{_badge(outcome)}</header>"
+              f'<p class="lead">{esc(lead_sentence(r))}</p>')
+    if outcome == "skipped":
+        return f'<section class="record o-{esc(outcome)} short" id="{esc(rec_id)}">{header}</section>'
     conv = r.get("conventions") or {}
     facts = _kv(
         [
             ("statistic", esc(r.get("statistic"))),
+            ("headline", f'<span class="mono">{esc(headline_summary(r, level=True))}</span>'
+             if headline_summary(r) else None),
             ("measured", f'<span class="mono">{esc(compact(r.get("measured"), max_fields=10))}</span>'
              if compact(r.get("measured")) else None),
             ("expected", f'<span class="mono">{esc(compact(r.get("expected"), max_fields=10))}</span>'
@@ -315,8 +323,7 @@ def _record(r: dict[str, Any], rec_id: str, run: dict[str, Any] | None = None) -
            if r.get(k) not in (None, {}, [])}
     details = f"<details><summary>full values (JSON)</summary>{_json_block(raw)}</details>" if raw else ""
     return (
-        f'<section class="record o-{esc(outcome)}" id="{esc(rec_id)}">'
-        f"<header><b>{esc(r.get('claim'))}</b><span>{esc(r.get('title'))}</span>{_badge(outcome)}</header>"
+        f'<section class="record o-{esc(outcome)}" id="{esc(rec_id)}">{header}'
         f'<div class="rbody"><div class="facts{"" if figs else " wide"}">{facts}{witness}{details}</div>{figs}</div></section>'
     )
 
@@ -337,23 +344,28 @@ def _model_section(report: dict[str, Any], model: str) -> str:
             rows.append(
                 f"<tr><td class=\"claim\"><a href=\"#{anchor('rec', model, r.get('claim'))}\"><b>{esc(r.get('claim'))}</b></a></td>"
                 f"<td>{esc(r.get('statistic'))}</td>"
-                f'<td class="measured">{esc(compact(r.get("measured")))}</td>'
+                f'<td class="measured">{esc(headline_summary(r) or compact(r.get("measured")))}</td>'
                 f'<td class="measured">{esc(compact(r.get("expected")))}</td>'
                 f'<td class="measured">{esc(compact(r.get("tolerance")))}</td>'
                 f"<td>{_badge(o)}</td><td class=\"small\">{esc(r.get('reason'))}</td></tr>"
             )
         out.append(
-            f"<h3>{esc(group_title(group))}</h3><table><tr><th>claim</th><th>statistic</th><th>measured</th>"
+            f"<h3>{esc(group_title(group))}</h3><table><tr><th>claim</th><th>statistic</th><th>headline (measured)</th>"
             f"<th>expected</th><th>tolerance</th><th>outcome</th><th>reason</th></tr>{''.join(rows)}</table>"
         )
         for r in grecs:
-            if r.get("outcome") == "skipped":  # the table row already says all there is
-                continue
             key = (str(r.get("claim")), seen.get(str(r.get("claim")), 0))
             seen[key[0]] = key[1] + 1
             out.append(_record(r, anchor("rec", model, *key) if key[1] else anchor("rec", model, key[0]),
                                report.get("run")))
     return "".join(out)
+
+
+def _trajectory_html(report: dict[str, Any]) -> str:
+    """Checkpoint trajectories of a sweep (:mod:`lmfacts.report.trajectory`; "" without one)."""
+    from lmfacts.report.trajectory import trajectory_html
+
+    return trajectory_html(report)
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -365,6 +377,7 @@ def render_html(report: dict[str, Any]) -> str:
         _header(report)
         + (f"<nav>Models: {nav}</nav>" if nav else "")
         + _matrix(report)
+        + _trajectory_html(report)
         + _models_table(report)
         + "".join(_model_section(report, m) for m in models)
     )

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmfacts.report.assemble import claim_order, model_order
+from lmfacts.report.assemble import model_order
 from lmfacts.report.fmt import compact, fmt_scalar
 from lmfacts.report.outcomes import (
     OUTCOMES,
     band_text,
-    cell_text,
     group_sort_key,
     group_title,
-    known_finding,
     model_name,
     source_group,
     symbol,
 )
 from lmfacts.report.replay import replay_command
+from lmfacts.report.table import headline_summary, matrix
 
 
 def md_escape(text: Any, max_len: int | None = None) -> str:
@@ -75,40 +74,40 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _matrix_lines(report: dict[str, Any]) -> list[str]:
-    results = report.get("results") or []
-    models = model_order(report)
-    claims = claim_order(report)
-    if not claims:
+    """The claims × models matrix: per claim its primary headline quantity and the expected band, per model
+    ``value [CI] outcome`` (:func:`lmfacts.report.table.matrix`). Skip, error, inconclusive and known-finding
+    reasons are footnoted; so is a cell's expectation where the models' expectations differ."""
+    models, mrows = matrix(report)
+    if not mrows:
         return []
-    titles: dict[str, str] = {}
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for r in results:
-        claim = str(r.get("claim") or "?")
-        titles.setdefault(claim, r.get("title") or "")
-        cells.setdefault((claim, model_name(r)), []).append(r)
     notes: list[str] = []
+
+    def mark(note: str) -> str:
+        note = md_escape(note, 400)
+        if note not in notes:
+            notes.append(note)
+        return f"[{notes.index(note) + 1}]"
+
     rows = []
-    for claim in claims:
-        row = [f"**{md_escape(claim)}**", md_escape(titles.get(claim), 60)]
+    for mr in mrows:
+        uniform = mr.uniform
+        row = [f"**{md_escape(mr.claim)}**", md_escape(mr.title, 60), md_escape(mr.quantity),
+               md_escape(mr.expected if uniform else "varies by model", 80)]
         for model in models:
-            recs = cells.get((claim, model), [])
-            text = cell_text(r.get("outcome") or "?" for r in recs) if recs else ""
-            marks = []
-            for r in recs:
-                if (r.get("outcome") in ("skipped", "error", "inconclusive") or known_finding(r)) and r.get("reason"):
-                    prefix = "error: " if r.get("outcome") == "error" else ""
-                    note = md_escape(prefix + r["reason"], 400)
-                    if note not in notes:
-                        notes.append(note)
-                    mark = f"[{notes.index(note) + 1}]"
-                    if mark not in marks:
-                        marks.append(mark)
-            row.append(md_escape(text) + "".join(marks))
+            cell = mr.cells.get(model)
+            if cell is None:
+                row.append("")
+                continue
+            marks = [mark(n) for n in cell.notes]
+            if not uniform and cell.expected:
+                marks.append(mark(f"{mr.claim} on {model}: expected {cell.expected}"))
+            row.append(md_escape(cell.text) + "".join(dict.fromkeys(marks)))
         rows.append(row)
     lines = ["## Claims × models", ""]
-    lines += _table(["claim", "title", *[md_escape(m) for m in models]], rows)
+    lines += _table(["claim", "title", "headline", "expected", *[md_escape(m) for m in models]], rows)
     legend = ", ".join(f"{symbol(o)} {o}" for o in OUTCOMES)
-    lines += ["", f"<sub>{md_escape(legend)}</sub>", ""]
+    lines += ["", f"<sub>{md_escape(legend)}; a cell shows the headline value [95% bootstrap CI] where "
+                  f"the claim has one; – name: the premise that does not hold</sub>", ""]
     if notes:
         lines += [f"{i}. {n}" for i, n in enumerate(notes, 1)]
         lines.append("")
@@ -129,14 +128,15 @@ def _model_lines(report: dict[str, Any], model: str) -> list[str]:
                 [
                     md_escape(r.get("claim")),
                     md_escape(r.get("statistic"), 80),
-                    md_escape(compact(r.get("measured"), lists=False, max_fields=4), 120),
+                    md_escape(headline_summary(r) or compact(r.get("measured"), lists=False, max_fields=4), 120),
                     md_escape(compact(r.get("expected"), lists=False, max_fields=3), 80),
                     md_escape(compact(r.get("tolerance"), lists=False, max_fields=3), 60),
                     md_escape(symbol(str(r.get("outcome"))) + " " + str(r.get("outcome"))),
                     md_escape(r.get("reason"), 120),
                 ]
             )
-        lines += _table(["claim", "statistic", "measured", "expected", "tolerance", "outcome", "reason"], rows)
+        lines += _table(["claim", "statistic", "headline (measured)", "expected", "tolerance", "outcome", "reason"],
+                        rows)
         lines.append("")
     return lines
 
@@ -249,7 +249,9 @@ def _baseline_lines(report: dict[str, Any]) -> list[str]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
-    lines = _header_lines(report) + _matrix_lines(report) + _baseline_lines(report)
+    from lmfacts.report.trajectory import trajectory_markdown
+
+    lines = _header_lines(report) + _matrix_lines(report) + _baseline_lines(report) + trajectory_markdown(report)
     for model in model_order(report):
         lines += (_model_lines(report, model) + _interval_lines(report, model) + _witness_lines(report, model)
                   + _premise_lines(report, model) + _param_lines(report, model))

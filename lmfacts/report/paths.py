@@ -16,6 +16,7 @@ RESULTS_JSONL = "results.jsonl"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+REPORT_CSV = "report.csv"
 
 _RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9A-Za-z]+$")
 

@@ -62,13 +62,15 @@ def test_markdown_matrix(report):
     md = render_markdown(report)
     row = next(line for line in md.splitlines() if line.startswith("| **RN-2**"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == "✓" and cells[3] == "–[1]"
+    # claim, title, headline quantity, expected, then per model: headline value and outcome
+    assert cells[2:] == ["ratio", "ratio_min=5", "31.42 ✓", "– bos_prepended[1]", ""]  # last: (no model)
     assert "1. tokenizer adds no BOS token (pythia-160m)" in md
+    rn1 = [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| **RN-1**")).split("|")]
+    assert rn1[3:7] == ["rate", "(1.02, 1.6)", "1.21 [1.2, 1.22] ✓", "0.97 [0.96, 0.98] xfail"]
     rn4 = next(line for line in md.splitlines() if line.startswith("| **RN-4**"))
     assert "| E[2] |" in rn4  # an error is footnoted with what raised, like a skip with its reason
     assert "2. error: " in md
-    assert "| XPASS |" in next(line for line in md.splitlines() if line.startswith("| **BF-7**"))
-    assert "xfail" in next(line for line in md.splitlines() if line.startswith("| **RN-1**"))
+    assert "| 0.6012 XPASS |" in next(line for line in md.splitlines() if line.startswith("| **BF-7**"))
     # grouped by source post, long lists kept out, values rounded to 4 significant digits
     assert "### Residual norms grow exponentially (RN)" in md and "### Basic facts about LM internals (BF)" in md
     assert "13 items" not in md and "per_layer" not in md
@@ -123,9 +125,9 @@ def test_terminal_summary(report):
     assert all(line.isascii() for line in ascii_lines)
 
 
-def test_render_run_writes_three_files(run_dir):
+def test_render_run_writes_four_files(run_dir):
     paths = render_run(run_dir)
-    assert set(paths) == {"json", "md", "html"}
+    assert set(paths) == {"json", "md", "html", "csv"}
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert data["summary"]["counts"]["passed"] == 6 and len(data["results"]) == 12
     assert paths["md"].read_text(encoding="utf-8").startswith("# lmfacts replication report")

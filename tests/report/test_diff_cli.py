@@ -129,7 +129,7 @@ def test_cli_render_partial_run(tmp_path, capsys):
     with pytest.warns(RuntimeWarning):
         assert main(["report", "render", str(run_dir)]) == 0
     printed = capsys.readouterr().out.split()
-    assert {Path(p).name for p in printed} == {"report.json", "report.md", "report.html"}
+    assert {Path(p).name for p in printed} == {"report.json", "report.md", "report.html", "report.csv"}
     assert json.loads((run_dir / "report.json").read_text(encoding="utf-8"))["summary"]["n_results"] == 12
 
 
