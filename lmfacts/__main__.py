@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lmfacts.baselines.cli import add_baseline_command
+from lmfacts.claims_cli import add_claims_command
 from lmfacts.report.cli import UsageError, add_report_command
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "report": add_report_command,
     "baseline": add_baseline_command,
+    "claims": add_claims_command,
 }
 
 

@@ -251,3 +251,39 @@ def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
                              {"max_ratio": float(ratios[layer]), "first_massive_block": ma["first_massive_block"]})
     return PremiseResult(False, f"no massive activation: {text} (need |a| > {ma['abs_threshold']:g} and ratio > "
                                 f"{ma['rel_threshold']:g})", {"max_ratio": float(ratios[layer])})
+
+
+# --------------------------------------------------------------------------------------------
+# Premises from the configuration alone (``python -m lmfacts claims show ID --model NAME``)
+# --------------------------------------------------------------------------------------------
+#: What the run-time check of each premise reads, for premises a configuration cannot decide.
+RUNTIME_NEEDS: dict[str, str] = {
+    "causal_decoder": "activations (attention on one corpus prompt)",
+    "bos_prepended": "the tokenizer and the bridge's BOS convention",
+    "trained_lm_head": "weights (the head's values against the checkpoint)",
+    "additive_residual": "weights and activations (rebuild checks)",
+    "ov_rebuild": "weights and activations (rebuild checks)",
+    "mlp_rebuild": "weights and activations (rebuild checks)",
+    "residual_sum": "activations (rebuild checks)",
+    "centred_stream": "activations (the probe)",
+    "attention_patterns": "activations (the beyond pass)",
+    "has_massive_activations": "activations (the beyond pass)",
+}
+
+
+def from_config(name: str, facts: Any) -> PremiseResult | None:
+    """Premise ``name``'s verdict from a model's configuration alone, or None where it needs the model.
+
+    ``facts``: a :class:`lmfacts.models.metadata.ConfigFacts` (read without loading weights). Only
+    ``float_weights`` is decided here: the run-time check reads ``ModelInfo.quantization``, which is
+    built from the same sources (GGUF tensor types, ``quantization_config``), so the two agree.
+    Raises ``KeyError`` for an unregistered premise.
+    """
+    if name not in PREMISES:
+        raise KeyError(f"unknown premise {name!r}; registered: {sorted(PREMISES)}")
+    if name == "float_weights":
+        q = facts.quantization
+        where = facts.evidence.get("quantization", "the configuration")
+        return PremiseResult(q is None, f"float weights ({where})" if q is None
+                             else f"weights are quantised ({q}; {where})")
+    return None
