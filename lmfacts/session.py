@@ -41,7 +41,7 @@ class LmfactsSession:
         self.run_dir = options.report_dir / run_id
         self.repo_dir = repo_dir
         self.pool = ModelPool(options, on_load=self._model_loaded)
-        self.expectations = load_all()
+        self.expectations = load_all(extra=options.expectations)  # built-in + --expectations files
         self.models: dict[str, dict[str, Any]] = {}
         self._probes: dict[tuple[Target, str], Any] = {}
         self._pending_compat: dict[Target, Any] = {}
