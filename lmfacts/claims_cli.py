@@ -235,24 +235,22 @@ def summary_row(spec: ClaimSpec) -> dict[str, Any]:
 # What a model gets (configuration only)
 # --------------------------------------------------------------------------------------------
 def _load_expectations(catalogue: dict[str, ClaimSpec], paths: list[str] | None = None) -> list[Any]:
-    """The built-in expectation entries plus those of ``paths`` (files or directories), validated against
-    the catalogue's parameter schemas as a run validates them; :class:`UsageError` naming the file otherwise."""
+    """The built-in expectation entries plus those of ``paths`` (``--expectations`` files or directories),
+    loaded and validated against the catalogue's parameter schemas as a run loads them
+    (:func:`lmfacts.expectations.load_all`, ``validate_params``); :class:`UsageError` naming the file otherwise."""
     from lmfacts import expectations
 
     try:
-        entries = expectations.load_all()
-        for text in paths or []:
-            path = Path(text)
-            if path.is_dir():
-                entries.extend(expectations.load_all(path))
-            elif path.is_file():
-                entries.extend(expectations.load_file(path))
-            else:
-                raise UsageError(f"--expectations {text}: no such file or directory")
+        entries = expectations.load_all(extra=paths or ())
         expectations.validate_params(entries, catalogue)
     except expectations.ExpectationFileError as exc:
         raise UsageError(str(exc)) from None
     return entries
+
+
+def _entry_name(e: Any) -> str:
+    """``rn.toml#0``: the entry as origins name it (a user's file: the path as given)."""
+    return f"{e.name}#{e.index}"
 
 
 def _match_text(match: dict[str, Any]) -> str:
@@ -309,7 +307,7 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
             applies = DEPENDS
         else:
             applies = "yes" if level is not None else "no"
-        out["entries"].append({"entry": f"{Path(e.file).name}#{e.index}", "file": rel_path(e.file),
+        out["entries"].append({"entry": _entry_name(e), "file": rel_path(e.file),
                                "kind": e.kind, "source": e.source, "match": dict(e.match),
                                "level": LEVELS[level] if level is not None else None, "applies": applies,
                                "params": dict(e.params), "xfail": e.xfail, "skip": e.skip})
@@ -578,7 +576,7 @@ def render_docs(catalogue: dict[str, ClaimSpec]) -> str:
             out += ["", "| expectation | kind | source | match | params | note |", "|---|---|---|---|---|---|"]
             for e in mine:
                 note = "; ".join(f"{k}: {v}" for k, v in (("xfail", e.xfail), ("skip", e.skip)) if v)
-                out.append(f"| {Path(e.file).name}#{e.index} | {e.kind} | {_md(e.source)} | "
+                out.append(f"| {_entry_name(e)} | {e.kind} | {_md(e.source)} | "
                            f"`{_md(_match_text(e.match))}` | {_md(_param_text(e.params)) or '–'} | {_md(note) or '–'} |")
         else:
             out += ["", "No expectation entry: every model gets the declared defaults."]

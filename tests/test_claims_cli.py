@@ -19,7 +19,7 @@ import pytest
 
 from lmfacts.__main__ import main
 from lmfacts.claims_cli import DOCS_COMMAND, latest_report, load_catalogue, render_docs, source_facts
-from lmfacts.expectations import ModelFacts, load_all, load_file, resolve
+from lmfacts.expectations import ModelFacts, load_all, resolve
 from lmfacts.models.metadata import config_facts
 from tests.helpers import REPO
 
@@ -134,7 +134,7 @@ def test_config_facts_resolve_as_the_loaded_model(name: str, tmp_path: Path,
     assert from_config == loaded
     (tmp_path / "planted.toml").write_text(PLANTED, encoding="utf-8")
     catalogue = load_catalogue()
-    entries = load_all() + load_file(tmp_path / "planted.toml")
+    entries = load_all(extra=[str(tmp_path)])  # as the session loads them for `--expectations DIR`
     for cid in ("RS-2", "RN-1", "BF-3"):
         rc, out, _ = run_cli(capsys, "claims", "show", cid, "--model", name, "--expectations", str(tmp_path),
                              "--json")
@@ -180,11 +180,11 @@ def test_unreadable_config_still_decides_entries_by_name(tmp_path: Path, capsys:
     assert rc == 0
     view = json.loads(out)["model"]
     assert view["facts"] is None and "not in the local Hugging Face cache" in view["facts_error"]
-    applies = {e["entry"]: e["applies"] for e in view["entries"]}
+    applies = {e["entry"].rsplit("/", 1)[-1]: e["applies"] for e in view["entries"]}
     assert applies["planted.toml#1"] == "yes"
     assert applies["planted.toml#0"] == "depends on the configuration"
     assert view["resolved"]["min_rho"]["value"] == 0.25
-    assert "unless planted.toml#0 applies" in view["resolved"]["threshold"]["origin"]
+    assert "planted.toml#0 applies (architectures = [\"bert\"]: 7.5)" in view["resolved"]["threshold"]["origin"]
 
 
 def test_show_names_the_latest_run_of_the_claim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
