@@ -293,11 +293,71 @@ def resolve_auto_device() -> str:
     return "cpu"
 
 
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _is_model_dir(arg: str) -> bool:
+    path = Path(arg).expanduser()
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def shell_expanded_models(args: list[str]) -> list[str]:
+    """The model directories that follow a ``--model`` value in ``args`` (the shell's expansion).
+
+    ``--model ckpts/step-*`` reaches pytest as ``--model ckpts/step-1 ckpts/step-10 ckpts/step-2``:
+    argparse gives ``--model`` the first directory and leaves the others as test paths. Every
+    argument right after a ``--model NAME`` / ``--model=NAME`` that is a local HF model directory
+    (a directory with ``config.json``; never a test path) is returned here, in order.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        j = i + 2 if a == "--model" else i + 1 if a.startswith("--model=") else None
+        if j is None:
+            i += 1
+            continue
+        while j < len(args) and not args[j].startswith("-") and _is_model_dir(args[j]):
+            out.append(args[j])
+            j += 1
+        i = j
+    return out
+
+
+def _expand_glob(name: str) -> list[str]:
+    """A quoted ``--model 'ckpts/step-*'``: the model directories it matches (natural order), else [name]."""
+    import glob
+
+    if not _GLOB_CHARS.search(name) or _is_model_dir(name):
+        return [name]
+    found = sorted((m for m in glob.glob(str(Path(name).expanduser())) if _is_model_dir(m)), key=natural_key)
+    if not found:
+        raise pytest.UsageError(f"--model {name!r} matches no model directory (a directory with config.json)")
+    return found
+
+
+def _absorb_expanded_models(config: pytest.Config) -> list[str]:
+    """``--model`` values plus the directories the shell expanded after one (:func:`shell_expanded_models`),
+    which are taken out of the test paths (``config.args``; left empty, pytest's default paths)."""
+    given = list(config.getoption("lmfacts_models") or [])
+    extra = shell_expanded_models([str(a) for a in config.invocation_params.args])
+    if extra:
+        config.args[:] = [a for a in config.args if str(a) not in extra] or \
+            [str(p) for p in (config.getini("testpaths") or [config.invocation_params.dir])]
+        config.option.lmfacts_models = given + [m for m in extra if m not in given]
+    return [m for name in (given + extra) for m in _expand_glob(name)]
+
+
 def read_options(config: pytest.Config) -> RunOptions:
-    """Validate the lmfacts options of ``config``; any bad value is a ``pytest.UsageError``."""
+    """Validate the lmfacts options of ``config``; any bad value is a ``pytest.UsageError``.
+
+    Side effect: the model directories a shell glob expanded after ``--model`` are moved from the test
+    paths to the models (:func:`shell_expanded_models`). Local checkpoint directories are put in step
+    order (:func:`order_checkpoint_models`).
+    """
     from lmfacts.models.names import UnknownModelError, parse_model_name
 
-    models = tuple(dict.fromkeys(config.getoption("lmfacts_models") or [DEFAULT_MODEL]))
+    models = tuple(dict.fromkeys(_absorb_expanded_models(config) or [DEFAULT_MODEL]))
     for name in models:
         try:
             parse_model_name(name)

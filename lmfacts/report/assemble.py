@@ -112,6 +112,10 @@ def build_report(run_info: dict[str, Any], records: list[dict[str, Any]]) -> dic
     results = final_records(records)
     report["results"] = results
     report["summary"] = summarise(results)
+    from lmfacts.report.trajectory import trajectories
+
+    if trajectory := trajectories(results):  # a checkpoint sweep: values against step, emergence steps
+        report["trajectories"] = trajectory
     return report
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from lmfacts.report.assemble import assemble_report
 from lmfacts.report.diff import diff_runs, format_diff
+from lmfacts.report.merge import add_merge_command
 from lmfacts.report.paths import REPORT_JSON, RESULTS_JSONL, RUN_JSON, latest_run
 from lmfacts.report.render import render_run
 
@@ -115,6 +116,7 @@ REPORT_COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "render": _add_render,
     "diff": _add_diff,
     "latest": _add_latest,
+    "merge": add_merge_command,  # lmfacts.report.merge: one report from several runs (CI fan-out)
 }
 
 

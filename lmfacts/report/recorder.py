@@ -55,6 +55,9 @@ class ClaimRecord:
     #: (the claim's own outcome and reason before the guard)}; None when the model has no baseline
     baseline: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    #: where the model sits in a checkpoint sweep (lmfacts.options.Target.checkpoint): {"family", "step",
+    #: "revision"}; None for a model with no step (the report's trajectory section reads it)
+    checkpoint: dict[str, Any] | None = None
     reason: str | None = None
     outcome: str | None = None
     duration_s: float = 0.0

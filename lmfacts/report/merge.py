@@ -1,0 +1,262 @@
+"""``python -m lmfacts report merge DIR… --out DIR``: one replication report from several runs.
+
+The CI fan-out (one nightly job per model) gives one run directory per job; merging them gives the
+report a single run over all those models would have given. The merged run is an ordinary run
+directory, ``OUT/<run-id>/`` with ``run.json`` and ``results.jsonl``, rendered by the same code as any
+run (:func:`lmfacts.report.render.render_run` → :func:`lmfacts.report.assemble.build_report`), so its
+matrix, per-model sections, plots, trajectories and summary are built exactly as for one run.
+
+Runs merge only when their numbers are comparable: the same lmfacts version, the same corpus
+(sha256) and the same number of probe prompts (``--max-prompts``); anything else is a
+:class:`MergeError` listing each difference and the run it comes from. Two runs that both measured
+one test (the same claim, model, revision and device: the same test id) are refused too — which
+one would count is not for the merge to decide.
+
+``run.json`` of the merged run: the first run's, with ``id``, ``created_utc``, ``command`` and
+``argv`` of the merge; ``options.models`` / ``devices`` / ``revisions`` the union over the runs (in
+argument order); ``models`` and ``probes`` concatenated; ``hypothesis.replay`` the first run's replay
+command with every run's ``--model`` options when the runs' commands differ only in their models
+(else None: each run's replay command stays in ``merged_from``); and ``merged_from``, one entry per
+source run (its id, directory, creation time, command, models, and any option, version or Hypothesis
+setting in which it differs from the merged run).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lmfacts.jsonsafe import dumps
+from lmfacts.report.paths import REPORT_JSON, RESULTS_JSONL, RUN_JSON, is_run_id, latest_run, new_run_id
+from lmfacts.report.store import RunStore, write_text_atomic
+
+__all__ = ["MergeError", "SourceRun", "merge_runs", "merged_run_info", "read_source"]
+
+#: run-level facts that must agree for numbers to be comparable: (label, getter on run.json)
+MUST_AGREE: tuple[tuple[str, Any], ...] = (
+    ("lmfacts version", lambda info: (info.get("run") or {}).get("lmfacts_version")),
+    ("corpus sha256", lambda info: ((info.get("run") or {}).get("corpus") or {}).get("sha256")),
+    ("probe prompts (--max-prompts)",
+     lambda info: ((info.get("run") or {}).get("corpus") or {}).get("n_probe_prompts")),
+)
+#: options that name what a run measured (unioned by the merge) or where it wrote (the merge's own)
+UNIONED_OPTIONS = ("models", "devices", "revisions", "revision", "report_dir")
+
+
+class MergeError(ValueError):
+    """Runs that cannot be merged (different lmfacts version / corpus, a test measured twice, no run)."""
+
+
+class SourceRun:
+    """One run to merge: its directory, ``run.json`` content and raw result records."""
+
+    def __init__(self, path: Path, info: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        self.path, self.info, self.records = path, info, records
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """The ``run`` object of its ``run.json``."""
+        return self.info.get("run") or {}
+
+
+def read_source(path: str | Path) -> SourceRun:
+    """The run in ``path``: a run directory (``run.json`` + ``results.jsonl``), a directory holding only a
+    ``report.json``, a ``report.json`` file, or a report directory (its latest run, said on stderr).
+
+    Raises :class:`MergeError` when ``path`` holds no run.
+    """
+    import json
+
+    p = Path(path)
+    if p.is_file() and p.name.endswith(".json"):
+        return _from_report_json(p, json.loads(p.read_text(encoding="utf-8")))
+    if not p.is_dir():
+        raise MergeError(f"no such run directory: {p}")
+    if (p / RUN_JSON).is_file():
+        store = RunStore(p)
+        return SourceRun(p, store.read_run_info(), store.read_results())
+    if (p / REPORT_JSON).is_file():
+        return _from_report_json(p, json.loads((p / REPORT_JSON).read_text(encoding="utf-8")))
+    if (p / RESULTS_JSONL).is_file():
+        raise MergeError(f"{p} has results but no {RUN_JSON}: render or re-run it before merging")
+    latest = latest_run(p)
+    if latest is None:
+        raise MergeError(f"{p} is neither a run directory nor a report directory holding runs")
+    print(f"lmfacts: using latest run in {p}: {latest.name}", file=sys.stderr)
+    return read_source(latest)
+
+
+def _from_report_json(path: Path, report: dict[str, Any]) -> SourceRun:
+    if not isinstance(report, dict) or "results" not in report:
+        raise MergeError(f"{path}: not an lmfacts report.json (no results)")
+    info = {k: v for k, v in report.items() if k not in ("results", "summary", "trajectories")}
+    return SourceRun(path, info, list(report.get("results") or []))
+
+
+def _label(src: SourceRun) -> str:
+    return f"{src.path} (run {src.run.get('id', '?')})"
+
+
+def check_mergeable(sources: list[SourceRun]) -> None:
+    """Raise :class:`MergeError` listing every run-level difference of :data:`MUST_AGREE` and every test
+    measured by more than one run; return None when the runs can be merged."""
+    problems: list[str] = []
+    for what, get in MUST_AGREE:
+        values = [get(s.info) for s in sources]
+        if len({str(v) for v in values}) > 1:
+            problems.append(f"{what}: " + "; ".join(f"{v} in {_label(s)}" for v, s in zip(values, sources, strict=True)))
+    seen: dict[str, SourceRun] = {}
+    twice: dict[tuple[str, str], set[str]] = {}
+    for s in sources:
+        for key in {str(r.get("nodeid") or f"{r.get('claim')}|{r.get('model')}") for r in s.records}:
+            if key in seen and seen[key] is not s:
+                twice.setdefault((str(seen[key].path), str(s.path)), set()).add(key)
+            seen.setdefault(key, s)
+    for (a, b), keys in twice.items():
+        example = sorted(keys)[0]
+        problems.append(f"{len(keys)} test(s) measured by both {a} and {b}, e.g. {example}: merge runs of "
+                        "different models, revisions or devices")
+    if problems:
+        raise MergeError("cannot merge these runs; they differ in\n  " + "\n  ".join(problems))
+
+
+def _union(values: list[list[Any]]) -> list[Any]:
+    out: list[Any] = []
+    for vs in values:
+        out += [v for v in vs if v not in out]
+    return out
+
+
+def _strip_models(tokens: list[str]) -> tuple[list[str], list[tuple[str, ...]], int]:
+    """(``tokens`` without ``--model`` options, each ``--model`` option's tokens, where the first one stood).
+
+    ``--model NAME`` takes the directories that follow it too (the shell's expansion of
+    ``--model ckpts/step-*``, :func:`lmfacts.options.shell_expanded_models`).
+    """
+    rest: list[str] = []
+    groups: list[tuple[str, ...]] = []
+    at: int | None = None
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        j = i + 2 if t == "--model" else i + 1 if t.startswith("--model=") else None
+        if j is None:
+            rest.append(t)
+            i += 1
+            continue
+        while t == "--model" and j < len(tokens) and not tokens[j].startswith("-") and Path(tokens[j]).is_dir():
+            j += 1
+        at = len(rest) if at is None else at
+        groups.append(tuple(tokens[i:j]))
+        i = j
+    return rest, groups, len(rest) if at is None else at
+
+
+def merged_replay(replays: list[str | None]) -> str | None:
+    """One replay command for the merged run: the first run's, with every run's ``--model`` options where
+    its first stood, when the runs' replay commands differ only in their models (and interpreter);
+    else None (e.g. a randomised profile: each job drew its own seed)."""
+    if not replays or any(not r for r in replays):
+        return None
+    split = [shlex.split(str(r)) for r in replays]
+    parts = [_strip_models(t[1:]) for t in split]
+    if any(rest != parts[0][0] for rest, _, _ in parts[1:]):
+        return None
+    groups = _union([list(g) for _, g, _ in parts])
+    rest, _, at = parts[0]
+    return shlex.join([split[0][0], *rest[:at], *(tok for g in groups for tok in g), *rest[at:]])
+
+
+def merged_run_info(sources: list[SourceRun], run_id: str, out_dir: Path, command: str) -> dict[str, Any]:
+    """The ``run.json`` content of the merged run (see the module docstring). Raises nothing."""
+    import copy
+
+    first = sources[0]
+    info = copy.deepcopy(first.info)
+    run = info.setdefault("run", {})
+    run.update(id=run_id, created_utc=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+               argv=list(sys.argv))
+    options = run.setdefault("options", {})
+    for key in ("models", "devices", "revisions"):
+        options[key] = _union([list((s.run.get("options") or {}).get(key) or []) for s in sources])
+    options["revision"] = options["revisions"][0] if len(options["revisions"]) == 1 else None
+    options["report_dir"] = str(out_dir)
+    run["devices"] = _union([list(s.run.get("devices") or []) for s in sources])
+    hyp = run.get("hypothesis")
+    if isinstance(hyp, dict) and "replay" in hyp:
+        hyp["replay"] = merged_replay([(s.run.get("hypothesis") or {}).get("replay") for s in sources])
+    info["models"] = [m for s in sources for m in (s.info.get("models") or [])]
+    info["probes"] = {k: v for s in sources for k, v in (s.info.get("probes") or {}).items()}
+    merged_from = []
+    for s in sources:
+        entry: dict[str, Any] = {"id": s.run.get("id"), "dir": str(s.path), "created_utc": s.run.get("created_utc"),
+                                 "command": s.run.get("command"),
+                                 "models": (s.run.get("options") or {}).get("models")}
+        differs = {k: v for k, v in (s.run.get("options") or {}).items()
+                   if k not in UNIONED_OPTIONS and v != options.get(k)}
+        for key in ("versions", "hypothesis", "platform"):
+            if s.run.get(key) != first.run.get(key) or (key == "hypothesis" and hyp and hyp.get("replay") is None):
+                differs[key] = s.run.get(key)
+        if differs:
+            entry["differs"] = differs
+        merged_from.append(entry)
+    run["merged_from"] = merged_from
+    return info
+
+
+def merge_runs(paths: list[str | Path], out: str | Path, *, now: datetime | None = None) -> Path:
+    """Merge the runs in ``paths`` into a new run directory under the report directory ``out``; return it.
+
+    The new directory (``out/<run-id>``; the run id is :func:`lmfacts.report.paths.new_run_id` with the
+    runs' common git sha, else ``merged``) gets ``run.json`` (:func:`merged_run_info`) and
+    ``results.jsonl`` (every run's records, in argument order); the caller renders it
+    (:func:`lmfacts.report.render.render_run`). Raises :class:`MergeError` for fewer than two runs,
+    runs that are not comparable (:func:`check_mergeable`), or an existing run directory of that id.
+    """
+    if len(paths) < 2:
+        raise MergeError("report merge needs at least two runs")
+    sources = [read_source(p) for p in paths]
+    check_mergeable(sources)
+    shas = {str(s.run.get("id") or "").rsplit("-", 1)[-1] for s in sources}
+    sha = shas.pop() if len(shas) == 1 and all(is_run_id(str(s.run.get("id") or "")) for s in sources) else "merged"
+    run_id = new_run_id(now, git_sha=sha)
+    out_dir = Path(out)
+    run_dir = out_dir / run_id
+    if run_dir.exists():
+        raise MergeError(f"{run_dir} already exists: merge into another --out, or wait a second")
+    command = shlex.join(["python", "-m", "lmfacts", "report", "merge", *map(str, paths), "--out", str(out)])
+    info = merged_run_info(sources, run_id, out_dir, command)
+    store = RunStore(run_dir)
+    store.write_run_info(info)
+    write_text_atomic(store.results_jsonl, "".join(dumps(r) + "\n" for s in sources for r in s.records))
+    return run_dir
+
+
+def cmd_merge(args: Any) -> int:
+    """``report merge``: merge, render, print the new run directory's report paths; 2 on a merge error."""
+    from lmfacts.report.cli import UsageError
+    from lmfacts.report.render import render_run
+
+    try:
+        run_dir = merge_runs(args.runs, args.out)
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    for path in render_run(run_dir).values():
+        print(path)
+    return 0
+
+
+def add_merge_command(sub: Any) -> None:
+    """Register ``report merge`` on the ``report`` subparsers (:data:`lmfacts.report.cli.REPORT_COMMANDS`)."""
+    p = sub.add_parser(
+        "merge", help="combine runs (e.g. one CI job per model) into one report",
+        description="Each RUN is a run directory, a report.json, or a report directory (its latest run). The runs "
+                    "must share the lmfacts version, corpus and probe prompt count and measure different tests "
+                    "(models, revisions, devices). The merged run is written to OUT/<run-id>/ and rendered like "
+                    "any run.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to merge (at least two)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report directory for the merged run")
+    p.set_defaults(func=cmd_merge)
