@@ -25,7 +25,7 @@ from lmfacts.report.outcomes import (
     symbol,
 )
 from lmfacts.report.replay import replay_command
-from lmfacts.report.table import headline_summary, lead_sentence, matrix
+from lmfacts.report.table import headline_summary, lead_sentence, matrix, measured_text
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ table.matrix{width:auto;min-width:50%}table.matrix td.cell{text-align:right;whit
 font-variant-numeric:tabular-nums}table.matrix td.cell a{color:inherit}
 table.matrix .val{font-weight:600}table.matrix .ci{font-size:11.5px;opacity:.8}table.matrix .mk{display:inline-block;
 min-width:1.2em;text-align:left;font-weight:700}table.matrix td.title{color:var(--muted);font-size:12.5px;max-width:260px}
-table.matrix td.q{font-size:12px}table.matrix td.exp{font-size:12px;max-width:220px}
+table.matrix td.q{font-size:12px;overflow-wrap:anywhere;max-width:200px}
+table.matrix td.exp{font-size:12px;max-width:240px;overflow-wrap:anywhere}
+table.matrix td.o-skipped .mk{font-weight:400;font-size:12px}
 p.lead{margin:6px 0 2px;font-size:14px}.record.short{padding:6px 14px}.record.short p.lead{font-size:13px;color:var(--muted)}
 .o-passed{background:var(--pass);color:var(--passfg)}.o-failed{background:var(--fail);color:var(--failfg);font-weight:600}
 .o-skipped{background:var(--skip);color:var(--skipfg)}.o-xfailed{background:var(--xfail);color:var(--xfailfg)}
@@ -117,15 +119,35 @@ def _json_block(value: Any, max_chars: int = 6000) -> str:
     return f'<pre class="json">{esc(text)}</pre>'
 
 
+#: Hypothesis settings shown in the run box; the rest (the replay command, its arguments) stays in report.json
+#: and each witness shows its own replay command.
+HYPOTHESIS_SHOWN = ("profile", "name", "max_examples", "derandomize", "seed", "deadline")
+
+
 def _header(report: dict[str, Any]) -> str:
+    """The title, the outcome counts and the model links (what sits above the matrix)."""
     run = report.get("run") or {}
-    versions = run.get("versions") or {}
-    corpus = run.get("corpus") or {}
-    hyp = run.get("hypothesis") or {}
     counts = (report.get("summary") or {}).get("counts") or {}
     chips = "".join(
         f'<span class="badge o-{esc(o)}">{esc(counts[o])} {esc(o)}</span>' for o in OUTCOMES if counts.get(o)
     ) or '<span class="badge o-skipped">no results recorded</span>'
+    nav = "".join(f'<a href="#{anchor("model", m)}">{esc(m)}</a>' for m in model_order(report))
+    return (
+        f"<h1>lmfacts replication report</h1>"
+        f'<p class="sub">run <code>{esc(run.get("id", "?"))}</code>'
+        + (f' · {esc(run.get("created_utc"))}' if run.get("created_utc") else "")
+        + (f' · <code>{esc(run.get("command"))}</code>' if run.get("command") else "")
+        + f'</p><div class="chips">{chips}</div>'
+        + (f"<nav>Models: {nav} · <a href=\"#run\">run details</a></nav>" if nav else "")
+    )
+
+
+def _run_boxes(report: dict[str, Any]) -> str:
+    """The run, versions, corpus / Hypothesis and options boxes (options left unset are not listed)."""
+    run = report.get("run") or {}
+    versions = run.get("versions") or {}
+    corpus = run.get("corpus") or {}
+    hyp = run.get("hypothesis") or {}
     run_box = _kv(
         [
             ("run id", f"<code>{esc(run.get('id'))}</code>"),
@@ -140,16 +162,14 @@ def _header(report: dict[str, Any]) -> str:
         [("corpus", esc(corpus.get("source"))),
          ("sha256", f'<code class="small">{esc(corpus.get("sha256"))}</code>' if corpus.get("sha256") else None),
          ("prompts", esc(corpus.get("n_prompts")))]
-        + [("Hypothesis profile" if k in ("profile", "name") else f"hypothesis {k}", esc(v)) for k, v in hyp.items()]
+        + [("Hypothesis profile" if k in ("profile", "name") else f"hypothesis {k}", esc(v)) for k, v in hyp.items()
+           if k in HYPOTHESIS_SHOWN]
     )
     opts = run.get("options") or {}
     opt_box = _kv([(k, esc(fmt_scalar(v, max_str=80) if not isinstance(v, (list, dict)) else json.dumps(v)))
-                   for k, v in opts.items()])
+                   for k, v in opts.items() if v not in (None, [], {}, False)])
     return (
-        f"<h1>lmfacts replication report</h1>"
-        f'<p class="sub">run <code>{esc(run.get("id", "?"))}</code></p>'
-        f'<div class="chips">{chips}</div>'
-        f'<div class="cards"><div class="box"><h4>Run</h4>{run_box}</div>'
+        f'<h2 id="run">Run</h2><div class="cards"><div class="box"><h4>Run</h4>{run_box}</div>'
         f'<div class="box"><h4>Versions</h4>{ver_box}</div>'
         f'<div class="box"><h4>Corpus &amp; Hypothesis</h4>{data_box}</div>'
         f'<div class="box"><h4>Options</h4>{opt_box}</div></div>'
@@ -344,7 +364,7 @@ def _model_section(report: dict[str, Any], model: str) -> str:
             rows.append(
                 f"<tr><td class=\"claim\"><a href=\"#{anchor('rec', model, r.get('claim'))}\"><b>{esc(r.get('claim'))}</b></a></td>"
                 f"<td>{esc(r.get('statistic'))}</td>"
-                f'<td class="measured">{esc(headline_summary(r) or compact(r.get("measured")))}</td>'
+                f'<td class="measured">{esc(measured_text(r))}</td>'
                 f'<td class="measured">{esc(compact(r.get("expected")))}</td>'
                 f'<td class="measured">{esc(compact(r.get("tolerance")))}</td>'
                 f"<td>{_badge(o)}</td><td class=\"small\">{esc(r.get('reason'))}</td></tr>"
@@ -372,12 +392,11 @@ def render_html(report: dict[str, Any]) -> str:
     """The whole self-contained HTML page for a report dict."""
     run_id = (report.get("run") or {}).get("id", "?")
     models = model_order(report)
-    nav = "".join(f'<a href="#{anchor("model", m)}">{esc(m)}</a>' for m in models)
     body = (
         _header(report)
-        + (f"<nav>Models: {nav}</nav>" if nav else "")
         + _matrix(report)
         + _trajectory_html(report)
+        + _run_boxes(report)
         + _models_table(report)
         + "".join(_model_section(report, m) for m in models)
     )

@@ -20,7 +20,7 @@ from lmfacts.report.outcomes import (
     symbol,
 )
 from lmfacts.report.replay import replay_command
-from lmfacts.report.table import headline_summary, matrix
+from lmfacts.report.table import matrix, measured_text
 
 
 def md_escape(text: Any, max_len: int | None = None) -> str:
@@ -128,7 +128,7 @@ def _model_lines(report: dict[str, Any], model: str) -> list[str]:
                 [
                     md_escape(r.get("claim")),
                     md_escape(r.get("statistic"), 80),
-                    md_escape(headline_summary(r) or compact(r.get("measured"), lists=False, max_fields=4), 120),
+                    md_escape(measured_text(r, lists=False, max_fields=4), 120),
                     md_escape(compact(r.get("expected"), lists=False, max_fields=3), 80),
                     md_escape(compact(r.get("tolerance"), lists=False, max_fields=3), 60),
                     md_escape(symbol(str(r.get("outcome"))) + " " + str(r.get("outcome"))),

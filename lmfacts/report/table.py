@@ -49,6 +49,7 @@ __all__ = [
     "junit_properties",
     "lead_sentence",
     "matrix",
+    "measured_text",
     "record_quantities",
     "revision_of",
     "skip_premise",
@@ -333,6 +334,14 @@ def headline_summary(record: dict[str, Any], *, level: bool = False, names: bool
             continue
         parts.append(f"{q.name}={q.text(level=level)}" if names else q.text(level=level))
     return ", ".join(parts)
+
+
+def measured_text(record: dict[str, Any], *, max_fields: int = 6, lists: bool = True) -> str:
+    """What a per-model table shows as measured: the headline values (:func:`headline_summary`) of a claim
+    that declares them (``""`` when none was measured, e.g. a skip), else the compact ``measured`` dict."""
+    if record.get("headline") or _intervals(record):
+        return headline_summary(record)
+    return compact(record.get("measured"), max_fields=max_fields, lists=lists)
 
 
 @dataclass
