@@ -25,8 +25,10 @@ predicates; a ``kind = "measured"`` entry is an error that says so.
 
 Resolution for (claim, model): entries matching the model's name win over architecture matches,
 which win over predicate matches (encoder / normalization / quantized), which win over the
-default. Two entries at the same level for the same claim and model are an error. Params of a less
-specific entry are inherited unless the more specific one overrides them.
+default. Two entries at the same level for the same claim and model are an error, except that a user's
+entry (``--expectations``) at the level of a built-in one is applied after it, so it wins (a lab's own
+number for a model the catalogue already covers). Params of a less specific entry are inherited unless
+the more specific one overrides them.
 
 Every claim declares its parameters where it is registered (:class:`lmfacts.claims.Param`), and
 those declarations hold the only defaults: :func:`resolve` starts from them, then applies the
@@ -87,6 +89,7 @@ class Expectation:
     file: str
     index: int
     label: str = ""  # how origins name the file (default: its name; a user's file: the path as given)
+    user: bool = False  # from a user's file (--expectations): applied after a built-in entry of its level
 
     @property
     def name(self) -> str:
@@ -149,7 +152,8 @@ def _fail(path: Path, where: str, msg: str) -> ExpectationFileError:
     return ExpectationFileError(f"{path}: {where}: {msg}")
 
 
-def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None, label: str = "") -> Expectation:
+def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None, label: str = "",
+                    user: bool = False) -> Expectation:
     where = f"expectation[{i}]"
     if not isinstance(raw, dict):
         raise _fail(path, where, "must be a table")
@@ -185,13 +189,15 @@ def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None,
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise _fail(path, f"{where}.{key}", "must be a non-empty reason string")
     return Expectation(claim, kind, source, dict(match), dict(params), raw.get("xfail"), raw.get("skip"),
-                       str(path), i, label)
+                       str(path), i, label, user)
 
 
-def load_file(path: Path, known_claims: set[str] | None = None, label: str = "") -> list[Expectation]:
+def load_file(path: Path, known_claims: set[str] | None = None, label: str = "",
+              user: bool = False) -> list[Expectation]:
     """Parse and validate one expectation file (structure; ``params`` are checked by :func:`validate_params`).
 
-    ``label`` is how the entries' origins name the file (default: its name). Raises
+    ``label`` is how the entries' origins name the file (default: its name); ``user`` marks a user's
+    file (``--expectations``, see :func:`resolve`). Raises
     :class:`ExpectationFileError` naming the file (and the entry and key) for unreadable or invalid TOML,
     a missing ``schema = 1``, or an entry that breaks the schema.
     """
@@ -209,7 +215,7 @@ def load_file(path: Path, known_claims: set[str] | None = None, label: str = "")
     entries = data.get("expectation", [])
     if not isinstance(entries, list):
         raise _fail(path, "expectation", "use [[expectation]] tables")
-    return [_validate_entry(path, i, raw, known_claims, label) for i, raw in enumerate(entries)]
+    return [_validate_entry(path, i, raw, known_claims, label, user) for i, raw in enumerate(entries)]
 
 
 def default_dir() -> Path:
@@ -260,7 +266,7 @@ def load_all(directory: Path | None = None, known_claims: set[str] | None = None
     for path in sorted(directory.glob("*.toml")):
         out.extend(load_file(path, known_claims))
     for path, label in user_files(extra):
-        out.extend(load_file(path, known_claims, label=label))
+        out.extend(load_file(path, known_claims, label=label, user=True))
     return out
 
 
@@ -298,25 +304,26 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
     With ``spec`` (the claim's registration) the result starts from the declared defaults, each
     with origin :data:`CLAIM_DEFAULT`, and a :data:`lmfacts.claims.REQUIRED` parameter that no
     entry gives raises :class:`ExpectationFileError`. Two matching entries at the same level raise
-    it too.
+    it too, unless one is built-in and the other a user's (:attr:`Expectation.user`): the user's is
+    applied after the built-in one, so its params win and its kind and source describe the result.
     """
-    by_level: dict[int, Expectation] = {}
+    by_level: dict[tuple[int, bool], Expectation] = {}
     for e in entries:
         if e.claim != claim:
             continue
         lvl = e.level(facts)
         if lvl is None:
             continue
-        if lvl in by_level:
-            other = by_level[lvl]
+        if (lvl, e.user) in by_level:
+            other = by_level[lvl, e.user]
             raise ExpectationFileError(
                 f"{e.file}: expectation[{e.index}] and {other.file}: expectation[{other.index}] both set {claim} "
                 f"for {facts.names[0]} at the same level ({LEVELS[lvl]}): make one more specific or remove one"
             )
-        by_level[lvl] = e
+        by_level[lvl, e.user] = e
     out = defaults_of(spec) if spec is not None else Resolved(claim)
-    for lvl in sorted(by_level, reverse=True):
-        e = by_level[lvl]
+    for key in sorted(by_level, key=lambda k: (-k[0], k[1])):  # least specific first; a user's after a built-in
+        e = by_level[key]
         out.params.update(e.params)
         out.origins.update(dict.fromkeys(e.params, _origin(e)))
         out.kind, out.source = e.kind, e.source

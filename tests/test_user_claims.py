@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lmfacts.expectations import ExpectationFileError, load_all, user_files
+from lmfacts.expectations import ExpectationFileError, ModelFacts, load_all, resolve, user_files
 from tests.helpers import REPO
 
 USER_EXPECTATIONS = """\
@@ -182,3 +182,26 @@ def test_user_entries_come_after_the_built_in_ones_and_are_labelled_by_path(tmp_
     assert builtin and all(e.name == Path(e.file).name for e in builtin)  # built-in origins: the bare file name
     with pytest.raises(ExpectationFileError, match="no such file"):
         load_all(extra=[tmp_path / "missing.toml"])
+
+
+def test_a_user_entry_wins_over_a_built_in_entry_of_its_level_but_two_user_entries_conflict(tmp_path: Path) -> None:
+    entry = ('[[expectation]]\nclaim = "RN-1"\nsource = "{src}"\nmatch = {{ models = ["m"] }}\n'
+             'params = {{ rate = {rate}{more} }}\n')
+    builtin_dir, user = tmp_path / "builtin", tmp_path / "mine.toml"
+    builtin_dir.mkdir()
+    (builtin_dir / "rn.toml").write_text("schema = 1\n" + entry.format(src="paper", rate=1.045, more=", rate_tol = 0.01")
+                                         + '[[expectation]]\nclaim = "RN-1"\nsource = "all"\nmatch = { default = true }\n'
+                                           'params = { rate_tol = 0.5 }\n', encoding="utf-8")
+    user.write_text("schema = 1\n" + entry.format(src="our lab", rate=1.2, more=""), encoding="utf-8")
+    facts = ModelFacts(names=("m",), architecture="A", is_encoder=False, normalization="RMS", quantized=False)
+    got = resolve(load_all(builtin_dir, extra=[user]), "RN-1", facts)
+    assert got.params == {"rate": 1.2, "rate_tol": 0.01}  # the user's rate; the built-in entry's rate_tol
+    assert got.origins["rate"] == f"{user.as_posix()}#0 (default: our lab)"
+    assert got.origins["rate_tol"] == "rn.toml#0 (default: paper)"
+    assert got.origin == ["rn.toml#1", "rn.toml#0", f"{user.as_posix()}#0"] and got.source == "our lab"
+    without = resolve(load_all(builtin_dir), "RN-1", facts)
+    assert without.params == {"rate": 1.045, "rate_tol": 0.01}
+    second = tmp_path / "second.toml"
+    second.write_text("schema = 1\n" + entry.format(src="another", rate=1.3, more=""), encoding="utf-8")
+    with pytest.raises(ExpectationFileError, match="both set RN-1 for m at the same level"):
+        resolve(load_all(builtin_dir, extra=[user, second]), "RN-1", facts)
