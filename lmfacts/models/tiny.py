@@ -1,6 +1,7 @@
 """Build the tiny, randomly initialised models (``tiny-*``) and their byte-level tokenizer, offline.
 
-Configs live in ``fixtures/tiny_models/<name>.json`` with keys ``model_type``, ``auto_class``
+Configs live in ``fixtures/tiny_models/<name>.json`` (``lmfacts/fixtures/tiny_models/`` in an installed
+wheel; :data:`lmfacts.models.names.TINY_CONFIG_DIR`) with keys ``model_type``, ``auto_class``
 (``AutoModelForCausalLM`` or ``AutoModelForMaskedLM``) and ``config`` (HF config kwargs).
 ``vocab_size`` always comes from the tokenizer (257 tokens: ``<|endoftext|>`` = 0 plus one per byte).
 """
