@@ -182,3 +182,9 @@ def test_wheel_installs_and_runs_a_claim_outside_the_checkout(tmp_path: Path) ->
     assert not any(Path(p).resolve() == REPO for p in origin["sys_path"] if p), origin["sys_path"]
     run_json = json.loads((run_dir / "run.json").read_text())
     assert run_json["run"]["corpus"]["source"].startswith(installed)
+
+    # 5. the installed CLI reads the installed catalogue too
+    listing = subprocess.run([str(vpy), "-m", "lmfacts", "claims", "list", "--json"], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stdout[-2000:] + listing.stderr[-2000:]
+    assert "RN-8" in listing.stdout and "RN-1" in listing.stdout
