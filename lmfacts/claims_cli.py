@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 DOCS_COMMAND = "python -m lmfacts claims docs --out docs/catalogue.md"
 DEPENDS = "depends on the configuration"  # an entry's applicability when the model's config is not readable
 #: Modules whose functions a claim body calls that are not measurements (registry, context, premises).
-_NOT_MEASURES = ("lmfacts.claims", "lmfacts.context", "lmfacts.premises", "lmfacts.expectations")
+_NOT_MEASURES = ("lmfacts.claims", "lmfacts.context", "lmfacts.premises", "lmfacts.expectations",
+                 "lmfacts.catalogue")  # the claim modules' own helpers (installed under lmfacts.catalogue)
 _CATALOGUE_PACKAGE: list[str] = []  # the package name the catalogue was imported under (filled once)
 
 
@@ -82,9 +83,16 @@ def load_catalogue() -> dict[str, ClaimSpec]:
         name, directory = _catalogue_location()
         if not (directory / "__init__.py").is_file():
             raise UsageError(f"the claim catalogue is not where lmfacts expects it ({directory})")
+        for other in ("claims", "lmfacts.catalogue"):  # already imported (by pytest) under either name: reuse it
+            mod = sys.modules.get(other)
+            if mod is not None and directory.resolve() in [Path(p).resolve() for p in getattr(mod, "__path__", [])]:
+                name = other
         if name not in sys.modules and name == "claims" and str(directory.parent) not in sys.path:
             sys.path.insert(0, str(directory.parent))
         package = importlib.import_module(name)
+        if directory.resolve() not in [Path(p).resolve() for p in getattr(package, "__path__", [])]:
+            raise UsageError(f"`import {name}` found {list(getattr(package, '__path__', []))}, not the lmfacts "
+                             f"catalogue in {directory} (another package of that name shadows it)")
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             if info.name.startswith("test_"):
                 importlib.import_module(f"{name}.{info.name}")
@@ -170,7 +178,8 @@ def source_facts(spec: ClaimSpec) -> dict[str, Any]:
     statistic: list[dict[str, Any]] = []
     conventions: dict[str, dict[str, Any]] = {}
     measures: dict[str, dict[str, Any]] = {}
-    for call in ast.walk(node):
+    body = [n for stmt in node.body for n in ast.walk(stmt)]  # not the decorators (the registration)
+    for call in body:
         if not isinstance(call, ast.Call):
             continue
         f = call.func
