@@ -337,8 +337,9 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
         verdict = premise_mod.from_config(name, cfg) if cfg is not None else None
         if verdict is None:
             needs = premise_mod.RUNTIME_NEEDS.get(name, "the loaded model")
+            hint = premise_mod.config_hint(name, cfg) if cfg is not None else ""
             out["premises"].append({"name": name, "holds": None,
-                                    "evidence": f"decided at run time: needs {needs}"})
+                                    "evidence": f"decided at run time: needs {needs}" + (f"; {hint}" if hint else "")})
         else:
             out["premises"].append({"name": name, "holds": verdict.holds, "evidence": verdict.evidence})
     out["baselines"] = _baseline_rows(spec, facts.names)
@@ -406,6 +407,11 @@ def _fmt(value: Any) -> str:
     return json.dumps(value)
 
 
+def _tilde(text: str) -> str:
+    """``text`` with the home directory written ``~`` (cache paths in evidence)."""
+    return text.replace(str(Path.home()), "~")
+
+
 def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
@@ -467,7 +473,7 @@ def format_show(d: dict[str, Any], view: dict[str, Any] | None) -> str:
         v = premises_by_name.get(p["name"])
         if v is not None and view is not None:
             verdict = {True: "holds: ", False: "DOES NOT HOLD (the claim will be skipped): ", None: ""}[v["holds"]]
-            lines.append(f"      {view['model']}: {verdict}{v['evidence']}")
+            lines.append(f"      {view['model']}: {verdict}{_tilde(v['evidence'])}")
     if view is not None:
         lines += ["", *format_model_view(d, view)]
     return "\n".join(lines).rstrip() + "\n"
@@ -481,8 +487,7 @@ def format_model_view(d: dict[str, Any], view: dict[str, Any]) -> list[str]:
         lines.append(f"  configuration not readable here: {view['facts_error']}".replace("\n", "\n  "))
         lines.append("  entries that match by name are decided; the others depend on the configuration")
     else:
-        home = str(Path.home())
-        ev = {k: v.replace(home, "~") for k, v in f["evidence"].items()}
+        ev = {k: _tilde(v) for k, v in f["evidence"].items()}
         lines += [f"  names:         {', '.join(dict.fromkeys(f['names']))}",
                   f"  architecture:  {f['architecture']}  ({ev.get('architecture')})",
                   f"  encoder:       {'yes' if f['is_encoder'] else 'no'}  ({ev.get('is_encoder')})",

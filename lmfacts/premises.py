@@ -287,3 +287,15 @@ def from_config(name: str, facts: Any) -> PremiseResult | None:
         return PremiseResult(q is None, f"float weights ({where})" if q is None
                              else f"weights are quantised ({q}; {where})")
     return None
+
+
+def config_hint(name: str, facts: Any) -> str:
+    """What a configuration suggests about a premise it cannot decide ("" when it says nothing).
+
+    ``facts``: a :class:`lmfacts.models.metadata.ConfigFacts`. Only ``causal_decoder`` has a hint: the
+    config's encoder / causal-LM marker (the run-time check measures attention on later positions).
+    """
+    if name == "causal_decoder":
+        what = "an encoder: expect it not to hold" if facts.is_encoder else "a causal LM"
+        return f"the configuration names {what} ({facts.evidence.get('is_encoder', 'config')})"
+    return ""

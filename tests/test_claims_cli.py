@@ -144,6 +144,9 @@ def test_config_facts_resolve_as_the_loaded_model(name: str, tmp_path: Path,
         expected = resolve(entries, cid, loaded, catalogue[cid])
         assert view["resolved"] == json.loads(json.dumps(expected.describe())), (name, cid)
         assert view["xfail"] == expected.xfail and view["skip"] == expected.skip
+    rc, out, _ = run_cli(capsys, "claims", "show", "RN-1", "--model", name, "--json")
+    (causal,) = [p for p in json.loads(out)["model"]["premises"] if p["name"] == "causal_decoder"]
+    assert causal["holds"] is None and ("expect it not to hold" in causal["evidence"]) == loaded.is_encoder
     if name == "tiny-bert":  # the planted values and their origins
         rc, out, _ = run_cli(capsys, "claims", "show", "RS-2", "--model", name, "--expectations", str(tmp_path))
         assert "7.5" in out and "planted.toml#0 (published: planted: by architecture)" in out
