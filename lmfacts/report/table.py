@@ -64,11 +64,17 @@ __all__ = [
 #: headline without one, the claim's expectation (``min_share=0.5``); ``expected_lo``/``expected_hi``:
 #: the band's edges (empty = open side or no band); ``interval_verdict``: that interval's own verdict;
 #: ``outcome``: the test's outcome (:data:`lmfacts.report.outcomes.OUTCOMES`); ``test_id``: its pytest id.
+#: The key columns are never empty: a model-free test's model is ``(no model)``; a device, revision,
+#: dtype or quantity that was not recorded (a tiny packaged model has no revision) is :data:`NO_VALUE`.
 CSV_COLUMNS: tuple[str, ...] = (
     "claim", "title", "model", "device", "revision", "dtype", "processing", "quantity", "kind", "value",
     "value_text", "ci_low", "ci_high", "ci_level", "expected", "expected_lo", "expected_hi", "expected_kind",
     "interval_verdict", "outcome", "reason", "test_id",
 )
+
+#: What report.csv writes in a key column (device, revision, dtype) that has no value: never empty, so
+#: pandas reads it as text rather than NaN (``groupby`` drops NaN keys by default).
+NO_VALUE = "-"
 
 #: Most scalar leaves of ``measured`` one record contributes to report.csv (beyond its headline and
 #: interval rows); the rest of a larger dict stays in report.json only.
@@ -270,21 +276,21 @@ def _csv_number(x: Any) -> str:
 
 def table_rows(report: dict[str, Any]) -> list[dict[str, str]]:
     """report.csv's rows (:data:`CSV_COLUMNS`, every value a string): per result in report order, one
-    row per :func:`record_quantities` entry, or one row with an empty ``quantity`` for a result that
-    has none."""
+    row per :func:`record_quantities` entry, or one row with ``quantity`` :data:`NO_VALUE` for a result
+    that has none (an error before anything was measured, in a claim that declares no headline)."""
     rows: list[dict[str, str]] = []
     for r in report.get("results") or []:
         base = {
             "claim": str(r.get("claim") or ""), "title": str(r.get("title") or ""),
-            "model": str(r.get("model") or ""), "device": str(r.get("device") or ""),
-            "revision": revision_of(r, report), "dtype": str(r.get("dtype") or ""),
+            "model": model_name(r), "device": str(r.get("device") or NO_VALUE),
+            "revision": revision_of(r, report) or NO_VALUE, "dtype": str(r.get("dtype") or NO_VALUE),
             "processing": str(r.get("processing") or ""), "expected_kind": str(r.get("expectation_kind") or ""),
             "outcome": str(r.get("outcome") or ""), "reason": " ".join(str(r.get("reason") or "").split()),
             "test_id": str(r.get("nodeid") or ""),
         }
         quantities = record_quantities(r)
         if not quantities:
-            rows.append({c: base.get(c, "") for c in CSV_COLUMNS})
+            rows.append({c: base.get(c, "") for c in CSV_COLUMNS} | {"quantity": NO_VALUE})
             continue
         for q in quantities:
             row = dict(base)

@@ -77,6 +77,24 @@ def test_cells_mark_every_outcome():
     assert two.tip == "failed · expected rate > 1 (95% bootstrap CI vs band) · also r2=0.93 · r2 0.93 < 0.95"
 
 
+def test_a_cell_of_several_devices_shows_each():
+    cell = cell_for([_rec(), _rec(device="cuda", outcome="failed", measured={"rate": 0.99},
+                              intervals={"rate": {**RATE, "value": 0.99, "ci": [0.98, 1.0]}})])
+    assert cell.outcome == "failed" and cell.text == "1.059 [1.054, 1.063] ✓ · 0.99 [0.98, 1] ✗"
+    assert cell.tip.splitlines()[1].startswith("failed on cuda · expected rate > 1")
+
+
+def test_html_matrix_marks_inconclusive_and_known_findings():
+    report = {"run": {"id": "r"}, "models": [], "results": [
+        _rec(model="a", nodeid="t[a]", outcome="inconclusive", reason="inconclusive: CI straddles 1"),
+        _rec(model="b", nodeid="t[b]", outcome="xfailed", reason="known finding: rate 1.06",
+             baseline={"verdict": "known finding"})]}
+    page = render_html(report)
+    assert 'class="cell o-inconclusive"' in page and '<span class="mk">?</span></a><sup>1</sup>' in page
+    assert '<span class="mk">xfail (known)</span></a><sup>2</sup>' in page
+    assert "<li>inconclusive: CI straddles 1</li><li>known finding: rate 1.06</li>" in page
+
+
 def test_lead_sentences():
     assert lead_sentence(_rec()) == "Measured rate = 1.059 (95% CI [1.054, 1.063]) against expected > 1: passed."
     failed = _rec(headline=["rate", "r2"], outcome="failed", reason="r2 0.93 < 0.95", intervals={})
@@ -124,6 +142,8 @@ def test_report_csv_reads_back_with_pandas(tmp_path):
         assert df[col].dtype == "float64", col
     key = ["claim", "model", "device", "revision", "dtype", "quantity"]
     assert not df.duplicated(key).any()
+    assert not df[key].isna().any().any()  # groupby keeps every row
+    assert set(df.revision) == {"-"} and "(no model)" in set(df.model)
     rate = df[(df.claim == "RN-1") & (df.model == "gpt2") & (df.quantity == "rate")].iloc[0]
     assert (rate.kind, rate.value, rate.ci_low, rate.ci_high, rate.ci_level) == ("headline", 1.21, 1.2, 1.22, 0.95)
     assert (rate.expected, rate.expected_lo, rate.expected_hi, rate.outcome) == ("(1.02, 1.6)", 1.02, 1.6, "passed")
