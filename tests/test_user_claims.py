@@ -145,17 +145,25 @@ def test_a_malformed_user_expectation_file_is_a_usage_error_naming_it(project: P
     assert not (project / "reports").exists() or not any((project / "reports").rglob("results.jsonl"))
 
 
+def test_a_bad_expectations_path_is_a_usage_error(project: Path) -> None:
+    proc = _pytest(project, "test_my_claims.py", "--model", "tiny-gpt2", "--expectations", "expectations",
+                   "--expectations", "nowhere.toml", "--report-dir", "reports")
+    err = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, err[-3000:]
+    assert "--expectations nowhere.toml: no such file or directory" in err and "Traceback" not in err, err[-3000:]
+
+
 @pytest.mark.parametrize("arg, needle", [
     ("nowhere.toml", "--expectations nowhere.toml: no such file or directory"),
     ("test_my_claims.py", "--expectations test_my_claims.py: not a .toml file"),
     ("empty", "--expectations empty: the directory holds no *.toml file"),
 ])
-def test_a_bad_expectations_path_is_a_usage_error(project: Path, arg: str, needle: str) -> None:
+def test_user_files_names_a_bad_path(project: Path, arg: str, needle: str, monkeypatch: pytest.MonkeyPatch) -> None:
     (project / "empty").mkdir()
-    proc = _pytest(project, "test_my_claims.py", "--model", "tiny-gpt2", "--expectations", arg,
-                   "--report-dir", "reports")
-    err = proc.stdout + proc.stderr
-    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and needle in err, err[-3000:]
+    monkeypatch.chdir(project)
+    with pytest.raises(ExpectationFileError) as info:
+        user_files(["expectations", arg])
+    assert str(info.value) == needle
 
 
 def test_user_files_reads_files_and_directories_once_each_in_order(tmp_path: Path) -> None:
