@@ -83,7 +83,7 @@ def test_compare_without_baseline_uses_the_first_dtype() -> None:
 def test_dry_mode_runs_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run([str(REPO / "scripts" / "gpu_check.sh"), "--device", "cpu", "--models", "tiny-gpt2",
-                           "--suite-args", "-k RN-1 and not RN-1p", "--out", str(out), "--budget-s", "600"],
+                           "--suite-args", "-k 'RN-1 and not RN-1p'", "--out", str(out), "--budget-s", "600"],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
