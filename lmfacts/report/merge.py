@@ -155,15 +155,30 @@ def _strip_models(tokens: list[str]) -> tuple[list[str], list[tuple[str, ...]], 
     return rest, groups, len(rest) if at is None else at
 
 
+def _without_report_dir(tokens: list[str]) -> list[str]:
+    """``tokens`` without ``--report-dir DIR`` (each CI job writes its own; the replay keeps the first's)."""
+    out: list[str] = []
+    skip = False
+    for t in tokens:
+        if skip:
+            skip = False
+        elif t == "--report-dir":
+            skip = True
+        elif not t.startswith("--report-dir="):
+            out.append(t)
+    return out
+
+
 def merged_replay(replays: list[str | None]) -> str | None:
     """One replay command for the merged run: the first run's, with every run's ``--model`` options where
-    its first stood, when the runs' replay commands differ only in their models (and interpreter);
+    its first stood, when the runs' replay commands differ only in their models (and interpreter and
+    ``--report-dir``);
     else None (e.g. a randomised profile: each job drew its own seed)."""
     if not replays or any(not r for r in replays):
         return None
     split = [shlex.split(str(r)) for r in replays]
     parts = [_strip_models(t[1:]) for t in split]
-    if any(rest != parts[0][0] for rest, _, _ in parts[1:]):
+    if any(_without_report_dir(rest) != _without_report_dir(parts[0][0]) for rest, _, _ in parts[1:]):
         return None
     groups = _union([list(g) for _, g, _ in parts])
     rest, _, at = parts[0]
