@@ -248,3 +248,35 @@ def test_sweep_over_saved_checkpoints_reports_the_planted_emergence(tmp_path: Pa
     html = (run_dir / "report.html").read_text()
     traj = html.split('id="trajectories"')[1].split("<h2")[0]
     assert "RN-1" in traj and "data:image/png;base64," in traj and "could not be drawn" not in traj
+
+
+def test_sweep_over_hub_revisions_from_an_hf_cache(tmp_path: Path) -> None:
+    """``--revision`` repeated on a hub id: each revision (refs/stepN → its own snapshot) is loaded, measured
+    at its own planted rate, reported as name@revision, and placed on the trajectory by its step."""
+    from lmfacts.models.tiny import build_tiny_hf_model, write_hf_cache
+
+    cache, hf_id = tmp_path / "hub", "lmfacts-test/ckpt-gpt2"
+    for i, (step, rate) in enumerate(sorted(PLANTED.items())):
+        snapshot = write_hf_cache("tiny-gpt2", cache, hf_id, revision=f"step{step}", commit=f"{i + 1:040x}")
+        model, _, _ = build_tiny_hf_model("tiny-gpt2", seed=0)
+        plant_growth(model, rate)
+        model.save_pretrained(snapshot)  # the planted weights of this step replace the random ones
+    (cache / "models--lmfacts-test--ckpt-gpt2" / "refs" / "main").write_text(f"{len(PLANTED):040x}")
+    revisions = ["step100", "step5", "step10"]  # any order: the trajectory is by step
+    proc, _ = run_pytest("claims/", "-k", "test_rn1_exponential_growth", "--max-prompts", "12", "--no-baselines",
+                         "-q", "--model", hf_id, *(a for r in revisions for a in ("--revision", r)),
+                         report_dir=tmp_path / "reports", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    report = load_report(tmp_path / "reports")
+    by_model = {r["model"]: r for r in report["results"]}
+    assert sorted(by_model) == sorted(f"{hf_id}@{r}" for r in revisions)
+    for step, rate in PLANTED.items():
+        r = by_model[f"{hf_id}@step{step}"]
+        assert r["nodeid"].endswith(f"[RN-1-lmfacts-test_ckpt-gpt2@step{step}-cpu]")
+        assert r["measured"]["rate"] == pytest.approx(rate, rel=1e-3)  # this revision's weights were loaded
+        assert r["checkpoint"] == {"family": hf_id, "step": step, "revision": f"step{step}"}
+    loaded = {m["name"]: m["revision"] for m in report["models"]}
+    assert loaded == {f"{hf_id}@step{s}": f"step{s}" for s in PLANTED}
+    (t,) = report["trajectories"]
+    assert t["family"] == hf_id and [p["step"] for p in t["points"]] == [5, 10, 100] and t["emergence_step"] == 10
+
