@@ -933,7 +933,7 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     rank-deficient stream) is excluded with its reason and counted; the share is over the rest.
     Source: BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values.
     """
-    from lmfacts.models.twin import twin_probe
+    from lmfacts.models.twin import session_twin_pass
     from lmfacts.stats.trends import depth_trend
 
     exp = ctx.expectation
@@ -949,7 +949,7 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
                                    f"statistic can judge (need 3 for a depth trend)"
                                    + (f"; excluded: {_excluded_text(res['excluded'])}" if res["excluded"] else ""))
     trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in ok_rows]), [r["point"] for r in ok_rows])
-    twin = _covariance_spectra(twin_probe(ctx.model(), ctx.texts), info.device, lo, hi, r2_min, mp_tol)
+    twin = _covariance_spectra(session_twin_pass(ctx)[0], info.device, lo, hi, r2_min, mp_tol)
     twin_ok = twin["points"]
     _record_exclusions(ctx, twin["excluded"], len(twin_ok), "residual points", control=True)
     twin_trend = depth_trend(np.exp([r["bulk_log_sv_per_token"] for r in twin_ok]),

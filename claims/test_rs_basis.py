@@ -70,7 +70,7 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     factor where the expectation gives them. Control: the random twin's own probe on 32 prompts.
     Source: RS §Privileged Basis (kurtosis).
     """
-    from lmfacts.models.twin import twin_probe
+    from lmfacts.models.twin import session_twin_pass
 
     exp = ctx.expectation
     info = ctx.info
@@ -83,7 +83,7 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     alt, alt_med, alt_worst = _rs1_verdict(prof["per_feature"], prof["per_feature_rotated"], lo, hi, min_kurt,
                                            rot_tol)
     alt = alt and prof["per_feature"][0] >= min_kurt
-    twin = _kurtosis_profile(twin_probe(ctx.model(), ctx.texts))
+    twin = _kurtosis_profile(session_twin_pass(ctx)[0])
     t_holds, t_med, t_worst = _rs1_verdict(twin["per_token"], twin["per_token_rotated"], lo, hi, min_kurt, rot_tol)
     ctx.statistic("mean over content tokens of the per-token kurtosis across d_model (RS convention), model basis "
                   "vs a fixed random rotation, per residual point")

@@ -229,6 +229,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             targets_first.setdefault(t.id, len(targets_first))
     items[:] = [it for _, it in sorted(enumerate(items), key=lambda p: (
         key(p)[0], targets_first.get(key(p)[1], -1), key(p)[2], key(p)[3]))]
+    lm = _session(config)
+    if lm is not None:  # the probe pass feeds the MA / AS / LL reductions only when one of them will run
+        lm.wants_beyond = any((s := _spec(it)) is not None and s.family in ("MA", "AS", "LL") for it in items)
 
 
 @pytest.hookimpl(tryfirst=True)

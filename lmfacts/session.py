@@ -47,6 +47,9 @@ class LmfactsSession:
         self._pending_compat: dict[Target, Any] = {}
         self.probe_info: dict[str, dict[str, Any]] = {}  # per target id: how its probe results were made
         self._model_checks: dict[tuple[str, Target, str], Any] = {}
+        # whether the raw probe pass also feeds the MA / AS / LL reductions (lmfacts.measures.beyond); the
+        # plugin sets it from the collected claims (False when none of those families is selected)
+        self.wants_beyond = True
         self._corpus: Any = None
         self.store: Any = None
         self.results: list[dict[str, Any]] = []
@@ -106,9 +109,22 @@ class LmfactsSession:
 
         lm = self.pool.get(target, "raw")
         derive = derivation_for(lm.bridge)
-        res = run_probe(lm.bridge, self.probe_texts(), plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
-                        derive=derive, **self._probe_kwargs(lm))
+        texts = self.probe_texts()
+        beyond = None
+        if self.wants_beyond:  # the MA / AS / LL reductions ride on this pass (lmfacts.measures.beyond)
+            from lmfacts.measures.beyond import attach_sample
+
+            causal = self.causal_check(target, "raw").causal
+            info = lm.info
+            beyond = attach_sample(lm.bridge, texts, range(len(texts)), causal=causal,
+                                   lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,
+                                   n_ctx=info.n_ctx)
+        res = run_probe(lm.bridge, texts, plan=ProbePlan(sample_tokens=self.options.probe_sample_tokens),
+                        derive=derive, reductions=beyond.reductions if beyond else (), **self._probe_kwargs(lm))
         self._probes[(target, "raw")] = res
+        if beyond is not None:
+            self._model_checks[("beyond", target, "raw")] = beyond.result(
+                res.seconds, "reduced inside the raw probe pass (one forward pass per batch for every claim)")
         info = {"raw": self._probe_summary(res)}
         if res.compat is not None:
             text = self._check_text(lm)
@@ -185,6 +201,10 @@ class LmfactsSession:
         if key not in self._model_checks:
             self._model_checks[key] = measure(self.pool.get(target, processing))
         return self._model_checks[key]
+
+    def cached_check(self, kind: str, target: Target, processing: str) -> Any:
+        """The result :meth:`model_check` holds for (kind, target, processing), or None (nothing is computed)."""
+        return self._model_checks.get((kind, target, processing))
 
     def release_target(self, target: Target) -> None:
         """Free the model, probe results and premise checks of ``target`` once its tests are done."""

@@ -357,6 +357,18 @@ class SinkReduction:
 # ---------------------------------------------------------------------------------------------
 # LL
 # ---------------------------------------------------------------------------------------------
+def _log_softmax64(logits: torch.Tensor, what: str) -> torch.Tensor:
+    """``log_softmax`` of ``[n, V]`` logits in float64 on their device (the float64 numpy convention of
+    :func:`lmfacts.stats.logit_lens.log_softmax`, which the accumulator's ``add`` uses); NaN/inf raise
+    ``ValueError`` as there."""
+    import torch
+
+    x = logits.double()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}: NaN/inf value")
+    return torch.log_softmax(x, dim=-1)
+
+
 class LensReduction:
     """KL(final ‖ lens) and top-1 agreement at every residual point on sampled content rows (module docstring)."""
 
@@ -369,11 +381,16 @@ class LensReduction:
         self._rows: tuple[torch.Tensor, torch.Tensor] | None = None
         self._store: dict[int, torch.Tensor] = {}
         self._logits: torch.Tensor | None = None
+        self._normed: torch.Tensor | None = None
+        self.unembed: Callable[[torch.Tensor], torch.Tensor] | None = None  # [n, d] normed → [n, V]
 
     def hook_names(self) -> list[str]:
-        """resid_pre of every block, the last block's resid_post and ``unembed.hook_out``."""
+        """resid_pre of every block, the last block's resid_post, ``unembed.hook_in`` (the model's own
+        final-norm output: the final distribution is ``unembed`` of it, computed in :meth:`end`, so a pass
+        may stop before the unembedding) and ``unembed.hook_out`` (the model's logits, where the pass runs
+        the unembedding)."""
         return ([f"blocks.{i}.hook_resid_pre" for i in range(self.n_layers)]
-                + [f"blocks.{self.n_layers - 1}.hook_resid_post", "unembed.hook_out"])
+                + [f"blocks.{self.n_layers - 1}.hook_resid_post", "unembed.hook_in", "unembed.hook_out"])
 
     def start(self, view: BatchView) -> None:
         """Draw the batch's content positions (seeded by corpus index)."""
@@ -385,7 +402,7 @@ class LensReduction:
         rows, cols = sample_positions(content, self.n_per_prompt, seed=self.seed, prompt_ids=view.index)
         dev = view.tokens.device
         self._rows = (torch.as_tensor(rows, device=dev), torch.as_tensor(cols, device=dev))
-        self._store, self._logits = {}, None
+        self._store, self._logits, self._normed = {}, None, None
 
     def on(self, name: str, x: torch.Tensor) -> None:
         """Keep the sampled rows of a residual point (or of the model's logits)."""
@@ -393,6 +410,8 @@ class LensReduction:
         r, c = self._rows
         if name == "unembed.hook_out":
             self._logits = x.detach()[r, c].float().clone()
+        elif name == "unembed.hook_in":
+            self._normed = x.detach()[r, c].clone()
         elif name.endswith("hook_resid_post"):
             self._store[self.n_layers] = x.detach()[r, c].clone()
         else:
@@ -411,14 +430,24 @@ class LensReduction:
             if self._logits is not None:
                 final = self._logits
                 self.final_source.add("unembed.hook_out (the model's logits)")
+            elif self._normed is not None and self.unembed is not None:
+                final = self.unembed(self._normed).float()
+                self.final_source.add("unembed(unembed.hook_in): the model's unembedding of its own final-norm output")
             else:
                 final = self.decode(self._store[self.n_layers]).float()
                 self.final_source.add("decode(final resid_post)")
-            fin = final.double().cpu().numpy()
+            lp_final = _log_softmax64(final, "final logits")
+            top_final = final.argmax(-1)
             for p in range(self.n_layers + 1):
-                lens = self.decode(self._store[p]).float().double().cpu().numpy()
-                self.acc.add(p, fin, lens)
-        self._store, self._rows, self._logits = {}, None, None
+                lens = self.decode(self._store[p]).float()
+                lq = _log_softmax64(lens, f"lens logits at point {p}")
+                kl = (lp_final.exp() * (lp_final - lq)).sum(-1).clamp(min=0.0)  # round-off can give −1e-16
+                acc = self.acc
+                acc.kl_sum[p] += float(kl.sum())
+                acc.kl_sq_sum[p] += float((kl * kl).sum())
+                acc.agree[p] += int((lens.argmax(-1) == top_final).sum())
+                acc.n_tokens[p] += int(kl.numel())
+        self._store, self._rows, self._logits, self._normed = {}, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +515,78 @@ def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveRed
     lens_red = None
     if lens and {"ln_final.hook_in", "unembed.hook_in"} <= names:
         lens_red = LensReduction(L, bridge_decode(bridge))
+        lens_red.unembed = bridge.unembed
     return massive, sinks, lens_red
+
+
+class SampledReduction:
+    """Feeds ``inner`` (a reduction above) only the sample's rows of each batch, each cut to its first
+    ``max_tokens`` real positions, as a right-padded :class:`BatchView` whose ``index`` is the sample's own
+    prompt id (``ids``: pass index → id). This is how the probe pass (:func:`lmfacts.probe.probe.run_probe`
+    ``reductions``) reproduces a pass over the sample alone: in a causal model the first ``max_tokens``
+    positions of a prompt are exactly what that prompt truncated to ``max_tokens`` gives (no query sees a
+    later key); ``max_tokens`` None keeps every real position (encoders). Rows outside the sample are not
+    seen; a batch without sample rows costs nothing. Activations ``[b, p, …]`` and attention patterns
+    ``[b, H, q, k]`` (hook names ending in ``hook_pattern``) are gathered to ``[s, P, …]`` / ``[s, H, P, P]``.
+    """
+
+    def __init__(self, inner: Any, ids: dict[int, int], max_tokens: int | None) -> None:
+        """``ids``: pass index → the prompt id ``inner`` keys its seeded choices and records by."""
+        self.inner, self.ids, self.max_tokens = inner, dict(ids), max_tokens
+        self._sel: torch.Tensor | None = None
+        self._cols: torch.Tensor | None = None
+
+    def hook_names(self) -> list[str]:
+        """The inner reduction's hook points."""
+        return self.inner.hook_names()
+
+    def start(self, view: BatchView) -> None:
+        """Select and cut the sample's rows; start the inner reduction on them (nothing when there are none)."""
+        import torch
+
+        from lmfacts.probe.batching import PAD
+
+        rows = [r for r, i in enumerate(view.index) if int(i) in self.ids]
+        self._sel = self._cols = None
+        if not rows:
+            return
+        dev = view.tokens.device
+        sel = torch.as_tensor(rows, device=dev)
+        valid = view.valid[sel]
+        n = valid.sum(1)
+        if self.max_tokens is not None:
+            n = n.clamp(max=self.max_tokens)
+        P = int(n.max())
+        first = (view.positions[sel] == 0).long().argmax(1)  # column of each row's first real position
+        ar = torch.arange(P, device=dev)
+        cols = (first[:, None] + ar[None, :]).clamp(max=view.tokens.shape[1] - 1)
+        vmask = ar[None, :] < n[:, None]
+        classes = torch.where(vmask, view.classes[sel].gather(1, cols), torch.full_like(cols, PAD).to(view.classes.dtype))
+        tokens = view.tokens[sel].gather(1, cols)
+        self._sel, self._cols = sel, cols
+        self.inner.start(BatchView(tokens, vmask, classes, [self.ids[int(view.index[r])] for r in rows]))
+
+    def on(self, name: str, x: torch.Tensor) -> None:
+        """Gather the sample's rows and positions of ``x`` and pass them on."""
+        if self._sel is None or self._cols is None:
+            return
+        sel, cols = self._sel, self._cols
+        s, P = cols.shape
+        a = x.detach().index_select(0, sel)
+        if name.endswith("hook_pattern"):  # [s, H, q, k]
+            h, k = a.shape[1], a.shape[3]
+            a = a.gather(2, cols[:, None, :, None].expand(s, h, P, k))
+            a = a.gather(3, cols[:, None, None, :].expand(s, h, P, P))
+        else:  # [s, p, ...]
+            idx = cols.reshape(s, P, *([1] * (a.dim() - 2))).expand(s, P, *a.shape[2:])
+            a = a.gather(1, idx)
+        self.inner.on(name, a)
+
+    def end(self) -> None:
+        """End the inner reduction's batch (if it had one)."""
+        if self._sel is not None:
+            self.inner.end()
+        self._sel = self._cols = None
 
 
 def beyond_pass(bridge: Any, texts: Sequence[str], *, causal: bool, lens: bool, prepend_bos: bool,
@@ -531,6 +631,60 @@ def beyond_pass(bridge: Any, texts: Sequence[str], *, causal: bool, lens: bool, 
 
 
 
+@dataclass
+class ProbeAttachment:
+    """The beyond reductions of one sample, ready to ride on a probe pass (``run_probe(reductions=…)``), and
+    what :class:`BeyondPass` needs to describe the sample afterwards."""
+
+    reductions: list[SampledReduction]
+    massive: MassiveReduction
+    sinks: SinkReduction | None
+    lens: LensReduction | None
+    texts: list[str]
+    corpus_index: list[int]
+    lengths: list[int]
+    pattern_hooks: bool
+
+    def result(self, seconds: float, note: str) -> BeyondPass:
+        """The :class:`BeyondPass` these reductions filled (call after the probe pass returned)."""
+        n_long = sum(1 for n in self.lengths if n >= SINK_TOKENS)
+        return BeyondPass(self.massive, self.sinks, self.lens, self.texts, self.corpus_index, self.lengths, n_long,
+                          seconds, self.pattern_hooks, notes=[note])
+
+
+def attach_sample(bridge: Any, texts: Sequence[str], pass_index: Sequence[int], *, causal: bool, lens: bool,
+                  prepend_bos: bool, n_ctx: int, n_max: int = SAMPLE_PROMPTS, choose: bool = True,
+                  corpus_index: Sequence[int] | None = None) -> ProbeAttachment:
+    """The reductions of :func:`beyond_pass` over ``texts`` for a probe pass in which ``texts[j]`` is pass row
+    ``pass_index[j]``.
+
+    ``choose``: take :func:`choose_sample` of ``texts`` (at most ``n_max``), else every text. The reductions
+    key their seeded choices by the position in ``texts`` (``corpus_index``: what :class:`BeyondPass` reports,
+    default the same), exactly as :func:`beyond_pass` over ``texts`` does, and see each prompt's first
+    :data:`MAX_TOKENS` positions in a causal model (the whole prompt otherwise), so the statistics equal
+    :func:`beyond_pass`'s up to float round-off of the batch shapes.
+    """
+    from lmfacts.probe.batching import tokenize_one
+
+    cut = min(n_ctx, MAX_TOKENS) if causal else n_ctx
+    lengths = [len(tokenize_one(bridge, t, prepend_bos=prepend_bos, n_ctx=cut)[0]) for t in texts]
+    chosen = choose_sample(lengths, n_max=n_max) if choose else list(range(len(texts)))
+    massive, sinks, lens_red = reductions_for(bridge, causal=causal, lens=lens)
+    ids = {int(pass_index[j]): j for j in chosen}
+    reds = [SampledReduction(r, ids, MAX_TOKENS if causal else None) for r in (massive, sinks, lens_red)
+            if r is not None]
+    cidx = list(range(len(texts))) if corpus_index is None else [int(i) for i in corpus_index]
+    return ProbeAttachment(reds, massive, sinks, lens_red, [texts[i] for i in chosen], [cidx[i] for i in chosen],
+                           [lengths[i] for i in chosen], sinks is not None)
+
+
+def twin_texts(model_pass: BeyondPass) -> list[str]:
+    """The random twin's beyond prompts: :data:`TWIN_PROMPTS` of the model's sample, its prompts of ≥
+    :data:`SINK_TOKENS` tokens first (the AS inputs), then in sample order."""
+    order = sorted(range(model_pass.n_prompts), key=lambda i: model_pass.lengths[i] < SINK_TOKENS)
+    return [model_pass.texts[i] for i in order[:TWIN_PROMPTS]]
+
+
 def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = False) -> BeyondPass:
     """The beyond pass of ``ctx``'s (session, target, processing), or of its random twin, computed once.
 
@@ -539,9 +693,26 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
     prompts of ≥ 64 tokens first), with the same tokenisation settings. ``causal`` is the measured ``causal_decoder`` check.
     ``processing`` defaults to the running claim's. Cached by the session's per-target model checks
     (:meth:`lmfacts.session.LmfactsSession.model_check`), so it is freed with the target's model.
+
+    Raw processing: the reductions ride on the session's one probe pass (:meth:`LmfactsSession.probe`
+    attaches them, :func:`attach_sample`), and the twin's on the twin's one probe pass
+    (:func:`lmfacts.models.twin.session_twin_pass`); a standalone :func:`beyond_pass` runs only where the
+    probe pass ran without them (``session.wants_beyond`` False) or for compat processing.
     """
     session, target = ctx.session, ctx.target
     processing = processing or (ctx.spec.processing if ctx.spec else "raw")
+    if processing == "raw" and getattr(session, "wants_beyond", False):
+        if twin:
+            from lmfacts.models.twin import session_twin_pass
+
+            tw = session_twin_pass(ctx)[1]
+            if tw is not None:
+                return tw
+        else:
+            session.probe(target, "raw")
+            found = session.cached_check("beyond", target, "raw")
+            if found is not None:
+                return found
 
     def measure(lm: Any) -> BeyondPass:
         info = lm.info
@@ -551,9 +722,7 @@ def session_beyond(ctx: Any, *, processing: str | None = None, twin: bool = Fals
         if twin:
             from lmfacts.models.twin import random_twin
 
-            model_pass = session_beyond(ctx, processing=processing)
-            order = sorted(range(model_pass.n_prompts), key=lambda i: model_pass.lengths[i] < SINK_TOKENS)
-            texts = [model_pass.texts[i] for i in order[:TWIN_PROMPTS]]  # the long (AS) prompts first
+            texts = twin_texts(session_beyond(ctx, processing=processing))  # the long (AS) prompts first
             bridge = random_twin(lm).bridge
         return beyond_pass(
             bridge, texts, causal=causal, lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,

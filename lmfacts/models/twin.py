@@ -105,6 +105,56 @@ def twin_probe(lm: LoadedModel, texts: Sequence[str], *, n_prompts: int = TWIN_P
     return _CACHE.probes[n]
 
 
+def session_twin_pass(ctx: Any) -> tuple[Any, Any]:
+    """The random twin's one probe pass for ``ctx``'s target: ``(probe result, beyond pass or None)``.
+
+    The probe accumulators see the first :data:`TWIN_PROBE_PROMPTS` of the session's probe prompts (what
+    :func:`twin_probe` gives: the control of RS-1 and BF-8); where the session wants the MA / AS / LL
+    reductions (``session.wants_beyond``), the same forward passes feed them over the twin's beyond prompts
+    (:func:`lmfacts.measures.beyond.twin_texts`: 32 prompts of the model's beyond sample, the ≥ 64-token ones
+    first), those not among the first 32 run as reduction-only batches. One forward pass per twin prompt,
+    instead of a probe pass and a second beyond pass. Cached by the session's per-target model checks; the
+    probe result also lands in :func:`twin_probe`'s cache. Raw processing, seed :data:`TWIN_SEED`.
+    """
+    from lmfacts.measures.beyond import attach_sample, session_beyond, twin_texts
+    from lmfacts.probe.probe import run_probe
+
+    session, target = ctx.session, ctx.target
+
+    def measure(lm: LoadedModel) -> tuple[Any, Any]:
+        info = lm.info
+        texts = list(ctx.texts)[:TWIN_PROBE_PROMPTS]
+        twin = random_twin(lm)
+        extra: list[str] = []
+        attached = None
+        if getattr(session, "wants_beyond", False):
+            causal = session.causal_check(target, "raw").causal
+            btexts = twin_texts(session_beyond(ctx, processing="raw"))
+            where = {t: i for i, t in reversed(list(enumerate(texts)))}
+            pass_index = []
+            for t in btexts:
+                if t not in where:
+                    where[t] = len(texts) + len(extra)
+                    extra.append(t)
+                pass_index.append(where[t])
+            attached = attach_sample(twin.bridge, btexts, pass_index, causal=causal,
+                                     lens=causal and bool(info.has_lm_head), prepend_bos=info.prepends_bos,
+                                     n_ctx=info.n_ctx, choose=False)
+        o = session.options
+        res = run_probe(twin.bridge, texts, prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
+                        pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
+                        device=info.device, batch_size=o.batch_size, batch_tokens=o.batch_tokens,
+                        reductions=attached.reductions if attached else (), extra_texts=extra)
+        assert _CACHE is not None
+        _CACHE.probes[len(texts)] = res
+        bp = None if attached is None else attached.result(
+            res.seconds, f"reduced inside the twin's probe pass ({len(extra)} of its {len(attached.texts)} prompts "
+                         f"as reduction-only batches)")
+        return res, bp
+
+    return session.model_check("twin-pass", target, "raw", measure)
+
+
 def release_twin() -> None:
     """Drop the cached twin and its probe results."""
     global _CACHE

@@ -518,14 +518,15 @@ def _row_names(probe: _Probe, n_layers: int) -> list[str]:
     return names
 
 
-def stop_before_unembed_hook() -> tuple[str, object]:
-    """A hook that ends the forward pass at the final norm's input (no logits are computed)."""
+def stop_before_unembed_hook(at: str = "ln_final.hook_in") -> tuple[str, object]:
+    """A hook that ends the forward pass at hook point ``at`` (default the final norm's input; no logits
+    are computed either way: ``"unembed.hook_in"`` runs the final norm and stops before the unembedding)."""
     from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
     def stop(x: torch.Tensor, hook: object) -> None:
         raise StopAtLayerException(x)
 
-    return ("ln_final.hook_in", stop)
+    return (at, stop)
 
 
 def tokenize_corpus(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int) -> tuple[list[list[int]], list[int]]:
@@ -546,13 +547,22 @@ def tokenize_corpus(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: i
 def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: str, pad_id: int,
               n_ctx: int, device: str | torch.device = "cpu", batch_size: int | None = None,
               batch_tokens: int = DEFAULT_BATCH_TOKENS, plan: ProbePlan = ProbePlan(),
-              derive: str | None = None, memory_gb: float | None = None) -> ProbeResult:
+              derive: str | None = None, memory_gb: float | None = None, reductions: Sequence[Any] = (),
+              extra_texts: Sequence[str] = ()) -> ProbeResult:
     """Stream ``texts`` through ``bridge`` in length-sorted batches and return the corpus-level reductions.
 
     ``batch_tokens``: padded tokens per forward pass; ``batch_size``: optional cap on prompts per pass.
     ``derive``: also reduce the compat view (``"identity"`` or ``"centred"``, see the module docstring),
     returned as ``result.compat``. ``memory_gb``: the accumulators' budget (``--probe-memory``;
     default :func:`lmfacts.probe.accumulators.default_memory_budget`), see ``result.memory``.
+
+    ``reductions``: further per-batch reductions fed by the same forward passes (the interface of
+    :mod:`lmfacts.measures.beyond`: ``hook_names()``, ``start(BatchView)``, ``on(name, x)``, ``end()``);
+    their ``BatchView.index`` is the pass index of each row: ``0 … len(texts)−1`` for ``texts``, then
+    ``len(texts) …`` for ``extra_texts``, prompts that only the reductions see (batched apart from
+    ``texts``, so the probe's own accumulators are exactly those of ``texts``). A reduction that hooks
+    ``unembed.hook_in`` (the model's final-norm output) moves the early stop from ``ln_final.hook_in``
+    to ``unembed.hook_in``: the final norm runs, the unembedding still does not.
     Raises ValueError for an empty corpus or an unknown ``derive``; PromptError / OutOfVocabularyError
     for a prompt the model cannot take; NonFiniteActivationError for NaN/inf activations on real tokens.
     """
@@ -567,35 +577,57 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
     dev = torch.device(device)
     rows, truncated = tokenize_corpus(bridge, texts, prepend_bos=prepend_bos, n_ctx=n_ctx)
     lengths = [len(r) for r in rows]
-    batches = plan_batches(lengths, batch_tokens=batch_tokens, max_prompts=batch_size, first=0,
-                           batch_cost=64 if dev.type == "cpu" else 1024)  # a GPU pass has more fixed cost
+    cost = 64 if dev.type == "cpu" else 1024  # a GPU pass has more fixed cost
+    batches = plan_batches(lengths, batch_tokens=batch_tokens, max_prompts=batch_size, first=0, batch_cost=cost)
     if batches and 0 in batches[0]:  # the corpus' first prompt leads, so bos_first is its BOS
         batches[0].remove(0)
         batches[0].insert(0, 0)
+    extra_batches: list[list[int]] = []
+    if extra_texts:
+        extra_rows, _ = tokenize_corpus(bridge, extra_texts, prepend_bos=prepend_bos, n_ctx=n_ctx)
+        extra_batches = [[len(texts) + i for i in b] for b in plan_batches(
+            [len(r) for r in extra_rows], batch_tokens=batch_tokens, max_prompts=batch_size, batch_cost=cost)]
+        rows = rows + extra_rows
+    all_texts = list(texts) + list(extra_texts)
     has_mid = all(f"blocks.{i}.hook_resid_mid" in names for i in range(L))
     mem = plan_memory(L + 1, d, budget_bytes(memory_gb, dev), covariance=plan.covariance and plan.distributions,
                       n_prompts=len(texts), n_norm_rows=(5 if has_mid else 4) * L * (2 if derive == "centred" else 1))
     probe = _Probe(L, d, plan, dev, names, len(texts), derive, mem)
     hooks, row_names = _hooks(probe, L), _row_names(probe, L)
-    if "ln_final.hook_in" in names:
-        hooks.append(stop_before_unembed_hook())
+    red_hooks = [(name, (lambda x, hook, r=r, name=name: r.on(name, x))) for r in reductions
+                 for name in r.hook_names() if name in names]
+    stop_at = "unembed.hook_in" if any(n == "unembed.hook_in" for n, _ in red_hooks) else "ln_final.hook_in"
+    stop = [stop_before_unembed_hook(stop_at)] if stop_at in names else []
+    hooks = hooks + red_hooks + stop  # the stop hook last: a reduction on the same hook point fires first
     counts = dict.fromkeys(CLASS_NAMES, 0)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
+    from lmfacts.measures.beyond import BatchView
+
     with torch.inference_mode():
-        for index in batches:
-            batch = pad_rows(bridge, [rows[i] for i in index], [texts[i] for i in index], [], prepend_bos=prepend_bos,
-                             padding_side=padding_side, pad_id=pad_id, device="cpu")
+        for index in batches + extra_batches:
+            own = index[0] < len(texts)  # a batch of ``texts`` (never mixed with extra_texts)
+            batch = pad_rows(bridge, [rows[i] for i in index], [all_texts[i] for i in index], [],
+                             prepend_bos=prepend_bos, padding_side=padding_side, pad_id=pad_id, device="cpu")
             classes_cpu = batch.classes
-            for name, c in CLASS_NAMES.items():
-                counts[name] += int((classes_cpu == c).sum())
+            if own:
+                for name, c in CLASS_NAMES.items():
+                    counts[name] += int((classes_cpu == c).sum())
             batch = Batch(batch.tokens.to(dev), batch.attention_mask.to(dev), classes_cpu.to(dev), batch.lengths,
                           batch.texts)
-            probe.start(batch, index, classes_cpu)
-            bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks, attention_mask=batch.attention_mask,
-                                  return_type=None)
-            probe.end(row_names)
+            if own:
+                probe.start(batch, index, classes_cpu)
+            if reductions:
+                view = BatchView(batch.tokens, batch.attention_mask.bool(), batch.classes, list(index))
+                for r in reductions:
+                    r.start(view)
+            bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks if own else red_hooks + stop,
+                                  attention_mask=batch.attention_mask, return_type=None)
+            if own:
+                probe.end(row_names)
+            for r in reductions:
+                r.end()
     truncated_texts = [texts[i] for i in truncated]
     if truncated:
         warnings.warn(f"{len(truncated)} prompt(s) longer than the model's context ({n_ctx} tokens) were "
