@@ -344,8 +344,7 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     References: Sun et al. 2024 §3; catalogue MA-4 (gemma-3-1b-pt 9.79 / 9.79 / 10.21; GPT-2 30.42 / – / 30.57).
     Source: Sun et al. 2024 §3 (arXiv 2402.17762), Table 2; Owen et al. 2025 refine_massive_activations (reset_first_massive_activations).
     """
-    from lmfacts.ablation import next_token_loss
-    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.ablation import next_token_loss, tokenize_texts
     from lmfacts.stats.massive import bias_ablation_effect
 
     exp = ctx.expectation
@@ -363,10 +362,11 @@ def test_ma4_massive_activations_act_as_biases(ctx: ClaimContext) -> None:
     kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
               pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=n_ctx, device=info.device,
               batch_size=ctx.session.options.batch_size or 16)
-    clean = next_token_loss(lm.bridge, texts, **kw)
-    mean = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "mean")], **kw)
-    zero = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "zero")], **kw)
-    targets = [len(tokenize_one(lm.bridge, t, prepend_bos=info.prepends_bos, n_ctx=n_ctx)[0]) - 1 for t in texts]
+    rows = tokenize_texts(lm.bridge, texts, prepend_bos=info.prepends_bos, n_ctx=n_ctx)  # once for the three runs
+    clean = next_token_loss(lm.bridge, texts, rows=rows, **kw)
+    mean = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "mean")], rows=rows, **kw)
+    zero = next_token_loss(lm.bridge, texts, fwd_hooks=[_reset_hook(e, keep, "zero")], rows=rows, **kw)
+    targets = [len(r) - 1 for r in rows]
     ok = [i for i, n in enumerate(targets) if n > 0]
     res = bias_ablation_effect([clean.per_prompt[i] for i in ok], [mean.per_prompt[i] for i in ok],
                                [zero.per_prompt[i] for i in ok], weights=[targets[i] for i in ok])

@@ -199,10 +199,14 @@ def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict
     with a trained LM head, checked by the plugin before the body runs)."""
     info = ctx.info
     texts = list(ctx.session.corpus.sample(min(n_prompts, len(ctx.session.corpus)), seed=0).texts)
+    from lmfacts.ablation import tokenize_texts
+
+    bridge = ctx.model().bridge
     kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
               pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=min(info.n_ctx, 128),
               device=info.device)
-    return ctx.model().bridge, texts, kw
+    kw["rows"] = tokenize_texts(bridge, texts, prepend_bos=kw["prepend_bos"], n_ctx=kw["n_ctx"])  # once per claim
+    return bridge, texts, kw
 
 
 @claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation",

@@ -91,21 +91,47 @@ class LossResult:
     per_prompt_targets: list[int] = field(default_factory=list)
 
 
+#: padded tokens per forward pass of :func:`next_token_loss` (its [b, p, vocab] logits are the peak memory:
+#: 1024 tokens × 49,152 vocab × 4 bytes = 0.2 GB for SmolLM2)
+LOSS_BATCH_TOKENS = 1024
+
+
+def tokenize_texts(bridge: Any, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int) -> list[list[int]]:
+    """Token ids of every text (truncated to ``n_ctx``), to tokenise once for several :func:`next_token_loss` runs.
+
+    Raises as :func:`lmfacts.probe.batching.tokenize_one`.
+    """
+    from lmfacts.probe.batching import tokenize_one
+
+    return [tokenize_one(bridge, t, prepend_bos=prepend_bos, n_ctx=n_ctx)[0] for t in texts]
+
+
 def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Hook] = (), prepend_bos: bool,
                     padding_side: str, pad_id: int, n_ctx: int, device: str | torch.device = "cpu",
-                    batch_size: int = 16) -> LossResult:
-    """Mean next-token cross-entropy of ``texts`` under ``fwd_hooks`` (see the module docstring)."""
-    from lmfacts.probe.batching import make_batch
+                    batch_size: int = 16, batch_tokens: int = LOSS_BATCH_TOKENS,
+                    rows: Sequence[Sequence[int]] | None = None) -> LossResult:
+    """Mean next-token cross-entropy of ``texts`` under ``fwd_hooks`` (see the module docstring).
+
+    Prompts are sorted by length and packed up to ``batch_tokens`` padded tokens (at most ``batch_size``
+    prompts) per forward pass, as the probe does; ``per_prompt`` is in the order of ``texts``. ``rows``: the
+    texts' token ids from :func:`tokenize_texts` (tokenised here when None). Raises ValueError for no
+    prompt / no target token, FloatingPointError for NaN/inf logits.
+    """
+    from lmfacts.probe.batching import pad_rows, plan_batches
 
     if not texts:
         raise ValueError("next_token_loss needs at least one prompt")
+    if rows is None:
+        rows = tokenize_texts(bridge, texts, prepend_bos=prepend_bos, n_ctx=n_ctx)
+    if len(rows) != len(texts):
+        raise ValueError(f"next_token_loss: {len(rows)} token rows for {len(texts)} texts")
     total, count = 0.0, 0
-    per_prompt: list[float] = []
-    targets: list[int] = []
+    per_prompt: list[float] = [float("nan")] * len(texts)
+    targets: list[int] = [0] * len(texts)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = make_batch(bridge, list(texts[start:start + batch_size]), prepend_bos=prepend_bos, n_ctx=n_ctx,
-                               padding_side=padding_side, pad_id=pad_id, device=device)
+        for index in plan_batches([len(r) for r in rows], batch_tokens=batch_tokens, max_prompts=batch_size):
+            batch = pad_rows(bridge, [rows[i] for i in index], [texts[i] for i in index], [], prepend_bos=prepend_bos,
+                             padding_side=padding_side, pad_id=pad_id, device=device)
             logits = bridge.run_with_hooks(batch.tokens, fwd_hooks=list(fwd_hooks),
                                            attention_mask=batch.attention_mask, return_type="logits")
             lg = logits[:, :-1].float()
@@ -119,8 +145,9 @@ def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Ho
             total += float(nll[real].sum())
             count += int(real.sum())
             per = (nll * real).sum(1) / real.sum(1).clamp(min=1)
-            per_prompt += [float(v) if int(n) else float("nan") for v, n in zip(per, real.sum(1), strict=True)]
-            targets += [int(n) for n in real.sum(1)]
+            for i, v, n in zip(index, per.tolist(), real.sum(1).tolist(), strict=True):
+                per_prompt[i] = float(v) if int(n) else float("nan")
+                targets[i] = int(n)
     if count == 0:
         raise ValueError("no target tokens: every prompt is a single token")
     return LossResult(total / count, count, per_prompt, targets)
