@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark: the full claim suite against its floor, in one run and one process tree.
 
-    python bench/suite_vs_floor.py --model smollm2-135m [--max-prompts N] [--suite-args "-k RN"]
+    python bench/suite_vs_floor.py --model smollm2-135m [--max-prompts N] [--suite-args "-k RN"] [--device cuda]
     python bench/suite_vs_floor.py --widths [--probe-memory GB]
 
 Floor (one subprocess): load the cached model, one bare forward pass (with logits) over the corpus
 in length-sorted batches packed like the probe's (``--batch-tokens``), and the singular values of
 every 2-D weight matrix. Suite (one subprocess, right after): ``pytest claims/ --model M`` with the
 same corpus options. Prints both wall times, their ratio, the peak RSS of each (its own
-``ru_maxrss``) and the load average beside them.
+``ru_maxrss``) and the load average beside them. ``--device`` (default cpu; ``auto`` = the best
+available): the floor loads the model there and runs its forward and svdvals there (synchronised
+before each part is timed), and the suite gets the same ``--device``; on CUDA the floor also
+prints its peak GPU memory.
 
 ``--widths``: random GPT-2 models at the gpt2 / medium / large / xl widths (d_model 768, 1024,
 1280, 1600; 4 layers, 8 prompts) run through the probe under ``--probe-memory``; prints the
@@ -42,7 +45,14 @@ def _loadavg() -> str:
         return "n/a"
 
 
-def floor(model: str, max_prompts: int | None, batch_tokens: int) -> dict:
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def floor(model: str, max_prompts: int | None, batch_tokens: int, device: str = "cpu") -> dict:
     """The floor, in this process: returns seconds per part and this process's peak RSS (MB)."""
     import torch
 
@@ -52,8 +62,9 @@ def floor(model: str, max_prompts: int | None, batch_tokens: int) -> dict:
     from lmfacts.prompts.corpus import load_builtin_corpus
 
     t0 = time.perf_counter()
-    lm = load_model(model)
+    lm = load_model(model, device=device)
     info, bridge = lm.info, lm.bridge
+    _sync(device)
     t_load = time.perf_counter() - t0
     corpus = load_builtin_corpus()
     texts = list(corpus.sample(max_prompts, seed=0).texts if max_prompts and max_prompts < len(corpus)
@@ -61,13 +72,14 @@ def floor(model: str, max_prompts: int | None, batch_tokens: int) -> dict:
     t1 = time.perf_counter()
     rows, _ = tokenize_corpus(bridge, texts, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
     lengths = [len(r) for r in rows]
-    batches = plan_batches(lengths, batch_tokens=batch_tokens)
+    batches = plan_batches(lengths, batch_tokens=batch_tokens, batch_cost=64 if device == "cpu" else 1024)  # as the probe
     with torch.inference_mode():
         for index in batches:
             b = pad_rows(bridge, [rows[i] for i in index], [texts[i] for i in index], [],
                          prepend_bos=info.prepends_bos, padding_side=info.padding_side,
                          pad_id=info.pad_token_id or 0, device=info.device)
             bridge(b.tokens, attention_mask=b.attention_mask)
+    _sync(device)
     t_fwd = time.perf_counter() - t1
     t2 = time.perf_counter()
     seen: set[int] = set()
@@ -76,10 +88,14 @@ def floor(model: str, max_prompts: int | None, batch_tokens: int) -> dict:
             if p.ndim == 2 and p.data_ptr() not in seen:
                 seen.add(p.data_ptr())
                 torch.linalg.svdvals(p.detach().float())
+    _sync(device)
     t_svd = time.perf_counter() - t2
-    return {"load_s": t_load, "forward_s": t_fwd, "svd_s": t_svd, "total_s": time.perf_counter() - t0,
-            "n_matrices": len(seen), "padding": padding_stats(lengths, batches),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {"load_s": t_load, "forward_s": t_fwd, "svd_s": t_svd, "total_s": time.perf_counter() - t0,
+           "n_matrices": len(seen), "padding": padding_stats(lengths, batches), "device": device,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
 
 
 def _child(cmd: list[str]) -> tuple[float, float, int, str]:
@@ -104,7 +120,8 @@ def compare(a: argparse.Namespace) -> int:
     """Floor, then suite; print both with ratio and peak RSS."""
     corpus_args = ["--max-prompts", str(a.max_prompts)] if a.max_prompts else []
     print(f"load average before: {_loadavg()}", flush=True)
-    fcmd = [sys.executable, __file__, "--floor", "--model", a.model, "--batch-tokens", str(a.batch_tokens), *corpus_args]
+    fcmd = [sys.executable, __file__, "--floor", "--model", a.model, "--batch-tokens", str(a.batch_tokens),
+            "--device", a.device, *corpus_args]
     f_s, f_rss, f_rc, f_out = _child(fcmd)
     if f_rc:
         print(f_out, file=sys.stderr)
@@ -112,10 +129,13 @@ def compare(a: argparse.Namespace) -> int:
     detail = json.loads([ln for ln in f_out.splitlines() if ln.startswith('{"load_s"')][-1])
     print(f"floor: {f_s:7.1f} s wall (load {detail['load_s']:.1f} + forward {detail['forward_s']:.1f} + svdvals "
           f"{detail['svd_s']:.1f} of {detail['n_matrices']} matrices), peak RSS {f_rss:.0f} MB, padding overhead "
-          f"{detail['padding']['overhead']:.3f}; load average {_loadavg()}", flush=True)
+          f"{detail['padding']['overhead']:.3f}, device {detail['device']}"
+          + (f", peak GPU {detail['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in detail else "")
+          + f"; load average {_loadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         scmd = [sys.executable, "-m", "pytest", "claims/", "--model", a.model, *corpus_args, "-p", "no:cacheprovider",
-                "-q", "--report-dir", tmp, "--batch-tokens", str(a.batch_tokens), *shlex.split(a.suite_args)]
+                "-q", "--report-dir", tmp, "--batch-tokens", str(a.batch_tokens), "--device", a.device,
+                *shlex.split(a.suite_args)]
         s_s, s_rss, s_rc, s_out = _child(scmd)
     summary = next((ln for ln in reversed(s_out.splitlines()) if " in " in ln and ("passed" in ln or "failed" in ln)), "")
     print(f"suite: {s_s:7.1f} s wall, peak RSS {s_rss:.0f} MB, pytest rc {s_rc} ({summary.strip('= ')}); "
@@ -168,10 +188,15 @@ def main() -> int:
     ap.add_argument("--probe-memory", type=float, default=None, help="GB, for --widths")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (floor and suite alike)")
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.device == "auto":
+        from lmfacts.options import resolve_auto_device
+
+        a.device = resolve_auto_device()
     if a.floor:
-        print(json.dumps(floor(a.model, a.max_prompts, a.batch_tokens)))
+        print(json.dumps(floor(a.model, a.max_prompts, a.batch_tokens, a.device)))
         return 0
     return widths(a) if a.widths else compare(a)
 
