@@ -367,7 +367,9 @@ def _baseline_decision(baselines: list[Any], context: ClaimContext, record: Clai
                      weight_format=getattr(info, "weight_format", None),
                      quantization=getattr(info, "quantization", None), dtype=str(opts.dtype), corpus_sha256=sha,
                      n_prompts=n_prompts, probe_sample_tokens=opts.probe_sample_tokens,
-                     hypothesis_profile=(session.profile or {}).get("name"))
+                     hypothesis_profile=(session.profile or {}).get("name"),
+                     prepends_bos=getattr(info, "prepends_bos", None),
+                     bridge_prepends_bos=getattr(info, "bridge_prepends_bos", None))
     b, why_not = select(baselines, facts)
     if b is None:
         return None
@@ -377,11 +379,6 @@ def _baseline_decision(baselines: list[Any], context: ClaimContext, record: Clai
         return None
     per_prompt = "n_examples" in record.measured
     why_not = why_not or comparability(b, facts, reads_prompts=reads_prompts or per_prompt, per_prompt=per_prompt)
-    bridge_bos = getattr(info, "bridge_prepends_bos", None)
-    if not why_not and (reads_prompts or per_prompt) and bridge_bos is not None and bridge_bos != info.prepends_bos:
-        from lmfacts.models.metadata import bos_convention
-
-        why_not = f"the run's BOS convention is not the bridge's default that baselines assume: {bos_convention(info)}"
     if why_not:
         record.baseline = {"file": b.file, "outcome": cb.outcome, "reason": cb.reason,
                            "values": {h.key: {"recorded": h.value, "tol": h.tol} for h in cb.headline},

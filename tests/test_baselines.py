@@ -114,6 +114,25 @@ def test_comparability_and_configuration() -> None:
     assert "Hypothesis profile" in comparability(b, nightly, reads_prompts=True, per_prompt=True)
 
 
+def test_a_run_with_another_bos_convention_is_not_compared() -> None:
+    cb, _ = _baseline("passed")
+    common = {"corpus_sha256": "abc", "n_prompts": 8, "hypothesis_profile": "lmfacts-dev"}
+    recorded_with = Baseline("b.toml", {"name": "m", "dtype": "float32"}, {**common, "prepends_bos": True},
+                             {"ZB-2": cb})
+    recorded_before = Baseline("b.toml", {"name": "m", "dtype": "float32"}, common, {"ZB-2": cb})
+
+    def run(used: bool, bridge: bool) -> RunFacts:
+        return RunFacts("m", None, None, None, "float32", "abc", 8, None, "lmfacts-dev", used, bridge)
+
+    assert comparability(recorded_with, run(True, False), reads_prompts=True, per_prompt=False) is None
+    why = comparability(recorded_with, run(False, False), reads_prompts=True, per_prompt=False)
+    assert why is not None and "prepends no BOS" in why and "baseline's run prepends BOS" in why
+    assert comparability(recorded_with, run(False, False), reads_prompts=False, per_prompt=False) is None
+    # a file without prepends_bos was recorded under the bridge's default (--prepend-bos auto)
+    assert comparability(recorded_before, run(False, False), reads_prompts=True, per_prompt=False) is None
+    assert "prepends BOS" in comparability(recorded_before, run(True, False), reads_prompts=True, per_prompt=False)
+
+
 # -- through the plugin on tiny-gpt2 ---------------------------------------------------------------------------
 FAKE_CLAIMS = '''
 import os
@@ -230,6 +249,7 @@ def test_record_twice_gives_the_same_file_without_skips_and_errors(recorded: dic
     assert b.model["name"] == "tiny-gpt2" and b.model["dtype"] == "float32"
     assert b.measured_by["n_prompts"] == 4 and b.measured_by["run_id"] == recorded["run_dir"].name
     assert b.measured_by["date"].startswith("20")
+    assert b.measured_by["prepends_bos"] is True  # GPT-2's bridge prepends BOS; the file says which convention
 
 
 def test_unchanged_run_shows_known_findings_and_passes(recorded: dict) -> None:

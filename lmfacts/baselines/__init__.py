@@ -35,7 +35,9 @@ past tolerance fails; a recorded pass whose value leaves its tolerance fails wit
 new value. A baseline never turns a failure into a pass. A baseline is compared only when the run
 is comparable (same dtype, revision, weight format; for claims that measure on prompts — all but
 those registered with ``@claim(inputs="weights")`` — the same corpus sha256, number of probe prompts
-and probe token sampling; for per-prompt claims the same Hypothesis profile); otherwise the record
+and probe token sampling, and the same BOS convention (``--prepend-bos``; a file without
+``prepends_bos`` assumes the bridge's default); for per-prompt claims the same Hypothesis profile);
+otherwise the record
 says ``not compared: why``.
 
 File format (``schema = 1``)::
@@ -43,7 +45,7 @@ File format (``schema = 1``)::
     schema = 1
     [model]          # name, revision, weight_format, quantization, dtype (keys of this baseline)
     [measured_by]    # lmfacts, run_id, date, device, corpus_sha256, n_prompts, probe_sample_tokens,
-                     # hypothesis_profile
+                     # hypothesis_profile, prepends_bos (whether a BOS token was prepended)
     [[claim]]        # id, outcome ("passed" | "failed"), reason (failed only), title (for the reader)
     [[claim.headline]]   # key, value, tol, tol_from
 """
@@ -65,7 +67,7 @@ SCHEMA = 1
 RECORDED_OUTCOMES = ("passed", "failed")
 MODEL_KEYS = ("name", "revision", "weight_format", "quantization", "dtype")
 MEASURED_BY_KEYS = ("lmfacts", "run_id", "date", "device", "corpus_sha256", "n_prompts", "probe_sample_tokens",
-                    "hypothesis_profile")
+                    "hypothesis_profile", "prepends_bos")
 CLAIM_KEYS = ("id", "title", "outcome", "reason", "headline")
 HEADLINE_KEYS = ("key", "value", "tol", "tol_from")
 FLOOR_BASE = 1e-3
@@ -252,7 +254,8 @@ def record_baseline(run_dir: str | Path, model: str | None = None, device: str |
                    "device": devices[0] if devices else None, "corpus_sha256": corpus.get("sha256"),
                    "n_prompts": corpus.get("n_probe_prompts", corpus.get("n_prompts")),
                    "probe_sample_tokens": options.get("probe_sample_tokens"),
-                   "hypothesis_profile": (run.get("hypothesis") or {}).get("name")}
+                   "hypothesis_profile": (run.get("hypothesis") or {}).get("name"),
+                   "prepends_bos": entry.get("prepends_bos")}
     claims: list[ClaimBaseline] = []
     left_out: list[str] = []
     for cid in sorted(by_claim, key=claim_sort_key):
@@ -361,6 +364,8 @@ def load_file(path: str | Path) -> Baseline:
     for key in ("n_prompts", "probe_sample_tokens"):
         if key in measured_by and (isinstance(measured_by[key], bool) or not isinstance(measured_by[key], int)):
             raise _err(path, f"measured_by.{key}", "must be an integer")
+    if "prepends_bos" in measured_by and not isinstance(measured_by["prepends_bos"], bool):
+        raise _err(path, "measured_by.prepends_bos", "must be true or false")
     if not isinstance(data["claim"], list):
         raise _err(path, "claim", "use [[claim]] tables")
     claims: dict[str, ClaimBaseline] = {}

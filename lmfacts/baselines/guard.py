@@ -45,6 +45,8 @@ class RunFacts:
     n_prompts: int | None
     probe_sample_tokens: int | None
     hypothesis_profile: str | None
+    prepends_bos: bool | None = None  # the BOS convention the run used (None: unknown)
+    bridge_prepends_bos: bool | None = None  # what the bridge would have done (``--prepend-bos auto``)
 
 
 @dataclass
@@ -104,6 +106,13 @@ def comparability(b: Baseline, facts: RunFacts, *, reads_prompts: bool, per_prom
     if facts.probe_sample_tokens != mb.get("probe_sample_tokens"):
         return (f"the run's probe token sampling ({facts.probe_sample_tokens}) is not the baseline's "
                 f"({mb.get('probe_sample_tokens')})")
+    # files recorded before prepends_bos was kept assume the bridge's default (--prepend-bos auto)
+    recorded_bos = mb.get("prepends_bos", facts.bridge_prepends_bos)
+    if facts.prepends_bos is not None and recorded_bos is not None and facts.prepends_bos != recorded_bos:
+        def said(b: bool) -> str:
+            return "prepends BOS" if b else "prepends no BOS"
+        return (f"the run {said(facts.prepends_bos)} (--prepend-bos), the baseline's run "
+                f"{said(bool(recorded_bos))}")
     return None
 
 
