@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmfacts.report.assemble import claim_order, model_order
-from lmfacts.report.fmt import compact, flatten, fmt_list
+from lmfacts.report.fmt import compact, flatten, fmt_list, fmt_number
 from lmfacts.report.outcomes import band_text, cell_outcomes, known_finding, model_name, symbol
 
 __all__ = [
@@ -91,21 +91,10 @@ def fmt_value(x: Any) -> str:
     None ``–``; other values as text, cut to 40 characters."""
     if x is None:
         return "–"
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, numbers.Integral):
-        return str(int(x)) if abs(int(x)) < 10**6 else f"{float(x):.4g}"
-    if _is_number(x):
-        v = float(x)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        if v == 0:
-            return "0"
-        if 1e3 <= abs(v) < 1e6:
-            return f"{v:.0f}"
-        return f"{v:.4g}"
+    if isinstance(x, numbers.Real):  # booleans, ints and floats: fmt_number, but 1e3 ≤ |x| < 1e6 unrounded
+        if not isinstance(x, bool) and math.isfinite(float(x)) and 1e3 <= abs(float(x)) < 1e6:
+            return f"{float(x):.0f}"
+        return fmt_number(x, 4)
     if isinstance(x, list):
         return fmt_list(x, 4, 3)
     if isinstance(x, dict):
