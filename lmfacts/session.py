@@ -26,6 +26,25 @@ def package_version(name: str) -> str | None:
         return None
 
 
+class _SessionPool(ModelPool):
+    """The session's model pool: drops the random twin (:mod:`lmfacts.models.twin`) before the resident model
+    switches to compat processing. Every twin user is a raw-processing claim and tests run raw before compat
+    per target, so the twin (a second full model) never lives alongside the compat switch, whose transient
+    copies are the run's peak memory."""
+
+    def get(self, target: Target, processing: str = "raw") -> Any:
+        """As :meth:`ModelPool.get`, releasing the twin first when this call will switch to compat."""
+        if processing == "compat":
+            resident = self.resident(target)
+            if resident is None or resident.info.weight_processing != "compat":
+                import sys
+
+                twin = sys.modules.get("lmfacts.models.twin")  # only if a twin can exist
+                if twin is not None:
+                    twin.release_twin()
+        return super().get(target, processing)
+
+
 class LmfactsSession:
     """Options, run directory and the shared expensive objects of one run."""
 
@@ -40,7 +59,7 @@ class LmfactsSession:
         self.run_id = run_id
         self.run_dir = options.report_dir / run_id
         self.repo_dir = repo_dir
-        self.pool = ModelPool(options, on_load=self._model_loaded)
+        self.pool = _SessionPool(options, on_load=self._model_loaded)
         self.expectations = load_all(extra=options.expectations)  # built-in + --expectations files
         self.models: dict[str, dict[str, Any]] = {}
         self._probes: dict[tuple[Target, str], Any] = {}
@@ -214,6 +233,11 @@ class LmfactsSession:
 
         set_active_token_counter(None)  # it holds the bridge
         self._model_checks = {k: v for k, v in self._model_checks.items() if k[1] != target}
+        import sys
+
+        twin = sys.modules.get("lmfacts.models.twin")
+        if twin is not None:  # the twin of this target's model goes with it
+            twin.release_twin()
         self.pool.release()
 
     def _model_loaded(self, lm: Any) -> None:

@@ -417,6 +417,14 @@ class LensReduction:
         else:
             self._store[int(name.split(".")[1])] = x.detach()[r, c].clone()
 
+    def release_model(self) -> None:
+        """Drop the references to the model's modules (after the pass), so a cached result does not keep the
+        model (or the random twin) alive; :meth:`end` cannot run afterwards."""
+        def gone(x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("LensReduction: the model was released after its pass")
+
+        self.decode, self.unembed = gone, None
+
     def end(self) -> None:
         """Decode every kept point and add KL / agreement (runs outside the forward hooks)."""
         import torch
@@ -644,10 +652,13 @@ class ProbeAttachment:
     corpus_index: list[int]
     lengths: list[int]
     pattern_hooks: bool
+    max_tokens: int | None = None  # positions the reductions read per prompt (None: all)
 
     def result(self, seconds: float, note: str) -> BeyondPass:
         """The :class:`BeyondPass` these reductions filled (call after the probe pass returned)."""
         n_long = sum(1 for n in self.lengths if n >= SINK_TOKENS)
+        if self.lens is not None:
+            self.lens.release_model()
         return BeyondPass(self.massive, self.sinks, self.lens, self.texts, self.corpus_index, self.lengths, n_long,
                           seconds, self.pattern_hooks, notes=[note])
 
@@ -675,7 +686,7 @@ def attach_sample(bridge: Any, texts: Sequence[str], pass_index: Sequence[int], 
             if r is not None]
     cidx = list(range(len(texts))) if corpus_index is None else [int(i) for i in corpus_index]
     return ProbeAttachment(reds, massive, sinks, lens_red, [texts[i] for i in chosen], [cidx[i] for i in chosen],
-                           [lengths[i] for i in chosen], sinks is not None)
+                           [lengths[i] for i in chosen], sinks is not None, MAX_TOKENS if causal else None)
 
 
 def twin_texts(model_pass: BeyondPass) -> list[str]:

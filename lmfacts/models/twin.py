@@ -144,7 +144,8 @@ def session_twin_pass(ctx: Any) -> tuple[Any, Any]:
         res = run_probe(twin.bridge, texts, prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
                         pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx,
                         device=info.device, batch_size=o.batch_size, batch_tokens=o.batch_tokens,
-                        reductions=attached.reductions if attached else (), extra_texts=extra)
+                        reductions=attached.reductions if attached else (), extra_texts=extra,
+                        extra_n_ctx=attached.max_tokens if attached else None)
         assert _CACHE is not None
         _CACHE.probes[len(texts)] = res
         bp = None if attached is None else attached.result(

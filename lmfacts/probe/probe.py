@@ -548,7 +548,7 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
               n_ctx: int, device: str | torch.device = "cpu", batch_size: int | None = None,
               batch_tokens: int = DEFAULT_BATCH_TOKENS, plan: ProbePlan = ProbePlan(),
               derive: str | None = None, memory_gb: float | None = None, reductions: Sequence[Any] = (),
-              extra_texts: Sequence[str] = ()) -> ProbeResult:
+              extra_texts: Sequence[str] = (), extra_n_ctx: int | None = None) -> ProbeResult:
     """Stream ``texts`` through ``bridge`` in length-sorted batches and return the corpus-level reductions.
 
     ``batch_tokens``: padded tokens per forward pass; ``batch_size``: optional cap on prompts per pass.
@@ -560,7 +560,8 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
     :mod:`lmfacts.measures.beyond`: ``hook_names()``, ``start(BatchView)``, ``on(name, x)``, ``end()``);
     their ``BatchView.index`` is the pass index of each row: ``0 … len(texts)−1`` for ``texts``, then
     ``len(texts) …`` for ``extra_texts``, prompts that only the reductions see (batched apart from
-    ``texts``, so the probe's own accumulators are exactly those of ``texts``). A reduction that hooks
+    ``texts``, so the probe's own accumulators are exactly those of ``texts``; truncated to ``extra_n_ctx``
+    tokens where given, e.g. the positions a causal reduction reads). A reduction that hooks
     ``unembed.hook_in`` (the model's final-norm output) moves the early stop from ``ln_final.hook_in``
     to ``unembed.hook_in``: the final norm runs, the unembedding still does not.
     Raises ValueError for an empty corpus or an unknown ``derive``; PromptError / OutOfVocabularyError
@@ -584,7 +585,8 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
         batches[0].insert(0, 0)
     extra_batches: list[list[int]] = []
     if extra_texts:
-        extra_rows, _ = tokenize_corpus(bridge, extra_texts, prepend_bos=prepend_bos, n_ctx=n_ctx)
+        extra_rows, _ = tokenize_corpus(bridge, extra_texts, prepend_bos=prepend_bos,
+                                        n_ctx=min(n_ctx, extra_n_ctx or n_ctx))
         extra_batches = [[len(texts) + i for i in b] for b in plan_batches(
             [len(r) for r in extra_rows], batch_tokens=batch_tokens, max_prompts=batch_size, batch_cost=cost)]
         rows = rows + extra_rows
