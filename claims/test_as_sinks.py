@@ -6,7 +6,8 @@ al. 2019, "What Does BERT Look At?"; Sun et al. 2024 §4 for AS-2; catalogue ../
 
 Shared conventions. Patterns: ``blocks.{l}.attn.hook_pattern`` (softmax probabilities; the
 ``attention_patterns`` premise checks that the hook fires at every block and its rows sum to 1). Inputs:
-the prompts of the session's shared "beyond" pass (:mod:`lmfacts.measures.beyond`) with at least 64
+the prompts of the MA / AS / LL sample (:mod:`lmfacts.measures.beyond`, reduced inside the session's one
+probe pass; the pattern hooks are the forward's own eager attention, no pattern is kept) with at least 64
 tokens, as Gu et al.'s 64-token inputs: in a causal model the first 64 query and key positions, which are
 exactly what a 64-token input gives; shorter prompts are not used (a uniform head gives the first token
 (H_T − 1)/(T − 1) of a query's attention on average: 0.36 at T = 4, 0.06 at T = 64, so short inputs would

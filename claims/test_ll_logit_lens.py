@@ -5,11 +5,13 @@
 Shared conventions. The residual stream at point l (``blocks.{l}.hook_resid_pre``, the stream entering
 block l = after block l−1; point L = the last block's ``hook_resid_post``) is decoded like the final one:
 the model's final norm, then its unembedding (tuned-lens ``Unembed.forward = unembedding(final_norm(h))``).
-The final distribution is the model's own output (``unembed.hook_out``), so KL at point L is 0 only if that
-decoding *is* the model's head (checked). KL(p_final ‖ p_lens) in nats per token (tuned-lens' direction).
+The final distribution is the model's unembedding of the model's own final-norm output (``unembed.hook_in``,
+captured in the forward pass, which stops before the unembedding; ``unembed.hook_out`` where a pass computes
+logits), so KL at point L is 0 only if that decoding *is* the model's head path (checked). KL(p_final ‖ p_lens) in nats per token (tuned-lens' direction).
 Tokens: up to 8 content positions per prompt (no BOS, no special token, no padding), drawn with
-``numpy.random.default_rng([0, corpus index])``, over the session's shared "beyond" pass (up to 64 corpus
-prompts, causal models truncated to 128 tokens; :mod:`lmfacts.measures.beyond`).
+``numpy.random.default_rng([0, corpus index])``, over the MA / AS / LL sample (up to 64 corpus prompts, first
+128 positions; :mod:`lmfacts.measures.beyond`), reduced inside the session's one probe pass: 8 × 64 = 512
+tokens at most, the lens decoding (``[n, d] → [n, V]``) run on those rows only.
 
 Window (decided from the catalogue's statement, not from a model's curve): "decoding the residual stream
 after block ℓ" is points 1 … L (the embedding, point 0, is no block's output; it is reported, not judged),
@@ -72,7 +74,7 @@ def _conventions(ctx: ClaimContext, bp: Any, lo: int, hi: int) -> None:
                     decode="final norm then unembedding (tuned-lens Unembed)",
                     final=", ".join(sorted(bp.lens.final_source)), divergence="KL(p_final ‖ p_lens), nats/token",
                     positions=f"≤ {LENS_PER_PROMPT} content tokens per prompt, seeded by corpus index",
-                    sample=f"{bp.n_prompts} corpus prompts (shared beyond pass)", window=[lo, hi], processing="raw")
+                    sample=f"{bp.n_prompts} corpus prompts (reduced in the shared probe pass)", window=[lo, hi], processing="raw")
 
 
 # ---------------------------------------------------------------------------------------------

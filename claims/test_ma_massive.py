@@ -8,9 +8,10 @@ layer-wise plots), every real position (padding excluded), raw weights. A massiv
 ``|a| > abs_threshold`` (100) and ``|a| > rel_threshold`` (1000) × the median |a| over every token and
 dimension of that block (strict, as the refinement's ``utils/model.py``). The reductions (per-prompt top-8
 |a| with position, dimension and position class; a log10|a| histogram for the median, within ±0.58 %) are
-:class:`lmfacts.measures.beyond.MassiveReduction`, run in the session's one "beyond" pass over up to 64
-corpus prompts (every prompt of ≥ 64 tokens, then a seeded choice of the others; causal models truncated
-to 128 tokens), shared by MA, AS and LL. Position classes: ``first`` (the first real position: the
+:class:`lmfacts.measures.beyond.MassiveReduction`, reduced inside the session's one probe pass (the forward
+passes every claim shares) over a sample of up to 64 corpus prompts (every prompt of ≥ 64 tokens, then a
+seeded choice of the others; in causal models the first 128 positions, what the prompt truncated to 128
+tokens gives), shared by MA, AS and LL. Position classes: ``first`` (the first real position: the
 prepended BOS), ``delimiter`` ("." / "\\n" ids), ``special`` (other special tokens), ``other``.
 
 Premises: ``additive_residual`` (a pre-norm residual stream; a post-LN encoder re-normalises the stream
@@ -64,7 +65,7 @@ def _conventions(ctx: ClaimContext, bp: Any, ma: Any) -> None:
                     position_classes="first = first real position (the BOS where prepended), delimiter = '.'/'\\n' ids, "
                                      "special = other special tokens, other",
                     sample=f"{bp.n_prompts} corpus prompts (every prompt of ≥ 64 tokens first, then seeded; causal "
-                           f"models truncated to {MAX_TOKENS} tokens), one shared pass",
+                           f"models: first {MAX_TOKENS} positions), reduced in the shared probe pass",
                     weights=str(info.quantization or "float"), bos_prepended=bool(info.prepends_bos))
 
 

@@ -39,9 +39,13 @@ order; a reduction never assumes a batch composition.
   (``decode``: the model's final norm then unembedding, Belrose et al.'s ``Unembed``) runs on those rows
   only, in :meth:`LensReduction.end`.
 
-:func:`beyond_pass` runs the three over a prompt sample in one forward pass per batch and
-:func:`session_beyond` caches it per (session, target, processing, model/twin) so that all eight claims
-share it. What the probe would need to call instead is in :func:`reductions_for`.
+In a run the three ride on the session's one probe pass: :func:`attach_sample` wraps them in
+:class:`SampledReduction` (the sample's rows only, the first :data:`MAX_TOKENS` positions of a causal model)
+for :func:`lmfacts.probe.probe.run_probe` ``reductions``, and the random twin's on the twin's one probe pass
+(:func:`lmfacts.models.twin.session_twin_pass`). :func:`session_beyond` hands the result to all eight claims.
+:func:`beyond_pass` (its own forward passes over the sample) remains for compat processing and for a run
+whose probe pass ran without them; ``tests/test_beyond_in_probe.py`` checks that both give the same
+accumulators.
 """
 
 from __future__ import annotations
