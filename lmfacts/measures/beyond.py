@@ -367,10 +367,9 @@ def _log_softmax64(logits: torch.Tensor, what: str) -> torch.Tensor:
     ``ValueError`` as there."""
     import torch
 
-    x = logits.double()
-    if not bool(torch.isfinite(x).all()):
+    if not bool(torch.isfinite(logits).all()):  # checked before the float64 copy (float64 cannot make it finite)
         raise ValueError(f"{what}: NaN/inf value")
-    return torch.log_softmax(x, dim=-1)
+    return torch.log_softmax(logits.double(), dim=-1)
 
 
 class LensReduction:
@@ -449,11 +448,12 @@ class LensReduction:
                 final = self.decode(self._store[self.n_layers]).float()
                 self.final_source.add("decode(final resid_post)")
             lp_final = _log_softmax64(final, "final logits")
+            p_final = lp_final.exp()  # once per batch, not per point
             top_final = final.argmax(-1)
             for p in range(self.n_layers + 1):
                 lens = self.decode(self._store[p]).float()
                 lq = _log_softmax64(lens, f"lens logits at point {p}")
-                kl = (lp_final.exp() * (lp_final - lq)).sum(-1).clamp(min=0.0)  # round-off can give −1e-16
+                kl = (p_final * (lp_final - lq)).sum(-1).clamp(min=0.0)  # round-off can give −1e-16
                 acc = self.acc
                 acc.kl_sum[p] += float(kl.sum())
                 acc.kl_sq_sum[p] += float((kl * kl).sum())
