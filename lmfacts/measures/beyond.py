@@ -71,6 +71,9 @@ FIRST, DELIMITER, OTHER, SPECIAL_POS = 0, 1, 2, 3
 SAMPLE_PROMPTS = 64
 SINK_TOKENS = 64
 LENS_PER_PROMPT = 8
+#: rows per decoding GEMM of the logit lens (several points at once: the unembedding, d × V, is read once per
+#: call, so many small calls are bound by memory traffic; 512 × 49,152 float32 logits = 0.1 GB transient)
+LENS_DECODE_ROWS = 512
 LENS_SEED = 0
 SAMPLE_SEED = 0
 TOPK = 8
@@ -450,8 +453,16 @@ class LensReduction:
             lp_final = _log_softmax64(final, "final logits")
             p_final = lp_final.exp()  # once per batch, not per point
             top_final = final.argmax(-1)
-            for p in range(self.n_layers + 1):
-                lens = self.decode(self._store[p]).float()
+            n = int(final.shape[0])
+            points = list(range(self.n_layers + 1))
+            group = max(1, LENS_DECODE_ROWS // max(n, 1))  # points decoded by one GEMM: W_U is read once per group
+            decoded: dict[int, torch.Tensor] = {}
+            for p in points:
+                if p not in decoded:  # decode the next group of points in one call
+                    grp = points[p:p + group]
+                    out = self.decode(torch.cat([self._store[q] for q in grp])).float()
+                    decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
+                lens = decoded.pop(p)
                 lq = _log_softmax64(lens, f"lens logits at point {p}")
                 kl = (p_final * (lp_final - lq)).sum(-1).clamp(min=0.0)  # round-off can give −1e-16
                 acc = self.acc
