@@ -25,9 +25,10 @@ forward pass over corpus prompts — never off its architecture's name:
 ``centred_stream``        max |mean|/std across d_model of sampled content tokens ≤ 1e-4
                           (dtype-scaled), measured on the probe
 ``attention_patterns``    blocks.{l}.attn.hook_pattern fires at every block and its rows sum
-                          to 1 (dtype-scaled 1e-4), measured on the beyond pass
+                          to 1 (dtype-scaled 1e-4), measured by the MA/AS/LL reductions
 ``has_massive_activations`` some block output has |a| > 100 and > 1000 × its median |a|,
-                          measured on the beyond pass (:mod:`lmfacts.measures.beyond`)
+                          measured by the MA/AS/LL reductions (:func:`lmfacts.measures.beyond.session_beyond`,
+                          which ride on the one probe pass)
 ========================  =================================================================
 
 Tolerances follow the model's dtype (:mod:`lmfacts.tolerances`).
@@ -202,7 +203,7 @@ PATTERN_ROWSUM_TOL_F32 = 1e-4
 @premise("attention_patterns", "the bridge exposes softmax attention patterns (blocks.{l}.attn.hook_pattern) whose "
          "rows sum to 1")
 def _attention_patterns(ctx: Any, processing: str) -> PremiseResult:
-    """Measured on the beyond pass (:mod:`lmfacts.measures.beyond`): the hook exists at every block, fired,
+    """Measured by the MA/AS/LL reductions on the probe pass (:func:`lmfacts.measures.beyond.session_beyond`): the hook exists at every block, fired,
     and max |Σ_k A[q, k] − 1| over the real queries of the AS prompts ≤ ``float_tol(1e-4)``. A fused
     (non-eager) attention kernel never materialises the pattern: the hook is absent or does not fire."""
     from lmfacts.measures.beyond import session_beyond
@@ -231,7 +232,7 @@ def _attention_patterns(ctx: Any, processing: str) -> PremiseResult:
 @premise("has_massive_activations", "some block output has a massive activation (|a| > 100 and > 1000 × the "
          "layer's median |a|, Sun et al. 2024)")
 def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
-    """Measured on the beyond pass with Sun et al.'s thresholds (:func:`lmfacts.measures.beyond.massive_summary`,
+    """Measured by the MA/AS/LL reductions on the probe pass with Sun et al.'s thresholds (:func:`lmfacts.measures.beyond.massive_summary`,
     not the claims' own statistic). A NaN value raises :class:`lmfacts.context.NonFiniteMeasurement` (an
     ``error``, not a premise that fails)."""
     from lmfacts.measures.beyond import massive_summary, session_beyond
@@ -266,8 +267,8 @@ RUNTIME_NEEDS: dict[str, str] = {
     "mlp_rebuild": "weights and activations (rebuild checks)",
     "residual_sum": "activations (rebuild checks)",
     "centred_stream": "activations (the probe)",
-    "attention_patterns": "activations (the beyond pass)",
-    "has_massive_activations": "activations (the beyond pass)",
+    "attention_patterns": "activations (the probe pass)",
+    "has_massive_activations": "activations (the probe pass)",
 }
 
 
