@@ -78,6 +78,111 @@ def _seeded(seed: int = 0) -> Iterator[None]:
         yield
 
 
+def _weight_processing_file() -> str | None:
+    """Path of TransformerLens' ``weight_processing`` module source, or None if it cannot be imported."""
+    try:
+        from transformer_lens import weight_processing
+    except ImportError:  # pragma: no cover - transformer_lens is a hard dependency
+        return None
+    return str(weight_processing.__file__)
+
+
+@contextlib.contextmanager
+def _no_defensive_state_dict_copies() -> Iterator[None]:
+    """Skip the whole-state-dict ``clone()`` that each TransformerLens weight-processing step makes.
+
+    TransformerLens 4.x ``ProcessWeights.fold_layer_norm`` / ``center_writing_weights`` /
+    ``center_unembed`` / ``fold_value_biases`` each start with
+    ``state_dict = {k: v.clone() ... for k, v in state_dict.items()}`` ("deep copy to avoid modifying
+    the original") while the caller still holds the previous dict, so during the compat switch the
+    process holds the model's parameters plus two full copies of every weight: on smollm2-135m
+    (513 MB of fp32 parameters) RSS peaks at 2.48 GB. None of these steps modifies a tensor in place
+    (each computes new tensors and stores them in its dict; the one in-place write, ``new_b_V[...] = 0``,
+    is on a tensor cloned outside a dict comprehension and is still cloned), and the bridge installs
+    the processed tensors as new parameters, so sharing the unchanged tensors instead of copying them
+    gives the same values with one copy of only the tensors that change.
+
+    Implemented as a :class:`torch.overrides.TorchFunctionMode` that answers ``Tensor.clone`` with the
+    tensor itself only when it is called directly from a dict comprehension in TransformerLens'
+    ``weight_processing.py`` (CPython ≤ 3.11 runs a comprehension in its own ``<dictcomp>`` frame;
+    where it does not, e.g. inlined comprehensions in 3.12+, nothing is skipped and the switch merely
+    uses more memory). Every other ``clone`` is unchanged. Yields nothing; raises nothing of its own.
+    """
+    import sys
+
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    source = _weight_processing_file()
+    if source is None:
+        yield
+        return
+
+    class _ShareInsteadOfDeepCopy(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if func is torch.Tensor.clone and not kwargs and len(args) == 1:
+                caller = sys._getframe(1).f_code
+                if caller.co_name == "<dictcomp>" and caller.co_filename == source:
+                    return args[0]
+            return func(*args, **(kwargs or {}))
+
+    with _ShareInsteadOfDeepCopy():
+        yield
+
+
+def _file_mapped_ranges() -> list[tuple[int, int]]:
+    """``(start, end)`` address ranges of this process's ``*.safetensors`` memory maps (Linux; else [])."""
+    ranges: list[tuple[int, int]] = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].strip().endswith(".safetensors"):
+                lo, hi = parts[0].split("-")
+                ranges.append((int(lo, 16), int(hi, 16)))
+    return ranges
+
+
+def _copy_file_backed_tensors(module: Any) -> int:
+    """Copy the parameters and buffers of ``module`` that still live in a memory-mapped checkpoint
+    file into ordinary memory, one tensor at a time, so the map can close; return how many were copied.
+
+    transformers loads ``*.safetensors`` checkpoints memory-mapped: a parameter's storage is a slice of
+    one map of the whole file, and the map stays open while any slice is referenced. After the compat
+    switch most slices are dead (their weights were replaced by processed copies) but the few weights
+    processing leaves unchanged keep the whole map, and every page of it ever read, resident: +370 MB
+    of RSS on smollm2-135m. Values are copied exactly (``clone``); CPU tensors only.
+    """
+    ranges = _file_mapped_ranges()
+    if not ranges:
+        return 0
+    copied = 0
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.device.type != "cpu":
+            continue
+        ptr = tensor.untyped_storage().data_ptr()
+        if any(lo <= ptr < hi for lo, hi in ranges):
+            tensor.data = tensor.data.clone()
+            copied += 1
+    return copied
+
+
+def _return_freed_heap() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim(0)``); a no-op elsewhere.
+
+    The compat switch frees hundreds of MB of mid-sized tensors that glibc keeps in its arenas, so
+    RSS stays high after the switch although the memory is free; trimming returns it.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+
+
 class LoadedModel:
     """A booted bridge (eval mode) with its tokenizer and metadata."""
 
@@ -101,9 +206,14 @@ class LoadedModel:
         if self.bridge is None:
             raise RuntimeError("model was released")
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
+        gc.collect()
+        with warnings.catch_warnings(record=True) as caught, _no_defensive_state_dict_copies():
             warnings.simplefilter("always")
             self.bridge.enable_compatibility_mode(disable_warnings=True)
+        gc.collect()
+        _copy_file_backed_tensors(self.bridge)
+        gc.collect()
+        _return_freed_heap()
         for w in caught:
             msg = str(w.message)
             if "support" in msg and msg not in self.info.notes:
