@@ -210,6 +210,11 @@ def test_show_names_the_latest_run_of_the_claim(tmp_path: Path, capsys: pytest.C
     assert rc == 0 and "20260101T000000Z-aaa (tiny-gpt2: passed)" in out
 
 
+def test_docs_do_not_depend_on_the_order_claims_were_registered() -> None:
+    catalogue = load_catalogue()
+    assert render_docs(dict(reversed(list(catalogue.items())))) == render_docs(catalogue)
+
+
 def test_docs_catalogue_is_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     committed = REPO / "docs" / "catalogue.md"
     text = render_docs(load_catalogue())
