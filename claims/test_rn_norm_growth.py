@@ -751,8 +751,14 @@ def test_rn8_frobenius_identity(ctx: ClaimContext) -> None:
 
 
 def _random_matrix(rows: int, cols: int, scale: float, seed: int, heavy: bool) -> np.ndarray:
-    """A random matrix; ``heavy`` draws Student-t(3) entries (the identity holds for any W)."""
-    rng = np.random.default_rng(seed)
+    """A random matrix; ``heavy`` draws Student-t(3) entries (the identity holds for any W).
+
+    Drawn from the stream ``default_rng([seed, 1])``, never ``default_rng(seed)``, the stream the
+    Monte-Carlo x of :func:`lmfacts.stats.frobenius.frobenius_identity_error` use: Hypothesis often
+    draws equal integers for the matrix seed and the MC seed, and x equal to W's own rows biases
+    E‖Wx‖² upwards (z ≈ +3 on average, up to 5.9 on (20, 48) matrices: a false ✗ under the nightly profile).
+    """
+    rng = np.random.default_rng([seed, 1])
     m = rng.standard_t(3, (rows, cols)) if heavy else rng.standard_normal((rows, cols))
     return scale * m
 
