@@ -208,6 +208,17 @@ def ctx(lmfacts_session: Any, target: Target) -> Any:
 
 
 @pytest.hookimpl(trylast=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each claim test with its family (``RN``, ``BF``, ``MA``, …), so ``-m "MA or AS"`` selects
+    families exactly; ``-k "MA-"`` also matches model names inside test ids (``tiny-gemma-cpu``)."""
+    spec = _spec(item)
+    if spec is None or not spec.family.isidentifier():
+        return
+    if not any(line.split(":", 1)[0].strip() == spec.family for line in item.config.getini("markers")):
+        item.config.addinivalue_line("markers", f"{spec.family}: the catalogue's {spec.family}-* claims")
+    item.add_marker(spec.family)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep each target's tests together, raw-processing claims before compat ones."""
     order = {"raw": 0, "compat": 1}

@@ -3,7 +3,7 @@
 
     scripts/gpu_check.sh                      # cuda: smollm2-135m and minilm-l6, full corpus, + the benchmark
     scripts/gpu_check.sh --device cpu         # dry mode: tiny-llama and tiny-bert, 8 prompts, on CPU
-    scripts/gpu_check.sh --out DIR --budget-s 480 --jobs 4 --suite-args "-k RN-"
+    scripts/gpu_check.sh --out DIR --budget-s 480 --jobs 4 --suite-args "-m RN"
 
 For every (model, dtype) it runs ``pytest claims/ --model M --device D --dtype T`` in its own process
 (``--jobs`` at a time; the GPU is shared, CPU threads are split between them) with
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              "tiny-llama tiny-bert on cpu)")
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=("float32", "bfloat16", "float16"))
     ap.add_argument("--max-prompts", type=int, default=None, help="default: full corpus on cuda, 8 on cpu")
-    ap.add_argument("--suite-args", default="", help="extra pytest arguments of every run, one string (e.g. '-k RN-')")
+    ap.add_argument("--suite-args", default="", help="extra pytest arguments of every run, one string (e.g. '-m RN')")
     ap.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget of the whole check (s)")
     ap.add_argument("--jobs", type=int, default=None, help="runs at a time (default 4 on cuda, 1 on cpu)")
     ap.add_argument("--bench", choices=("auto", "yes", "no"), default="auto",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,16 @@ def test_every_claim_docstring_states_statistic_window_and_source() -> None:
         assert "statistic" in doc.lower(), claim_id
         assert "window" in doc.lower(), claim_id
         assert f"Source: {spec.source}" in doc, claim_id
+
+
+def test_families_are_markers_that_select_exactly(tmp_path: Path) -> None:
+    # -k "MA-" also matches "tiny-gemma-cpu" inside every test id of that model; -m "MA" does not
+    args = ("claims/", "--model", "tiny-gemma", "--model", "tiny-llama", "--collect-only", "-q",
+            "-W", "error::pytest.PytestUnknownMarkWarning")
+    proc, _ = run_pytest(*args, "-m", "MA or AS or LL", report_dir=tmp_path / "m")
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(ids) == 16 and all(re.search(r"\[(MA|AS|LL)-\d", i) for i in ids), ids
+    proc, _ = run_pytest(*args, "-k", "MA- or AS- or LL-", report_dir=tmp_path / "k")
+    keyword_ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert len(keyword_ids) > len(ids)  # the substring match the marker avoids
