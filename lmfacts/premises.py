@@ -108,9 +108,10 @@ def _bos_prepended(ctx: Any, processing: str) -> PremiseResult:
     ids, _ = tokenize_one(ctx.model(processing).bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
     if ids and ids[0] == bos:
         return PremiseResult(True, f"BOS id {bos} is the first token of the prompts")
+    from lmfacts.models.metadata import bos_convention
+
     return PremiseResult(False, f"prompts reach the model without a BOS: {text[:24]!r} starts with id "
-                                f"{ids[0] if ids else None}, not the BOS id {bos} (the bridge does not prepend one "
-                                f"for this model: default_prepend_bos={info.prepends_bos})")
+                                f"{ids[0] if ids else None}, not the BOS id {bos} ({bos_convention(info)})")
 
 
 @premise("trained_lm_head", "the unembedding (LM head) was loaded from the checkpoint")
