@@ -378,7 +378,7 @@ def _mark(record: dict[str, Any]) -> str:
 def _note(record: dict[str, Any]) -> str | None:
     outcome = record.get("outcome")
     reason = record.get("reason")
-    if not reason or not (outcome in ("skipped", "error", "inconclusive") or known_finding(record)):
+    if not reason or not (outcome in ("failed", "skipped", "error", "inconclusive") or known_finding(record)):
         return None
     return ("error: " if outcome == "error" else "") + " ".join(str(reason).split())
 

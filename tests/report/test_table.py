@@ -75,6 +75,8 @@ def test_cells_mark_every_outcome():
     # the hover: expectation with its CI level, the other headline values, the reason
     two = cell_for([_rec(headline=["rate", "r2"], outcome="failed", reason="r2 0.93 < 0.95")])
     assert two.tip == "failed · expected rate > 1 (95% bootstrap CI vs band) · also r2=0.93 · r2 0.93 < 0.95"
+    # a failure whose headline sits inside its band failed on another check: the reason is footnoted
+    assert two.text == "1.059 [1.054, 1.063] ✗" and two.notes == ["r2 0.93 < 0.95"]
 
 
 def test_a_cell_of_several_devices_shows_each():
