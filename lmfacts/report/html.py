@@ -161,7 +161,9 @@ def _run_boxes(report: dict[str, Any]) -> str:
     data_box = _kv(
         [("corpus", esc(corpus.get("source"))),
          ("sha256", f'<code class="small">{esc(corpus.get("sha256"))}</code>' if corpus.get("sha256") else None),
-         ("prompts", esc(corpus.get("n_prompts")))]
+         ("prompts", esc(corpus.get("n_prompts"))),
+         ("probed prompts", esc(corpus.get("n_probe_prompts"))
+          if corpus.get("n_probe_prompts") not in (None, corpus.get("n_prompts")) else None)]
         + [("Hypothesis profile" if k in ("profile", "name") else f"hypothesis {k}", esc(v)) for k, v in hyp.items()
            if k in HYPOTHESIS_SHOWN]
     )

@@ -58,6 +58,9 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
         facts.append(f"Hypothesis profile `{md_escape(profile)}`" + (f" ({md_escape(drove)})" if drove else ""))
     if corpus.get("sha256"):
         n = f", {corpus['n_prompts']} prompts" if corpus.get("n_prompts") is not None else ""
+        probed = corpus.get("n_probe_prompts")
+        if probed is not None and probed != corpus.get("n_prompts"):
+            n += f" ({probed} probed: --max-prompts)"
         facts.append(f"corpus `{md_escape(str(corpus['sha256'])[:12])}`{md_escape(n)}")
     if facts:
         lines += [" · ".join(facts), ""]

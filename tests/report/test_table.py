@@ -189,3 +189,13 @@ def test_markdown_footnotes_expectations_that_differ_by_model(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| **RN-1**"))
     assert "varies by model" in row and "1.059 [1.054, 1.063] ✓[1]" in row and "✓[2]" in row
     assert "1. RN-1 on a: expected &gt; 1" in md and "2. RN-1 on b: expected &gt; 1.02" in md
+
+
+def test_header_says_how_many_prompts_were_probed():
+    from lmfacts.report.markdown import _header_lines
+
+    corpus = {"sha256": "9f2c" + "0" * 60, "n_prompts": 227}
+    full = " ".join(_header_lines({"run": {"corpus": {**corpus, "n_probe_prompts": 227}}}))
+    subset = " ".join(_header_lines({"run": {"corpus": {**corpus, "n_probe_prompts": 16}}}))
+    assert "227 prompts" in full and "probed" not in full
+    assert "227 prompts (16 probed: --max-prompts)" in subset
