@@ -666,6 +666,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if lm is None:
         return []
     options = lm.options
-    return [f"lmfacts: models={', '.join(options.models)} devices={', '.join(options.devices)} "
-            f"dtype={options.dtype}"]
+    lines = [f"lmfacts: models={', '.join(options.models)} devices={', '.join(options.devices)} "
+             f"dtype={options.dtype}" + (f" revisions={', '.join(options.revisions)}" if options.revisions else "")]
+    unswept = [m for m in options.models if options.revisions and options.revisions_of(m) == (None,)]
+    if unswept:
+        lines.append(f"lmfacts: --revision applies to hub models only; {', '.join(unswept)} "
+                     f"run{'s' if len(unswept) == 1 else ''} once, without a revision")
+    return lines
 

@@ -207,3 +207,10 @@ def test_families_are_markers_that_select_exactly(tmp_path: Path) -> None:
     proc, _ = run_pytest(*args, "-k", "MA- or AS- or LL-", report_dir=tmp_path / "k")
     keyword_ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert len(keyword_ids) > len(ids)  # the substring match the marker avoids
+
+
+def test_a_revision_that_does_not_apply_is_said(tmp_path: Path) -> None:
+    proc, _ = run_pytest("claims/", "--model", "tiny-gpt2", "--revision", "step1000", "-k", "RN-8", "--collect-only",
+                         report_dir=tmp_path / "r")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "--revision applies to hub models only; tiny-gpt2 runs once, without a revision" in proc.stdout
