@@ -24,7 +24,13 @@ from typing import Any
 
 from lmfacts.models import gguf_cache, hub, tiny
 from lmfacts.models.cache import build_dir_atomic, cache_root, sha256_file
-from lmfacts.models.metadata import ModelInfo, build_model_info, checkpoint_weight_format, head_params_loaded
+from lmfacts.models.metadata import (
+    ModelInfo,
+    build_model_info,
+    checkpoint_weight_format,
+    config_quantization,
+    head_params_loaded,
+)
 from lmfacts.models.names import (
     PACKAGED,
     TINY,
@@ -641,13 +647,10 @@ def _config_quantization(model_dir: Path) -> str | None:
     import json
 
     try:
-        qc = json.loads((Path(model_dir) / "config.json").read_text()).get("quantization_config")
+        config = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    if not qc:
-        return None
-    bits = qc.get("bits") or ("4" if qc.get("load_in_4bit") else "8" if qc.get("load_in_8bit") else None)
-    return f"{qc.get('quant_method', 'quantized')}" + (f" {bits}-bit" if bits else "")
+    return config_quantization(config) if isinstance(config, dict) else None
 
 
 def _load_hub(

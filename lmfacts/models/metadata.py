@@ -442,8 +442,10 @@ class ConfigFacts:
                           normalization=self.normalization or "", quantized=self.quantization is not None)
 
 
-def _config_quantization_of(config: dict[str, Any]) -> str | None:
-    """Describe a ``quantization_config`` of an HF config dict (as :mod:`lmfacts.models.loading` does), or None."""
+def config_quantization(config: dict[str, Any]) -> str | None:
+    """Describe the ``quantization_config`` of an HF config dict (``"gptq 4-bit"``), or None without one.
+
+    The one description of it: the loader (:mod:`lmfacts.models.loading`) and the config-only facts use it."""
     qc = config.get("quantization_config")
     if not qc:
         return None
@@ -479,7 +481,7 @@ def _facts_from_config(names: tuple[str, ...], config: dict[str, Any], where: st
         ev["normalization"] = (f"model_type {model_type} (TransformerBridge {norm})" if norm
                                else f"not stated in {where} (model_type {model_type})")
     if quantization is None:
-        q = _config_quantization_of(config)
+        q = config_quantization(config)
         quantization = (q, f"{where}: {'quantization_config' if q else 'no quantization_config'}")
     quant, ev["quantization"] = quantization
     return ConfigFacts(names, model_type, declared[0] if declared else None, is_encoder, norm, quant, source, ev)
