@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lmfacts.jsonsafe import dumps
-from lmfacts.report.paths import REPORT_JSON, RESULTS_JSONL, RUN_JSON, is_run_id, latest_run, new_run_id
+from lmfacts.report.paths import REPORT_JSON, RUN_JSON, is_run_id, new_run_id
 from lmfacts.report.store import RunStore, write_text_atomic
 
 __all__ = ["MergeError", "SourceRun", "merge_runs", "merged_run_info", "read_source"]
@@ -70,23 +70,22 @@ def read_source(path: str | Path) -> SourceRun:
     """
     import json
 
-    p = Path(path)
-    if p.is_file() and p.name.endswith(".json"):
+    from lmfacts.report.cli import UsageError, resolve_run  # cli registers this module's command: import late
+
+    try:
+        p = resolve_run(str(path))  # a file, a run directory, or a report directory's latest run
+    except UsageError as exc:
+        raise MergeError(str(exc)) from None
+    if p.is_file():
+        if not p.name.endswith(".json"):
+            raise MergeError(f"{p}: not a run directory or a report.json")
         return _from_report_json(p, json.loads(p.read_text(encoding="utf-8")))
-    if not p.is_dir():
-        raise MergeError(f"no such run directory: {p}")
     if (p / RUN_JSON).is_file():
         store = RunStore(p)
         return SourceRun(p, store.read_run_info(), store.read_results())
     if (p / REPORT_JSON).is_file():
         return _from_report_json(p, json.loads((p / REPORT_JSON).read_text(encoding="utf-8")))
-    if (p / RESULTS_JSONL).is_file():
-        raise MergeError(f"{p} has results but no {RUN_JSON}: render or re-run it before merging")
-    latest = latest_run(p)
-    if latest is None:
-        raise MergeError(f"{p} is neither a run directory nor a report directory holding runs")
-    print(f"lmfacts: using latest run in {p}: {latest.name}", file=sys.stderr)
-    return read_source(latest)
+    raise MergeError(f"{p} has results but no {RUN_JSON}: render or re-run it before merging")
 
 
 def _from_report_json(path: Path, report: dict[str, Any]) -> SourceRun:
