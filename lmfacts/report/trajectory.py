@@ -77,27 +77,20 @@ def _finite(v: Any) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
 
 
-def _headline(record: dict[str, Any]) -> dict[str, float | None]:
-    from lmfacts.claims import headline_value
+def _headline(record: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, list[float | None]]]:
+    """The record's declared headline values and the expected band of each one an interval verdict judged,
+    paired by the matrix's rule (:func:`lmfacts.report.table.headline_quantities`)."""
+    from lmfacts.report.table import headline_quantities  # table → assemble → this module: import late
 
-    out: dict[str, float | None] = {}
-    for key in record.get("headline") or []:
-        try:
-            out[str(key)] = _finite(headline_value(record.get("measured") or {}, str(key)))
-        except KeyError:
-            out[str(key)] = None
-    return out
-
-
-def _bands(record: dict[str, Any]) -> dict[str, list[float | None]]:
-    """The expected band of each headline key that an interval verdict judged (same name)."""
-    out: dict[str, list[float | None]] = {}
-    for key in record.get("headline") or []:
-        entry = (record.get("intervals") or {}).get(str(key))
-        band = entry.get("band") if isinstance(entry, dict) else None
-        if isinstance(band, (list, tuple)) and len(band) == 2:
-            out[str(key)] = [_finite(band[0]), _finite(band[1])]
-    return out
+    values: dict[str, float | None] = {}
+    bands: dict[str, list[float | None]] = {}
+    if not record.get("headline"):
+        return values, bands
+    for q in headline_quantities(record):
+        values[q.name] = _finite(q.value)
+        if q.band is not None:
+            bands[q.name] = [_finite(q.band[0]), _finite(q.band[1])]
+    return values, bands
 
 
 def trajectories(report_or_results: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -125,9 +118,12 @@ def trajectories(report_or_results: dict[str, Any] | list[dict[str, Any]]) -> li
         keys: list[str] = []
         for r in recs:
             keys += [str(k) for k in r.get("headline") or [] if str(k) not in keys]
-        points = [{"step": r["checkpoint"]["step"], "model": r.get("model"),
-                   "revision": r["checkpoint"].get("revision"), "outcome": r.get("outcome"), "holds": holds(r),
-                   "values": _headline(r), "band": _bands(r)} for r in recs]
+        points = []
+        for r in recs:
+            values, band = _headline(r)
+            points.append({"step": r["checkpoint"]["step"], "model": r.get("model"),
+                           "revision": r["checkpoint"].get("revision"), "outcome": r.get("outcome"),
+                           "holds": holds(r), "values": values, "band": band})
         first = emergence_step([(p["step"], p["holds"]) for p in points])
         out.append({"family": family, "device": device, "claim": claim, "title": recs[0].get("title") or "",
                     "keys": keys, "points": points, "emergence_step": first,
