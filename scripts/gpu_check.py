@@ -77,18 +77,13 @@ def claim_rows(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
     ``records``: the lines of a run's ``results.jsonl`` (the last record of a claim wins, as in the report).
     """
-    from lmfacts.claims import headline_value
+    from lmfacts.report.table import headline_quantities
 
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         claim = str(r.get("claim") or "?")
         raw = (r.get("baseline") or {}).get("raw_outcome") or r.get("outcome")
-        heads: dict[str, Any] = {}
-        for key in r.get("headline") or []:
-            try:
-                heads[key] = headline_value(r.get("measured") or {}, key)
-            except KeyError:
-                continue
+        heads = {q.name: q.value for q in headline_quantities(r) if q.value is not None} if r.get("headline") else {}
         out[claim] = {"outcome": r.get("outcome"), "verdict": normalised(raw), "headline": heads}
     return out
 
@@ -139,13 +134,12 @@ def compare(runs: list[RunResult], references: dict[str, dict[str, dict[str, Any
 
 
 def _read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The results.jsonl records of every run under ``run_dir`` (:meth:`RunStore.read_results`: a line cut
+    by a killed run is skipped)."""
+    from lmfacts.report.store import RunStore
+
     runs = [p for p in run_dir.iterdir() if p.is_dir()] if run_dir.is_dir() else []
-    records: list[dict[str, Any]] = []
-    for d in runs:
-        path = d / "results.jsonl"
-        if path.is_file():
-            records += [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return records
+    return [rec for d in runs for rec in RunStore(d).read_results()]
 
 
 def _peak_gpu_mb(memlog: Path) -> float | None:
