@@ -126,3 +126,73 @@ def test_choose_sample_takes_long_prompts_first() -> None:
     assert {1, 3, 5} <= set(got) and len(got) == 5 and got == sorted(got)
     assert choose_sample(lengths, n_max=5, n_tokens=64) == got  # seeded
     assert np.array_equal(choose_sample(lengths, n_max=50, n_tokens=64), np.arange(7))
+
+
+@pytest.mark.parametrize("with_logits", [False, True])
+def test_lens_reduction_equals_the_reference_kl(with_logits: bool) -> None:
+    """The in-pass logit lens (float64 KL rearranged as Σp log p − Σp z + logsumexp(z)·Σp) equals the numpy
+    reference :meth:`LogitLensAccumulator.add` (log-softmax form) on the same decoded rows, point by point."""
+    from lmfacts.measures.beyond import LensReduction
+    from lmfacts.stats.logit_lens import LogitLensAccumulator
+
+    L, d, V = 3, 16, 300
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(d, V, generator=g) * 2.0
+
+    def decode(x: torch.Tensor) -> torch.Tensor:
+        return x.float() @ w
+
+    red = LensReduction(L, decode, n_per_prompt=4)
+    ref = LogitLensAccumulator(L + 1)
+    view = _view([12, 9, 7], 12, left=True, index=[3, 4, 5])
+    red.start(view)
+    r, c = red._rows
+    base = torch.randn((*view.tokens.shape, d), generator=g)
+    xs = [base + (L - p) * torch.randn(base.shape, generator=g) for p in range(L + 1)]  # nearer the end, nearer final
+    for p in range(L):
+        red.on(f"blocks.{p}.hook_resid_pre", xs[p])
+    red.on(f"blocks.{L - 1}.hook_resid_post", xs[L])
+    final = decode(xs[L][r, c])
+    if with_logits:  # the model's own logits (slightly off the decode of the final point: KL there > 0)
+        final = final + 0.3 * torch.randn(final.shape, generator=g)
+        red.on("unembed.hook_out", _scatter(final, r, c, view.tokens.shape))
+    red.end()
+    for p in range(L + 1):
+        ref.add(p, final.double().numpy(), decode(xs[p][r, c]).double().numpy())
+    np.testing.assert_allclose(red.acc.kl_sum, ref.kl_sum, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(red.acc.kl_sq_sum, ref.kl_sq_sum, rtol=1e-10, atol=1e-12)
+    assert (red.acc.agree == ref.agree).all() and (red.acc.n_tokens == ref.n_tokens).all()
+    assert red.acc.kl_sum[0] > red.acc.kl_sum[L - 1] > 0  # the planted ordering, so the test can fail
+    assert (red.acc.kl_sum[L] > 0) == with_logits
+
+
+def _scatter(rows: torch.Tensor, r: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``[b, p, V]`` logits holding ``rows`` at the sampled (r, c) positions (zeros elsewhere)."""
+    out = torch.zeros((*shape, rows.shape[-1]))
+    out[r, c] = rows
+    return out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_lens_reduction_rejects_non_finite_lens_logits(bad: float) -> None:
+    from lmfacts.measures.beyond import LensReduction
+
+    L, d = 2, 8
+    w = torch.randn(d, 50, generator=torch.Generator().manual_seed(0))
+
+    def decode(x: torch.Tensor) -> torch.Tensor:
+        out = x.float() @ w
+        out[x[:, 0] == 7.0, 3] = bad  # the poisoned point's rows
+        return out
+
+    red = LensReduction(L, decode, n_per_prompt=2)
+    view = _view([6, 6], 6, left=False, index=[0, 1])
+    red.start(view)
+    for p in range(L + 1):
+        x = torch.randn((*view.tokens.shape, d))
+        if p == 1:
+            x[..., 0] = 7.0
+        name = f"blocks.{p}.hook_resid_pre" if p < L else f"blocks.{L - 1}.hook_resid_post"
+        red.on(name, x)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        red.end()
