@@ -231,22 +231,22 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
     fewer than 2 prompts the point estimate decides.
     Source: RS §Head-Tail Ablation.
     """
-    from lmfacts.ablation import loss_delta_ci, next_token_loss, skip_block_hooks
+    from lmfacts.ablation import loss_delta_ci, session_loss
 
     exp = ctx.expectation
-    bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
+    _, texts, kw = _loss_setup(ctx, exp["n_prompts"])
     L = ctx.info.n_layers
     want_ks = exp["ks"] if exp["ks"] is not None else [1, 2, max(1, round(L / 4))]
     ks = sorted({k for k in want_ks if 1 <= k < L})
     factor = exp["factor"]
     ctx.require(bool(ks), f"no k in {want_ks} satisfies 1 ≤ k < L = {L}")
-    base_r = next_token_loss(bridge, texts, **kw)
+    base_r = session_loss(ctx, texts, **kw)
     base = base_r.loss
     rows = []
     losses = {}
     for k in ks:
-        losses[k] = (next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(k)), **kw),
-                     next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks(range(L - k, L)), **kw))
+        losses[k] = (session_loss(ctx, texts, ("skip", tuple(range(k))), **kw),
+                     session_loss(ctx, texts, ("skip", tuple(range(L - k, L))), **kw))
         head, tail = losses[k][0].loss - base, losses[k][1].loss - base
         rows.append({"k": k, "delta_head": head, "delta_tail": tail,
                      "ratio": head / tail if tail > 0 else float("inf"),
@@ -303,7 +303,7 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     fewer than 2 prompts the point estimate decides.
     Source: RS §Introduction (the stream as shared memory); §Head-Tail Ablation.
     """
-    from lmfacts.ablation import loss_delta_ci, next_token_loss, remove_skip_hooks, skip_block_hooks
+    from lmfacts.ablation import loss_delta_ci, session_loss
 
     exp = ctx.expectation
     bridge, texts, kw = _loss_setup(ctx, exp["n_prompts"])
@@ -311,14 +311,14 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     L = info.n_layers
     min_inc = exp["min_increase"]
     parallel = not all(f"blocks.{i}.hook_resid_mid" in bridge.hook_dict for i in range(L)) or info.parallel_attn_mlp
-    base_r = next_token_loss(bridge, texts, **kw)
+    base_r = session_loss(ctx, texts, **kw)
     base = base_r.loss
     rows = []
     no_skip_r = {}
     for i in sorted({0, L // 2, L - 1}):
-        no_skip_r[i] = next_token_loss(bridge, texts, fwd_hooks=remove_skip_hooks(i, parallel=parallel), **kw)
+        no_skip_r[i] = session_loss(ctx, texts, ("remove_skip", i, parallel), **kw)
         no_skip = no_skip_r[i].loss
-        skipped = next_token_loss(bridge, texts, fwd_hooks=skip_block_hooks([i]), **kw).loss
+        skipped = session_loss(ctx, texts, ("skip", (i,)), **kw).loss
         rows.append({"block": i, "delta_no_skip": no_skip - base, "delta_block_skipped": skipped - base,
                      "holds": bool(no_skip - base >= min_inc)})
     ctx.statistic("increase of mean next-token loss when one block's skip connection is removed "

@@ -153,6 +153,40 @@ def next_token_loss(bridge: Any, texts: Sequence[str], *, fwd_hooks: Sequence[Ho
     return LossResult(total / count, count, per_prompt, targets)
 
 
+#: A block ablation, hashable so that its loss can be cached: ``("skip", (i, j, …))`` (:func:`skip_block_hooks`)
+#: or ``("remove_skip", i, parallel)`` (:func:`remove_skip_hooks`); None is the intact model.
+Ablation = tuple[Any, ...] | None
+
+
+def ablation_hooks(ablation: Ablation) -> list[Hook]:
+    """The forward hooks of ``ablation`` (see :data:`Ablation`); raises ValueError for an unknown kind."""
+    if ablation is None:
+        return []
+    kind = ablation[0]
+    if kind == "skip":
+        return skip_block_hooks(ablation[1])
+    if kind == "remove_skip":
+        return remove_skip_hooks(ablation[1], parallel=ablation[2])
+    raise ValueError(f"unknown ablation {ablation!r}: expected ('skip', layers) or ('remove_skip', layer, parallel)")
+
+
+def session_loss(ctx: Any, texts: Sequence[str], ablation: Ablation = None, *, rows: Sequence[Sequence[int]],
+                 **kw: Any) -> LossResult:
+    """:func:`next_token_loss` of ``texts`` under ``ablation`` on ``ctx``'s model, computed once per session.
+
+    Cached with the session's per-target model checks (:meth:`lmfacts.session.LmfactsSession.model_check`,
+    freed with the target's model) under (``texts``, ``kw``, ``ablation``) and the claim's processing, so
+    claims that ask for the same loss (RS-3 and RS-4 both need the intact loss, skipping block 0 and
+    skipping block L−1 on the same prompts) share one forward pass per batch; the numbers are those of
+    a fresh call. ``rows``: the texts' token ids (:func:`tokenize_texts`); ``kw``: the other keyword
+    arguments of :func:`next_token_loss`. Raises as :func:`next_token_loss` and :func:`ablation_hooks`.
+    """
+    key = ("next-token-loss", tuple(texts), tuple(sorted((k, str(v)) for k, v in kw.items())), ablation)
+    processing = ctx.spec.processing if ctx.spec else "raw"
+    return ctx.session.model_check(key, ctx.target, processing, lambda lm: next_token_loss(
+        lm.bridge, texts, fwd_hooks=ablation_hooks(ablation), rows=rows, **kw))
+
+
 def loss_delta_ci(base: LossResult, ablated: Sequence[LossResult], combine: Callable[..., np.ndarray], *,
                   n_resamples: int = 2000, seed: int = 0) -> Any:
     """Bootstrap CI over prompts of ``combine(Δ_1, …, Δ_k)``, Δ_j = ablated[j].loss − base.loss.
