@@ -7,7 +7,8 @@ block l = after block l−1; point L = the last block's ``hook_resid_post``) is 
 the model's final norm, then its unembedding (tuned-lens ``Unembed.forward = unembedding(final_norm(h))``).
 The final distribution is the model's unembedding of the model's own final-norm output (``unembed.hook_in``,
 captured in the forward pass, which stops before the unembedding; ``unembed.hook_out`` where a pass computes
-logits), so KL at point L is 0 only if that decoding *is* the model's head path (checked). KL(p_final ‖ p_lens) in nats per token (tuned-lens' direction).
+logits), so KL at point L is 0 only if that decoding *is* the model's head path (checked here, and against the
+model's returned logits by the ``lens_readout`` premise). KL(p_final ‖ p_lens) in nats per token (tuned-lens' direction).
 Tokens: up to 8 content positions per prompt (no BOS, no special token, no padding), drawn with
 ``numpy.random.default_rng([0, corpus index])``, over the MA / AS / LL sample (up to 64 corpus prompts, first
 128 positions; :mod:`lmfacts.measures.beyond`), reduced inside the session's one probe pass: 8 × 64 = 512
@@ -21,8 +22,11 @@ al.: the logit lens is brittle in early layers of some families). A model whose 
 layers fails the whole-depth statement; that is a finding, and ``window`` can be narrowed per model by an
 expectation entry that says why.
 
-Premises: ``causal_decoder`` (next-token distributions; an encoder's head predicts masked tokens) and
-``trained_lm_head`` (a lens through an untrained head reads nothing). Control: the random twin's curve,
+Premises: ``causal_decoder`` (next-token distributions; an encoder's head predicts masked tokens),
+``trained_lm_head`` (a lens through an untrained head reads nothing) and ``lens_readout`` (the decoding of the
+last block's output, and the final distribution, reproduce the logits the model returns: a head that rescales or
+soft-caps its logits after the unembedding, which the decoding leaves out, would be read at another temperature,
+and KL at point L would still be 0, since both sides leave it out). Control: the random twin's curve,
 reported (a random model's lens is uninformative, no predicate); ``twin_also_shows`` says when the twin's
 curve satisfies the predicate too (a residual stream that accumulates its blocks' writes moves towards its
 final value even untrained, so the trend alone is weak evidence about training).
@@ -38,7 +42,7 @@ from lmfacts.measures.beyond import LENS_PER_PROMPT, session_beyond
 
 WINDOW = Param("window", list[int], None, "point index",
                "inclusive points judged; unset: [1, L] (the outputs of blocks 0 … L−1)")
-PREMISES = ("causal_decoder", "trained_lm_head")
+PREMISES = ("causal_decoder", "trained_lm_head", "lens_readout")
 
 
 def _lens(ctx: ClaimContext, *, twin: bool = False, **kwargs: Any) -> tuple[Any, Any]:
@@ -58,15 +62,10 @@ def _window(ctx: ClaimContext, n_points: int) -> tuple[int, int]:
 
 
 def _spearman(values: list[float], lo: int, hi: int) -> float:
-    import numpy as np
-    from scipy import stats as sps
+    """ρ of ``values[lo … hi]`` with depth (NaN where one is not finite)."""
+    from lmfacts.stats.trends import depth_spearman
 
-    v = np.asarray(values[lo:hi + 1], dtype=float)
-    if not np.isfinite(v).all():
-        return float("nan")
-    if np.ptp(v) == 0:
-        return 0.0
-    return float(sps.spearmanr(np.arange(v.size), v).statistic)
+    return depth_spearman(values[lo:hi + 1])
 
 
 def _conventions(ctx: ClaimContext, bp: Any, lo: int, hi: int) -> None:

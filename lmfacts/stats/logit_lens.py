@@ -36,10 +36,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from ._result import ResultMixin
 from ._validation import DegenerateSample, as_finite_array, check_int
+from .trends import depth_spearman
 
 __all__ = [
     "log_softmax",
@@ -189,12 +189,6 @@ class LogitLens(ResultMixin):
     spike_tol: float
 
 
-def _spearman(v: np.ndarray) -> float:
-    if np.ptp(v) == 0:
-        return 0.0
-    return float(sps.spearmanr(np.arange(v.size), v).statistic)
-
-
 def logit_lens_stats(
     acc: LogitLensAccumulator,
     *,
@@ -232,8 +226,8 @@ def logit_lens_stats(
         agreement=agree.tolist(),
         n_tokens=int(acc.n_tokens.min()),
         kl_last=float(mean[-1]),
-        kl_spearman=_spearman(mean),
-        agreement_spearman=_spearman(agree),
+        kl_spearman=depth_spearman(mean),
+        agreement_spearman=depth_spearman(agree),
         kl_from=holds_from(mean <= kl_threshold),
         agreement_from=holds_from(agree >= agreement_threshold),
         kl_increases=[int(v) for v in rises],

@@ -49,13 +49,34 @@ class DepthTrend(ResultMixin):
     n: int
 
 
+def depth_spearman(values: object, layers: object | None = None) -> float:
+    """Spearman rank correlation of a per-layer quantity ``[n]`` with depth (``layers``, default 0 … n−1).
+
+    0.0 for a constant sequence (scipy returns NaN there: no trend is no correlation), NaN when a value is
+    not finite (the caller's finiteness check reports it). Raises ValueError for fewer than 2 values or
+    ``layers`` of another length. Used by every "grows / falls with depth" verdict (RN/BF/RS trends, LL-1,
+    LL-2).
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size < 2:
+        raise ValueError(f"values: need ≥ 2 layers for a rank correlation, got {v.size}")
+    x = np.arange(v.size, dtype=np.float64) if layers is None else np.asarray(layers, dtype=np.float64).reshape(-1)
+    if x.size != v.size:
+        raise ValueError(f"layers: {x.size} entries for {v.size} values")
+    if not np.isfinite(v).all():
+        return float("nan")
+    if np.ptp(v) == 0:
+        return 0.0
+    return float(sps.spearmanr(x, v).statistic)
+
+
 def depth_trend(values: object, layers: object | None = None) -> DepthTrend:
     """Trend of a per-layer quantity with depth (see the module docstring). Needs >= 3 layers."""
     v = as_finite_array(values, "values", ndim=1, min_size=3)
     x = np.arange(v.size, dtype=np.float64) if layers is None else as_finite_array(layers, "layers", ndim=1)
     if x.size != v.size:
         raise ValueError(f"layers: {x.size} entries for {v.size} values")
-    rho = float(sps.spearmanr(x, v).statistic) if np.ptp(v) > 0 else 0.0
+    rho = depth_spearman(v, x)
     if np.all(v > 0):
         slope = float(np.polyfit(x, np.log(v), 1)[0])
         rate = float(np.exp(slope))

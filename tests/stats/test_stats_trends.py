@@ -58,3 +58,20 @@ def test_tail_falloff_power_law_vs_sharp_drop() -> None:
     dropped[-10:] *= np.exp(-3)
     fit = fit_power_law(dropped)
     assert tail_falloff(dropped, fit.exponent, fit.intercept) == pytest.approx(3.0, abs=1e-6)
+
+
+def test_depth_spearman_planted() -> None:
+    from lmfacts.stats.trends import depth_spearman
+
+    rng = np.random.default_rng(0)
+    rising = np.exp(0.05 * np.arange(20)) + rng.normal(0, 1e-3, 20)
+    assert depth_spearman(rising) == pytest.approx(1.0)
+    assert depth_spearman(rising[::-1]) == pytest.approx(-1.0)
+    assert depth_spearman([2.0, 2.0, 2.0]) == 0.0  # no trend, not scipy's NaN
+    assert np.isnan(depth_spearman([1.0, np.nan, 3.0]))
+    # with explicit layers: only the order of the layers matters
+    assert depth_spearman([3.0, 1.0, 2.0], layers=[10, 0, 5]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="≥ 2"):
+        depth_spearman([1.0])
+    with pytest.raises(ValueError, match="layers"):
+        depth_spearman([1.0, 2.0, 3.0], layers=[0, 1])
