@@ -416,11 +416,21 @@ def _boot_path(
     *,
     trust_remote_code: bool,
     boot_kwargs: dict[str, Any],
+    label: str | None = None,
 ) -> Any:
-    """Boot a local HF directory by path."""
+    """Boot a local HF directory by path.
+
+    Raises UnsupportedArchitectureError (a ModelUnavailableError) before any weight is read when
+    TransformerBridge supports no architecture that ``model_dir/config.json`` declares (not checked with
+    ``trust_remote_code``: remote code may register one). ``label``: the model as the user named it.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
+    from lmfacts.models.support import check_dir_supported
+
     hub.check_remote_code(model_dir / "config.json", trust_remote_code, str(model_dir))
+    if not trust_remote_code:  # remote code may register an architecture the config alone does not show
+        check_dir_supported(label or str(model_dir), model_dir)
     with _quiet(), _seeded():
         return TransformerBridge.boot_transformers(
             str(model_dir), trust_remote_code=trust_remote_code, **boot_kwargs
@@ -634,7 +644,7 @@ def load_model(
 
     if ref.kind == "local-dir":
         model_dir = Path(ref.target)
-        bridge = _boot_path(model_dir, trust_remote_code=trust_remote_code, boot_kwargs=kwargs)
+        bridge = _boot_path(model_dir, trust_remote_code=trust_remote_code, boot_kwargs=kwargs, label=ref.target)
         return _finish(bridge, source="local-dir", hf_id_or_path=ref.target, revision=revision,
                        model_dir=model_dir, quantization=_config_quantization(model_dir), **common)
 
@@ -665,6 +675,10 @@ def _load_hub(
     from transformer_lens.model_bridge import TransformerBridge
 
     plan = hub.plan_hub_load(ref.target, revision, trust_remote_code)
+    if plan.config_path is not None and not trust_remote_code:
+        from lmfacts.models.support import check_dir_supported
+
+        check_dir_supported(ref.target, plan.config_path.parent)
     ctx = hub.offline_mode() if plan.offline else contextlib.nullcontext()
     try:
         with ctx, _quiet(), _seeded():

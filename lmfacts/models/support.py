@@ -1,0 +1,145 @@
+"""Which architectures lmfacts can hook: the ones TransformerLens' TransformerBridge supports.
+
+A model whose configuration names no architecture the bridge knows (ALBERT, DistilBERT, ELECTRA,
+DeBERTa-v2 … in TransformerLens 4.3) cannot be booted, and TransformerBridge says so with a
+``ValueError`` deep inside its loader that lists all 160 of its architectures, vision and audio
+included. :func:`check_config_supported` asks the bridge's own resolver
+(``determine_architecture_from_hf_config``) the same question from the ``config.json`` alone, before
+any weight is read, and raises :class:`UnsupportedArchitectureError` naming the model, what its
+configuration declares and the text architectures that are supported (masked-LM encoders and causal
+decoders), so ``pytest claims/ --model DIR`` stops with a usage error instead of one traceback per claim.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lmfacts.models.names import ModelUnavailableError
+
+_ENCODER_SUFFIXES = ("ForMaskedLM",)
+_DECODER_SUFFIXES = ("ForCausalLM", "LMHeadModel", "CausalLM")
+
+
+class UnsupportedArchitectureError(ModelUnavailableError):
+    """The model's architecture is not one TransformerBridge can boot (a usage error; the message names
+    the model, what its configuration declares and the supported text architectures)."""
+
+
+def _resolver() -> tuple[Any, Mapping[str, Any], str]:
+    """TransformerLens' architecture resolver, its table of supported architectures and its version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+    from transformer_lens.model_bridge.sources._hf_format import determine_architecture_from_hf_config
+
+    try:
+        tl_version = version("transformer_lens")
+    except PackageNotFoundError:  # pragma: no cover - a source checkout of transformer_lens
+        tl_version = "unknown version"
+    return determine_architecture_from_hf_config, SUPPORTED_ARCHITECTURES, tl_version
+
+
+def supported_text_architectures() -> dict[str, list[str]]:
+    """The HF classes TransformerBridge supports that lmfacts' claims can run on, by kind.
+
+    Returns ``{"encoders": [...ForMaskedLM], "decoders": [...ForCausalLM / LMHeadModel]}``, each sorted
+    case-insensitively (vision, audio and sequence-to-sequence classes are left out: no claim here
+    applies to them). Imports transformer_lens (several seconds on a cold start).
+    """
+    _, table, _ = _resolver()
+    names = sorted(table, key=str.lower)
+    return {"encoders": [n for n in names if n.endswith(_ENCODER_SUFFIXES)],
+            "decoders": [n for n in names if n.endswith(_DECODER_SUFFIXES)]}
+
+
+def bridge_architecture(config: Mapping[str, Any]) -> str | None:
+    """The architecture TransformerBridge would boot for the HF config dict ``config`` (the key of its
+    adapter table, e.g. ``"RobertaForMaskedLM"``), or None when it supports none of what the config
+    declares (``architectures``, ``model_type``). Reads no weights; imports transformer_lens."""
+    resolve, _, _ = _resolver()
+    try:
+        return str(resolve(types.SimpleNamespace(**dict(config))))
+    except ValueError:
+        return None
+
+
+def unsupported_message(model: str, config: Mapping[str, Any], where: str) -> str:
+    """The usage-error text for ``model`` whose config (read at ``where``) names no supported architecture."""
+    _, _, version = _resolver()
+    kinds = supported_text_architectures()
+    declared = list(config.get("architectures") or [])
+    return (f"model {model!r} cannot be run: its architecture ({where}: architectures {declared or 'none'}, "
+            f"model_type {config.get('model_type')!r}) is not supported by TransformerBridge "
+            f"(transformer_lens {version}), which lmfacts hooks every model through.\n"
+            f"Supported encoders: {', '.join(kinds['encoders'])}.\n"
+            f"Supported decoders: {', '.join(kinds['decoders'])}.\n"
+            f"Remove --model {model} or convert the model to one of these architectures.")
+
+
+def check_config_supported(model: str, config: Mapping[str, Any], where: str) -> str:
+    """Return the bridge architecture of ``config`` (see :func:`bridge_architecture`).
+
+    Raises:
+        UnsupportedArchitectureError: TransformerBridge supports none of the architectures ``config``
+            declares; the message names ``model``, ``where`` the config was read and the supported
+            text architectures.
+    """
+    arch = bridge_architecture(config)
+    if arch is None:
+        raise UnsupportedArchitectureError(unsupported_message(model, config, where))
+    return arch
+
+
+def check_dir_supported(model: str, model_dir: Path | str) -> str | None:
+    """:func:`check_config_supported` on ``model_dir/config.json``; None (nothing checked) when that file
+    is absent or not a JSON object (the loader then reports what is wrong with the directory).
+
+    Raises UnsupportedArchitectureError as :func:`check_config_supported` does.
+    """
+    import json
+
+    path = Path(model_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    return check_config_supported(model, config, str(path))
+
+
+def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...] | list[str] = (),
+              trust_remote_code: bool = False) -> None:
+    """Check, from configuration files alone, that every model in ``models`` has a supported architecture.
+
+    Only configurations readable here without a network or a conversion are checked: a local HF
+    directory's ``config.json`` and a hub model's ``config.json`` in the local HF cache (at each of
+    ``revisions``, or the default revision). Tiny, packaged and GGUF models (their architecture is
+    checked when they load) and hub models without a cached config are skipped; nothing is checked
+    with ``trust_remote_code`` (remote code may register an architecture). transformer_lens is imported
+    only when some configuration is checked.
+
+    Raises:
+        UnsupportedArchitectureError: for the first model whose architecture is not supported (the
+            message names it and the supported architectures).
+    """
+    from lmfacts.models import hub
+    from lmfacts.models.names import UnknownModelError, parse_model_name
+
+    if trust_remote_code:
+        return
+    for name in models:
+        try:
+            ref = parse_model_name(name)
+        except UnknownModelError:
+            continue  # reported by the option checks
+        if ref.kind == "local-dir":
+            check_dir_supported(name, ref.target)
+        elif ref.kind == "hub":
+            for rev in tuple(revisions) or (None,):
+                cached = hub.cached_config_path(ref.target, rev)
+                if cached is not None:
+                    check_dir_supported(name, cached.parent)
