@@ -241,12 +241,13 @@ class LmfactsSession:
         self.pool.release()
 
     def _model_loaded(self, lm: Any) -> None:
+        from lmfacts.probe.batching import token_ids
         from lmfacts.prompts.strategies import set_active_token_counter
 
         bridge, prepend = lm.bridge, lm.info.prepends_bos
 
         def count_tokens(text: str) -> int:  # what the per-prompt claims' single pass will see
-            return int(bridge.to_tokens(text, prepend_bos=prepend, truncate=False, move_to_device=False).shape[-1])
+            return len(token_ids(bridge, text, prepend_bos=prepend))
 
         set_active_token_counter(count_tokens)
         info = lm.info.to_dict()

@@ -117,8 +117,39 @@ def _d_vocab(bridge) -> int | None:
     return int(d) if isinstance(d, int) and d > 0 else None
 
 
+def is_encoder(bridge) -> bool:
+    """True for a bridge with bidirectional attention (``cfg.attention_dir``: BERT, RoBERTa)."""
+    return getattr(getattr(bridge, "cfg", None), "attention_dir", "causal") == "bidirectional"
+
+
+def token_ids(bridge, text: str, *, prepend_bos: bool) -> list[int]:
+    """Token ids of ``text`` as the model sees them, untruncated: ``bridge.to_tokens``, except that an
+    encoder keeps the closing token its tokenizer appends.
+
+    TransformerBridge strips a trailing EOS whenever it detects that the tokenizer appends one
+    (``cfg.tokenizer_appends_eos``), which is right for decoders such as OLMo, whose EOS ends a document.
+    An encoder's tokenizer appends its separator, and for RoBERTa (and its descendants) the separator
+    *is* the EOS token ``</s>``: stripped, every RoBERTa prompt would lose the ``</s>`` it was pre-trained
+    with, while BERT keeps its ``[SEP]`` (not an EOS), and AS-1's encoder sink set ``sep`` would be empty.
+    So for a bidirectional bridge the ids are the tokenizer's whole template (``<s> … </s>``, ``[CLS] …
+    [SEP]``), as in pre-training; decoders are unchanged.
+    """
+    cfg = bridge.cfg
+    keep_closing = is_encoder(bridge) and bool(getattr(cfg, "tokenizer_appends_eos", False))
+    if not keep_closing:
+        return bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False, move_to_device=False)[0].tolist()
+    cfg.tokenizer_appends_eos = False
+    try:
+        return bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False, move_to_device=False)[0].tolist()
+    finally:
+        cfg.tokenizer_appends_eos = True
+
+
 def tokenize_one(bridge, text: str, *, prepend_bos: bool, n_ctx: int) -> tuple[list[int], bool]:
-    """Token ids of one prompt, truncated to ``n_ctx``; returns (ids, was_truncated).
+    """Token ids of one prompt (:func:`token_ids`), truncated to ``n_ctx``; returns (ids, was_truncated).
+
+    An encoder's prompt that is too long keeps its closing special token (``[SEP]``, ``</s>``) as the
+    last of its ``n_ctx`` ids, as the tokenizer's own truncation does: the text is cut, not the template.
 
     Raises :class:`PromptError` for a prompt that is empty or only whitespace, and
     :class:`OutOfVocabularyError` when an id falls outside the model's vocabulary (a special token
@@ -126,8 +157,10 @@ def tokenize_one(bridge, text: str, *, prepend_bos: bool, n_ctx: int) -> tuple[l
     """
     if not isinstance(text, str) or not text.strip():
         raise PromptError(f"empty prompt {text!r}: every prompt needs at least one non-space character")
-    ids = bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False, move_to_device=False)[0].tolist()
+    ids = token_ids(bridge, text, prepend_bos=prepend_bos)
     truncated = len(ids) > n_ctx
+    if truncated and n_ctx >= 2 and is_encoder(bridge) and ids[-1] in special_ids(bridge).other:
+        ids = ids[:n_ctx - 1] + ids[-1:]
     ids = ids[:n_ctx]
     d_vocab = _d_vocab(bridge)
     if d_vocab is not None:
