@@ -29,6 +29,9 @@ forward pass over corpus prompts — never off its architecture's name:
 ``has_massive_activations`` some block output has |a| > 100 and > 1000 × its median |a|,
                           measured by the MA/AS/LL reductions (:func:`lmfacts.measures.beyond.session_beyond`,
                           which ride on the one probe pass)
+``lens_readout``          the logit lens's decoding (final norm → unembedding) of the last
+                          block's output reproduces the model's output logits, logit scaling
+                          and soft-capping included (:func:`lmfacts.rebuild.measure_lens_readout`)
 ========================  =================================================================
 
 Tolerances follow the model's dtype (:mod:`lmfacts.tolerances`).
@@ -255,6 +258,33 @@ def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
                                 f"{ma['rel_threshold']:g})", {"max_ratio": float(ratios[layer])})
 
 
+@premise("lens_readout", "the logit lens's decoding (final norm then unembedding) of the last block's output "
+         "reproduces the model's output logits")
+def _lens_readout(ctx: Any, processing: str) -> PremiseResult:
+    """Measured on the first corpus prompt (:func:`lmfacts.rebuild.measure_lens_readout`): the decoding the
+    logit-lens reduction applies (:func:`lmfacts.measures.beyond.bridge_decode` on the last ``hook_resid_post``,
+    and the bridge's ``unembed`` on ``unembed.hook_in``, its final distribution) against the logits the model
+    returns. A head whose output is rescaled or soft-capped after the unembedding (Granite ``logits_scaling``,
+    Cohere ``logit_scale``, Gemma 2 ``final_logit_softcapping``) makes the lens decode another distribution than
+    the model's, so KL and the final distribution would be measured at the wrong temperature. A NaN/inf error
+    raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
+    from lmfacts.measures.beyond import bridge_decode
+    from lmfacts.rebuild import measure_lens_readout
+
+    def measure(lm: Any) -> Any:
+        info = lm.info
+        return measure_lens_readout(lm.bridge, ctx.texts[0], bridge_decode(lm.bridge), unembed=lm.bridge.unembed,
+                                    dtype=ctx.dtype, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx,
+                                    device=info.device)
+
+    check = ctx.session.model_check("lens_readout", ctx.target, processing, measure)
+    if not np.isfinite(check.rel_error):
+        from lmfacts.context import NonFiniteMeasurement
+
+        raise NonFiniteMeasurement(f"lens_readout: relative error {check.rel_error} (non-finite logits)")
+    return PremiseResult(check.holds, check.evidence(), check.to_dict())
+
+
 # --------------------------------------------------------------------------------------------
 # Premises from the configuration alone (``python -m lmfacts claims show ID --model NAME``)
 # --------------------------------------------------------------------------------------------
@@ -270,6 +300,7 @@ RUNTIME_NEEDS: dict[str, str] = {
     "centred_stream": "activations (the probe)",
     "attention_patterns": "activations (the probe pass)",
     "has_massive_activations": "activations (the probe pass)",
+    "lens_readout": "activations and logits (one corpus prompt)",
 }
 
 

@@ -371,3 +371,106 @@ def measure_causal_leak(bridge: Any, text: str, *, dtype: str, prepend_bos: bool
     rel = (a - b).norm(dim=-1) / a.norm(dim=-1).clamp_min(1e-30)
     return CausalCheck(float(rel.max()), float_tol(1e-4, dtype), len(ids),
                        "change of earlier positions' final residual when the last token changes")
+
+
+# --------------------------------------------------------------------------------------------
+# The logit lens's readout against the model's own output
+# --------------------------------------------------------------------------------------------
+#: Float32 tolerance of :func:`measure_lens_readout` (relative error of row-centred logits); dtype-scaled.
+READOUT_TOL_F32 = 1e-3
+
+
+@dataclass(frozen=True)
+class ReadoutCheck:
+    """How well a lens decoding of the last block's output reproduces the model's output logits.
+
+    ``rel_error``: ‖ĉ(decoded) − ĉ(logits)‖_F / ‖ĉ(logits)‖_F, ĉ = centring each row over the vocabulary
+    (softmax ignores a per-row shift, e.g. TransformerLens' ``center_unembed``), max over the decodings
+    checked. ``kl_max``: max over positions of KL(p_model ‖ p_decoded), nats. ``scale``: least-squares c in
+    ĉ(logits) ≈ c·ĉ(decoded) and ``scale_residual`` its relative residual (a small residual with c ≠ 1 is a
+    logit multiplier the decoding leaves out: Granite's 1/logits_scaling, Cohere's logit_scale). ``tol``:
+    the dtype-scaled tolerance ``rel_error`` must meet. ``n_tokens``: positions compared. ``checked``:
+    which decodings were compared with the logits.
+    """
+
+    rel_error: float
+    kl_max: float
+    scale: float
+    scale_residual: float
+    tol: float
+    n_tokens: int
+    checked: tuple[str, ...]
+
+    @property
+    def holds(self) -> bool:
+        """The decoding is the model's head path: a finite ``rel_error`` within ``tol``."""
+        return bool(math.isfinite(self.rel_error) and self.rel_error <= self.tol)
+
+    def evidence(self) -> str:
+        """One sentence with the numbers (for the premise's evidence)."""
+        head = (f"relative error of the decoded logits {self.rel_error:.3g} (tolerance {self.tol:.3g}), max KL(model ‖ "
+                f"decoded) {self.kl_max:.3g} nats over {self.n_tokens} tokens; compared: {', '.join(self.checked)}")
+        if self.holds:
+            return head
+        if self.scale_residual <= self.tol and abs(self.scale - 1.0) > self.tol:
+            return (f"{head}: the model's logits are {self.scale:.4g} × the decoded ones (residual "
+                    f"{self.scale_residual:.2g}), a logit multiplier the decoding leaves out")
+        return f"{head}: a post-unembedding map (e.g. logit soft-capping) the decoding leaves out"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values."""
+        return {"rel_error": self.rel_error, "kl_max": self.kl_max, "scale": self.scale,
+                "scale_residual": self.scale_residual, "tol": self.tol, "n_tokens": self.n_tokens,
+                "checked": list(self.checked)}
+
+
+def measure_lens_readout(bridge: Any, text: str, decode: Callable[[torch.Tensor], torch.Tensor], *,
+                         unembed: Callable[[torch.Tensor], torch.Tensor] | None = None, dtype: str,
+                         prepend_bos: bool, n_ctx: int, device: str) -> ReadoutCheck:
+    """Compare a logit-lens decoding with the model's output logits on one prompt (≤ :data:`MAX_TOKENS` tokens).
+
+    ``decode``: ``[n, d_model] → [n, V]``, applied to the last block's ``hook_resid_post`` (what the lens does
+    at its last point); ``unembed``: ``[n, d_model] → [n, V]``, applied to ``unembed.hook_in`` (the model's own
+    final-norm output; how the lens builds the final distribution when its pass stops before the unembedding),
+    skipped when None or the hook is absent. Both are compared with the logits the bridge's forward returns
+    (``return_type="logits"``: the model's output, after any logit scaling or soft-capping of its head).
+    Statistics in float64: see :class:`ReadoutCheck`. Tolerance ``float_tol(1e-3, dtype, 4)``. Raises
+    ``ValueError`` for a prompt without tokens.
+    """
+    from lmfacts.probe.batching import tokenize_one
+    from lmfacts.tolerances import float_tol
+
+    ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, MAX_TOKENS))
+    if not ids:
+        raise ValueError("measure_lens_readout needs a prompt with at least one token")
+    last = f"blocks.{bridge.cfg.n_layers - 1}.hook_resid_post"
+    store: dict[str, torch.Tensor] = {}
+
+    def grab(name: str) -> Callable[[torch.Tensor, Any], None]:
+        def hook(x: torch.Tensor, hook: Any) -> None:  # keyed by the name asked for (hook.name may be an alias's)
+            store[name] = x.detach()[0]
+        return hook
+
+    names = [n for n in (last, "unembed.hook_in") if n in bridge.hook_dict]
+    with torch.inference_mode():
+        logits = bridge.run_with_hooks(torch.tensor([ids], dtype=torch.long, device=device),
+                                       fwd_hooks=[(n, grab(n)) for n in names], return_type="logits")[0]
+        decoded = {f"decode({last})": decode(store[last])}
+        if unembed is not None and "unembed.hook_in" in store:
+            decoded["unembed(unembed.hook_in)"] = unembed(store["unembed.hook_in"])
+    ref = logits.double().cpu()
+    ref_c = ref - ref.mean(-1, keepdim=True)
+    lp_ref = torch.log_softmax(ref, -1)
+    rel = kl = scale = resid = 0.0
+    for out in decoded.values():
+        d = out.double().cpu()
+        d_c = d - d.mean(-1, keepdim=True)
+        r = float((d_c - ref_c).norm() / ref_c.norm().clamp_min(1e-300))
+        k = float((lp_ref.exp() * (lp_ref - torch.log_softmax(d, -1))).sum(-1).max())
+        c = float((d_c * ref_c).sum() / (d_c * d_c).sum().clamp_min(1e-300))
+        res = float((c * d_c - ref_c).norm() / ref_c.norm().clamp_min(1e-300))
+        if not math.isfinite(r) or r >= rel:
+            rel, kl, scale, resid = r, k, c, res
+    return ReadoutCheck(rel_error=rel, kl_max=kl, scale=scale, scale_residual=resid,
+                        tol=float_tol(READOUT_TOL_F32, dtype, REBUILD_ULPS), n_tokens=len(ids),
+                        checked=tuple(decoded))

@@ -47,3 +47,27 @@ def only_run_dir(report_dir: Path) -> Path:
 def load_report(report_dir: Path) -> dict:
     """The report.json of the single run under ``report_dir``."""
     return json.loads((only_run_dir(report_dir) / "report.json").read_text())
+
+
+def save_random_causal_lm(out: Path, model_type: str, *, seed: int = 0, **config: object) -> Path:
+    """Save a randomly initialised HF causal LM of any ``model_type`` with the lmfacts byte tokenizer into ``out``.
+
+    ``config``: HF config kwargs (``vocab_size`` comes from the 257-token byte tokenizer; BOS = EOS = id 0
+    unless given). Weights are drawn under ``torch.manual_seed(seed)`` inside ``fork_rng`` (the caller's RNG
+    is untouched); ``save_pretrained`` writes the model and the tokenizer, so ``--model out`` loads it as a
+    local HF directory. Returns ``out``. Raises ValueError for a ``model_type`` transformers does not know.
+    """
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    from lmfacts.models.tiny import load_byte_tokenizer
+
+    tok = load_byte_tokenizer()
+    cfg = AutoConfig.for_model(model_type, vocab_size=len(tok), **{"bos_token_id": 0, "eos_token_id": 0, **config})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.AutoModelForCausalLM.from_config(cfg)
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
