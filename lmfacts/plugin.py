@@ -281,9 +281,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
+    outside = not Path(item.path).resolve().is_relative_to(Path(item.config.rootpath).resolve())
     return ClaimRecord(claim=spec.id, title=spec.title, source=spec.source, nodeid=item.nodeid,
                        model=target.label, device=target.device, dtype=lm.options.dtype,
-                       processing=spec.processing, headline=list(spec.headline), checkpoint=target.checkpoint())
+                       processing=spec.processing, headline=list(spec.headline), checkpoint=target.checkpoint(),
+                       test_file=str(Path(item.path).resolve()) if outside else None)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -221,6 +221,12 @@ def test_replay_command_of_a_record() -> None:
     assert replay_command(run, record).endswith(" '../lmfacts/claims/test_rn.py::test_rn1p[RN-1p-tiny-gpt2-cpu]'")
     assert replay_command({"hypothesis": {"seed": None}}, record) is None
     assert replay_command(run, {"nodeid": None}) is None
+    # an installed catalogue (--pyargs lmfacts.catalogue): the nodeid is relative to the package, the record
+    # names the file; the replay names it too, whatever the rootdir
+    pyargs = {"nodeid": "test_rn.py::test_rn1p[RN-1p-tiny-gpt2-cpu]",
+              "test_file": "/venv/site-packages/lmfacts/catalogue/test_rn.py"}
+    assert replay_command(run, pyargs).endswith(
+        " '/venv/site-packages/lmfacts/catalogue/test_rn.py::test_rn1p[RN-1p-tiny-gpt2-cpu]'")
 
 
 def test_witness_is_rendered_with_its_replay_command() -> None:

@@ -153,9 +153,13 @@ def test_wheel_installs_and_runs_a_claim_outside_the_checkout(tmp_path: Path) ->
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     assert (site / "lmfacts" / "catalogue" / "test_rn_norm_growth.py").is_file()
 
-    # 3. run one fast claim from a temporary directory, by package name
+    # 3. run one fast claim from a temporary directory, by package name; the venv sits inside the user's own
+    #    git repository (a project's .venv), whose sha must not become the run id
     work = tmp_path / "elsewhere"
     work.mkdir()
+    git_env = dict(env, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["git", "init", "-q"], ["git", "commit", "-q", "--allow-empty", "-m", "user project"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, env=git_env, timeout=60)
     (work / "origin_probe.py").write_text(ORIGIN_PLUGIN)
     origin_out = tmp_path / "origin.json"
     run_env = dict(env, PYTHONPATH=str(work), ORIGIN_OUT=str(origin_out))
@@ -168,6 +172,9 @@ def test_wheel_installs_and_runs_a_claim_outside_the_checkout(tmp_path: Path) ->
     (run_dir,) = (work / "reports").iterdir()
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()]
     assert [(r["claim"], r["model"], r["outcome"]) for r in records] == [("RN-8", "tiny-gpt2", "passed")]
+    assert run_dir.name.endswith("-nogit"), run_dir.name  # not the sha of the repository around the venv
+    # the nodeid is relative to the package: the record names the installed file, which the replay command uses
+    assert Path(records[0]["test_file"]) == (site / "lmfacts" / "catalogue" / "test_rn_norm_growth.py").resolve()
 
     # 4. everything came from the installed wheel, nothing from the checkout
     origin = json.loads(origin_out.read_text())

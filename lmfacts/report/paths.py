@@ -43,10 +43,16 @@ def is_run_id(name: str) -> bool:
 
 
 def git_short_sha(repo_dir: str | Path = ".") -> str | None:
-    """Short sha of HEAD in ``repo_dir``, or None when git is missing, times out or this is no repository."""
+    """Short sha of HEAD of the git checkout whose top level is ``repo_dir``; None when git is missing or
+    times out, or when ``repo_dir`` is not the top of a repository.
+
+    Only the top level counts: an installed lmfacts lives in ``site-packages``, which may sit inside the
+    user's own repository (a project's ``.venv``); the sha of that repository says nothing about lmfacts'
+    code, so the run id then says ``nogit`` and ``run.json`` gives the installed version.
+    """
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "--short=7", "HEAD"],
+            ["git", "rev-parse", "--show-toplevel", "--short=7", "HEAD"],
             cwd=str(repo_dir),
             capture_output=True,
             text=True,
@@ -55,10 +61,16 @@ def git_short_sha(repo_dir: str | Path = ".") -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    sha = proc.stdout.strip()
-    if proc.returncode != 0 or not sha.isalnum():
+    lines = proc.stdout.split("\n")
+    if proc.returncode != 0 or len(lines) < 2:
         return None
-    return sha
+    top, sha = lines[0].strip(), lines[1].strip()
+    try:
+        if Path(top).resolve() != Path(repo_dir).resolve():
+            return None
+    except OSError:
+        return None
+    return sha if sha.isalnum() else None
 
 
 def list_runs(report_dir: str | Path) -> list[Path]:

@@ -58,6 +58,10 @@ class ClaimRecord:
     #: where the model sits in a checkpoint sweep (lmfacts.options.Target.checkpoint): {"family", "step",
     #: "revision"}; None for a model with no step (the report's trajectory section reads it)
     checkpoint: dict[str, Any] | None = None
+    #: absolute path of the test's file when it lies outside pytest's rootdir (an installed catalogue run with
+    #: ``--pyargs lmfacts.catalogue``: the nodeid is then relative to the package, not to where pytest ran);
+    #: the replay command names this file (lmfacts.report.replay)
+    test_file: str | None = None
     reason: str | None = None
     outcome: str | None = None
     duration_s: float = 0.0

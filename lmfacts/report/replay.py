@@ -5,7 +5,9 @@ Hypothesis options that draw the same examples again (``replay``: for the random
 profile ``--hypothesis-profile nightly --hypothesis-seed N``, for the deterministic profiles just the
 profile), and ``replay_rootdir``, pytest's rootdir relative to where the run was started. A test's
 replay command is ``replay`` followed by the test's id, re-rooted to where the run was started
-(pytest resolves a test id given on the command line from the current directory).
+(pytest resolves a test id given on the command line from the current directory); a test whose file lies
+outside the rootdir (``--pyargs lmfacts.catalogue`` from an installed wheel) is named by the record's
+``test_file`` (its absolute path) instead.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 __all__ = ["replay_command"]
 
 
-def _test_arg(nodeid: str, rootdir: str | None) -> str:
+def _test_arg(nodeid: str, rootdir: str | None, test_file: str | None = None) -> str:
+    if test_file:  # outside the rootdir (an installed catalogue): the file itself, then the test's name
+        return test_file + "::" + nodeid.partition("::")[2]
     if not rootdir or rootdir == ".":
         return nodeid
     path, sep, rest = nodeid.partition("::")
@@ -35,4 +39,5 @@ def replay_command(run: dict[str, Any] | None, record: dict[str, Any]) -> str | 
     nodeid = record.get("nodeid")
     if not prefix or not nodeid:
         return None
-    return f"{prefix} {shlex.quote(_test_arg(str(nodeid), hyp.get('replay_rootdir')))}"
+    arg = _test_arg(str(nodeid), hyp.get("replay_rootdir"), record.get("test_file"))
+    return f"{prefix} {shlex.quote(arg)}"

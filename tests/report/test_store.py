@@ -86,3 +86,19 @@ def test_latest_run_skips_excluded_and_non_runs(tmp_path):
     assert latest_run(tmp_path).name == "20250103T000000Z-ccccccc"
     assert latest_run(tmp_path, exclude="20250103T000000Z-ccccccc").name == "20250102T000000Z-bbbbbbb"
     assert latest_run(tmp_path / "missing") is None
+
+
+def test_git_short_sha_only_for_the_top_of_a_checkout(tmp_path):
+    """An installed lmfacts (site-packages inside the user's repository) must not take that repository's sha."""
+    import subprocess
+
+    repo = tmp_path / "user-project"
+    inner = repo / ".venv" / "lib" / "site-packages"
+    inner.mkdir(parents=True)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": __import__("os").environ["PATH"], "HOME": str(tmp_path)}
+    for cmd in (["git", "init", "-q"], ["git", "commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+    sha = git_short_sha(repo)
+    assert sha is not None and len(sha) == 7 and is_run_id(f"20260101T000000Z-{sha}")
+    assert git_short_sha(inner) is None
