@@ -10,6 +10,7 @@ import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,38 @@ def order_checkpoint_models(models: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def distinct_display_names(models: tuple[str, ...]) -> dict[str, str]:
+    """Display names for the local models of ``models`` whose own display names collide.
+
+    A local directory or ``.gguf`` file shows as its last path component (``ckpts/step-5`` → ``step-5``);
+    where two different paths end the same (``runA/step-5``, ``runB/step-5``) each shows as its shortest
+    trailing run of path components no other of them ends in (``runA/step-5``, ``runB/step-5``), so their
+    test ids, matrix columns and model rows stay apart. Returns ``{model: name}`` for those models only.
+    Unknown names are skipped (the loader reports them).
+    """
+    from lmfacts.models.names import UnknownModelError, parse_model_name
+
+    refs: dict[str, Any] = {}
+    for m in dict.fromkeys(models):
+        try:
+            refs[m] = parse_model_name(m)
+        except UnknownModelError:
+            continue
+    groups: dict[str, list[str]] = {}
+    for m, ref in refs.items():
+        groups.setdefault(ref.display_name, []).append(m)
+    out: dict[str, str] = {}
+    for same in groups.values():
+        paths = {m: Path(refs[m].target).parts for m in same if refs[m].kind in ("local-dir", "gguf-file")}
+        if len({refs[m].target for m in same}) < 2 or len(paths) < 2:
+            continue
+        for m, parts in paths.items():  # each: its shortest trailing parts no other path of the group ends in
+            others = [q for n, q in paths.items() if n != m]
+            k = next((k for k in range(2, len(parts) + 1) if all(q[-k:] != parts[-k:] for q in others)), len(parts))
+            out[m] = "/".join(parts[-k:])
+    return out
+
+
 @dataclass(frozen=True)
 class Target:
     """One (model, revision, device) triple that every claim is parametrised over.
@@ -72,13 +105,17 @@ class Target:
     model: str
     device: str
     revision: str | None = None
+    #: the name reports show when the model's own display name is shared with another model of the run
+    #: (two local checkpoints ``runA/step-5`` and ``runB/step-5``); see :func:`distinct_display_names`
+    display: str | None = None
 
     @property
     def name(self) -> str:
-        """The model's display name (a path shows as its file or directory name), without revision."""
+        """The model's display name (a path shows as its file or directory name, or as its last path parts
+        where another model of the run has the same name), without revision."""
         from lmfacts.models.names import parse_model_name
 
-        return parse_model_name(self.model).display_name
+        return self.display or parse_model_name(self.model).display_name
 
     @property
     def label(self) -> str:
@@ -153,7 +190,8 @@ class RunOptions:
     @property
     def targets(self) -> list[Target]:
         """Every (model, revision, device) triple: models outermost, then revisions, then devices."""
-        return [Target(m, d, r) for m in self.models for r in self.revisions_of(m) for d in self.devices]
+        shown = distinct_display_names(self.models)
+        return [Target(m, d, r, shown.get(m)) for m in self.models for r in self.revisions_of(m) for d in self.devices]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe view for the report."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lmfacts.options import RunOptions, Target, resolve_auto_device
@@ -70,6 +70,8 @@ class PoolKey:
     device: str
     dtype: str
     revision: str | None = None
+    #: the target's report name where it is not the loader's (a revision, a disambiguated local path)
+    label: str | None = field(default=None, compare=False)
 
 
 class ModelPool:
@@ -103,7 +105,8 @@ class ModelPool:
         return self.loaded if self.key == self._key(target) else None
 
     def _key(self, target: Target) -> PoolKey:
-        return PoolKey(target.model, self.device_for(target), self.options.dtype, target.revision)
+        label = target.label if target.revision or target.display else None
+        return PoolKey(target.model, self.device_for(target), self.options.dtype, target.revision, label)
 
     def get(self, target: Target, processing: str = "raw") -> Any:
         """The loaded model of ``target`` in ``processing`` (``raw`` or ``compat``)."""
@@ -131,8 +134,8 @@ class ModelPool:
         except Exception as exc:  # remembered and re-raised for every test of this model
             self.failures[key] = exc
             raise
-        if key.revision:  # reports tell the checkpoints of one model apart by name@revision
-            self.loaded.info.name = f"{self.loaded.info.name}@{key.revision}"
+        if key.label:  # reports tell checkpoints apart: name@revision, or the path parts that differ
+            self.loaded.info.name = key.label
         if key.device in self.worker_placed:
             self.loaded.info.notes.append(f"xdist worker gw{xdist_worker_index()} placed on {key.device} (--device "
                                           "cuda under -n: worker index mod the number of CUDA devices)")

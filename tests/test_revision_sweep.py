@@ -22,6 +22,8 @@ from tests.helpers import load_report, only_run_dir, run_pytest
 
 #: planted per-layer growth rate of the residual norm at each checkpoint step (RN-1's default band: rate > 1)
 PLANTED = {5: 0.92, 10: 1.06, 100: 1.12}
+#: a config.json that collection accepts (the preflight reads the architecture; no weights are needed to collect)
+GPT2_CONFIG = json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})
 #: norm of the planted stream component; the random token embeddings (norm ≈ 0.25) are ≪ it
 C = 200.0
 
@@ -102,7 +104,7 @@ def test_checkpoint_step_and_family() -> None:
 def test_local_checkpoints_are_ordered_by_the_number_in_their_name(tmp_path: Path) -> None:
     for name in ("step-10", "step-2", "step-100", "final"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "config.json").write_text(GPT2_CONFIG)
     glob_order = tuple(str(tmp_path / n) for n in sorted(["step-10", "step-2", "step-100"]))
     got = order_checkpoint_models(("tiny-gpt2", *glob_order, "tiny-llama"))
     assert got == ("tiny-gpt2", *(str(tmp_path / n) for n in ("step-2", "step-10", "step-100")), "tiny-llama")
@@ -123,7 +125,7 @@ def test_collect_only_ids_with_and_without_revision(tmp_path: Path) -> None:
 def test_a_glob_after_model_sweeps_every_checkpoint_quoted_or_expanded(tmp_path: Path) -> None:
     for name in ("step-10", "step-2", "step-100"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "config.json").write_text(GPT2_CONFIG)
     expanded = sorted(str(tmp_path / n) for n in ("step-10", "step-2", "step-100"))
     args = ["-k", "test_rn1_exponential_growth", "--collect-only", "-q"]
     for model_args in (["--model", *expanded], ["--model", str(tmp_path / "step-*")]):
@@ -132,6 +134,37 @@ def test_a_glob_after_model_sweeps_every_checkpoint_quoted_or_expanded(tmp_path:
         assert ids == ["RN-1-step-2-cpu", "RN-1-step-10-cpu", "RN-1-step-100-cpu"], proc.stdout[-2000:]
     proc, _ = run_pytest(*args, "--model", str(tmp_path / "nothing-*"), "claims/", report_dir=tmp_path / "r")
     assert proc.returncode == 4 and "matches no model directory" in proc.stderr
+
+
+def test_same_named_checkpoints_of_two_runs_stay_apart(tmp_path: Path) -> None:
+    """``runA/step-5`` and ``runB/step-5``: each shows as its distinguishing path parts, in test ids and models."""
+    from lmfacts.options import distinct_display_names
+
+    for run in ("runA", "runB", "x/runC", "y/runC"):
+        (tmp_path / run / "step-5").mkdir(parents=True)
+        (tmp_path / run / "step-5" / "config.json").write_text(GPT2_CONFIG)
+    a, b, c, d = (str(tmp_path / r / "step-5") for r in ("runA", "runB", "x/runC", "y/runC"))
+    assert distinct_display_names((a, b, "tiny-gpt2", c, d)) == {
+        a: "runA/step-5", b: "runB/step-5", c: "x/runC/step-5", d: "y/runC/step-5"}
+    assert distinct_display_names((a, a, "tiny-gpt2")) == {}  # one model named twice: nothing to tell apart
+    targets = _options((a, b)).targets
+    assert [t.label for t in targets] == ["runA/step-5", "runB/step-5"]
+    assert [t.id for t in targets] == ["runA_step-5-cpu", "runB_step-5-cpu"]
+    assert Target(a, "cpu").label == "step-5"  # alone, a checkpoint keeps its short name
+
+
+def test_same_named_checkpoints_are_measured_and_reported_apart(tmp_path: Path) -> None:
+    dirs = {run: save_checkpoints(tmp_path / run, {5: rate})[0] for run, rate in (("runA", 0.92), ("runB", 1.12))}
+    args = ["claims/", "-k", "test_rn1_exponential_growth", "--max-prompts", "12", "--no-baselines", "-q",
+            "--model", str(dirs["runA"]), "--model", str(dirs["runB"])]
+    proc, _ = run_pytest(*args, report_dir=tmp_path / "reports")
+    assert proc.returncode == 1, proc.stdout[-3000:]  # runA's checkpoint fails RN-1 (planted rate < 1)
+    report = load_report(tmp_path / "reports")
+    by_model = {r["model"]: r for r in report["results"]}
+    assert set(by_model) == {"runA/step-5", "runB/step-5"}, list(by_model)
+    assert by_model["runA/step-5"]["measured"]["rate"] == pytest.approx(0.92, rel=1e-3)
+    assert by_model["runB/step-5"]["measured"]["rate"] == pytest.approx(1.12, rel=1e-3)
+    assert {m["name"] for m in report["models"]} >= {"runA/step-5", "runB/step-5"}, report["models"]
 
 
 # -- one model resident at a time ------------------------------------------------------------------------
