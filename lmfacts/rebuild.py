@@ -48,6 +48,11 @@ REBUILD_CHECKS: dict[str, tuple[str, ...]] = {
 }
 #: Rebuild tolerance in float32 (relative error); scaled with the dtype by :func:`lmfacts.tolerances.float_tol`.
 REBUILD_TOL_F32 = 1e-3
+#: Checks a scalar multiplier can explain (see :func:`scalar_multiplier_note`): the hook and the reference it is compared with.
+SCALAR_CHECKS: dict[str, tuple[str, str]] = {
+    "attn_out_is_o_proj": ("hook_attn_out", "the output projection (attn.o.hook_out)"),
+    "mlp_out_is_down_proj": ("hook_mlp_out", "the down projection (mlp.out.hook_out)"),
+}
 REBUILD_ULPS = 4.0
 N_PROMPTS = 3
 MAX_TOKENS = 48
@@ -230,6 +235,8 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     num = {c: np.zeros(L) for c in checks}
     den = {c: np.zeros(L) for c in checks}
     seen = {c: np.zeros(L, dtype=bool) for c in checks}
+    dot = {c: np.zeros(L) for c in SCALAR_CHECKS}  # ⟨reference, hooked⟩ and ‖reference‖²: the best scalar fit
+    ref_sq = {c: np.zeros(L) for c in SCALAR_CHECKS}
     acts = [activation_of(bridge, i) for i in range(L)]
     n_tokens = 0
     for text in list(texts)[:N_PROMPTS]:
@@ -293,6 +300,9 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                     seen[c][i] = True
                     num[c][i] += float((a.double() - b.double()).pow(2).sum())
                     den[c][i] += float(b.double().pow(2).sum())
+                    if c in dot:
+                        dot[c][i] += float((a.double() * b.double()).sum())
+                        ref_sq[c][i] += float(a.double().pow(2).sum())
     errors: dict[str, list[float | None]] = {}
     for c in checks:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -306,8 +316,38 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
             float(np.sum(np.square(from_resid))) < float(np.sum(np.square(errors["v_from_ln1"]))):
         errors["v_from_ln1"] = from_resid
         notes.append("attention reads resid_pre unnormalised (no norm before attention)")
-    return RebuildReport(errors=errors, tol=float_tol(REBUILD_TOL_F32, dtype, REBUILD_ULPS), n_tokens=n_tokens,
-                         dtype=dtype, processing=processing, notes=notes)
+    tol = float_tol(REBUILD_TOL_F32, dtype, REBUILD_ULPS)
+    for c in SCALAR_CHECKS:
+        note = scalar_multiplier_note(c, errors[c], dot[c], ref_sq[c], den[c], tol)
+        if note:
+            notes.append(note)
+    return RebuildReport(errors=errors, tol=tol, n_tokens=n_tokens, dtype=dtype, processing=processing, notes=notes)
+
+
+def scalar_multiplier_note(check: str, errors: Sequence[float | None], dot: np.ndarray, ref_sq: np.ndarray,
+                           hooked_sq: np.ndarray, tol: float) -> str:
+    """Why ``check`` (one of :data:`SCALAR_CHECKS`) misses, where a scalar per block explains it; else ``""``.
+
+    Per block, the least-squares c_b in hooked ≈ c_b · reference is ``dot[b] / ref_sq[b]`` and its relative
+    residual sqrt(‖hooked‖² − c_b·⟨reference, hooked⟩) / ‖hooked‖ (``hooked_sq`` = ‖hooked‖²; arrays [L], sums
+    over the compared positions). When the check fails (some finite error > ``tol``) and every block's residual
+    is ≤ ``tol``, the hook carries a multiplier the output projection does not (Granite's residual_multiplier:
+    the block adds c·o_proj, and TransformerLens' bridge exposes c·o_proj at hook_attn_out); the note names c
+    (one value when all blocks agree within ``tol``, else its range). Raises nothing.
+    """
+    vals = [v for v in errors if v is not None]
+    if not vals or len(vals) != len(errors) or not all(np.isfinite(vals)) or max(vals) <= tol or (ref_sq <= 0).any():
+        return ""
+    c = dot / ref_sq
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resid = np.sqrt(np.clip(hooked_sq - c * dot, 0.0, None) / hooked_sq)
+    if not np.isfinite(resid).all() or float(resid.max()) > tol:
+        return ""
+    hook, ref = SCALAR_CHECKS[check]
+    same = float(np.ptp(c)) <= tol * float(np.abs(c).max())
+    scale = f"{float(c[0]):.4g} ×" if same else f"c_b × (c_b from {float(c.min()):.4g} to {float(c.max()):.4g})"
+    return (f"{hook} = {scale} {ref} at every block (residual {float(resid.max()):.2g}): a multiplier between the "
+            f"sublayer and the stream")
 
 
 @dataclass(frozen=True)
