@@ -475,9 +475,25 @@ def _load_gguf_file(
 
     ``formats`` holds the ``quantization`` (the storage summary if some weight matrix is quantised, else
     None) and ``weight_format`` (the storage summary, e.g. ``"GGUF F32"``) keywords for :func:`_finish`.
+
+    Raises UnreadableModelFileError / UnsupportedArchitectureError (:func:`lmfacts.models.support.check_gguf`)
+    before converting a file that cannot be read or converted, and ModelUnavailableError naming the file
+    and the cause when the conversion itself fails.
     """
-    with _quiet():
-        converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
+    from lmfacts.models.support import check_gguf, gguf_conversion_cached
+
+    if not gguf_conversion_cached(path):
+        with _quiet():
+            check_gguf(str(path), path)  # a truncated / corrupt / unconvertible file: a clear error, no traceback
+    try:
+        with _quiet():
+            converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers' GGUF loader fails in many ways; each means the same
+        raise ModelUnavailableError(
+            f"the GGUF file {str(path)!r} could not be converted to a Hugging Face model by transformers' GGUF "
+            f"loader: {type(exc).__name__}: {str(exc)[:500]}") from exc
     notes.append(
         f"GGUF converted to {converted} in {meta.get('convert_s')} s"
         if now

@@ -115,16 +115,17 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
               trust_remote_code: bool = False) -> None:
     """Check, from configuration files alone, that every model in ``models`` has a supported architecture.
 
-    Only configurations readable here without a network or a conversion are checked: a local HF
-    directory's ``config.json`` and a hub model's ``config.json`` in the local HF cache (at each of
-    ``revisions``, or the default revision). Tiny, packaged and GGUF models (their architecture is
-    checked when they load) and hub models without a cached config are skipped; nothing is checked
+    Only what is readable here without a network or a conversion is checked: a local HF directory's
+    ``config.json``, a hub model's ``config.json`` in the local HF cache (at each of ``revisions``, or the
+    default revision) and a GGUF file not yet converted (:func:`check_gguf`: header and tensor index).
+    Tiny and packaged models and hub models without a cached config are skipped; nothing is checked
     with ``trust_remote_code`` (remote code may register an architecture). transformer_lens is imported
     only when some configuration is checked.
 
     Raises:
         UnsupportedArchitectureError: for the first model whose architecture is not supported (the
             message names it and the supported architectures).
+        UnreadableModelFileError: a GGUF file that is truncated, corrupt or not GGUF.
     """
     from lmfacts.models import hub
     from lmfacts.models.names import UnknownModelError, parse_model_name
@@ -138,8 +139,74 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
             continue  # reported by the option checks
         if ref.kind == "local-dir":
             check_dir_supported(name, ref.target)
+        elif ref.kind == "gguf-file" and not gguf_conversion_cached(ref.target):
+            check_gguf(name, ref.target)
         elif ref.kind == "hub":
             for rev in tuple(revisions) or (None,):
                 cached = hub.cached_config_path(ref.target, rev)
                 if cached is not None:
                     check_dir_supported(name, cached.parent)
+
+
+class UnreadableModelFileError(ModelUnavailableError):
+    """A model file cannot be read (truncated, corrupt, or not the format its name says); a usage error
+    whose message names the file, its size and the reader's complaint."""
+
+
+def _gguf_header_architecture(path: Path) -> str | None:
+    """``general.architecture`` of a GGUF file, read with ``gguf.GGUFReader`` (which also checks that every
+    tensor's data lies inside the file). Raises whatever the reader raises for an unreadable file."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    field = reader.fields.get("general.architecture")
+    return bytes(field.parts[field.data[0]]).decode() if field is not None else None
+
+
+def check_gguf(model: str, path: Path | str) -> str:
+    """Check that the GGUF file ``path`` can be converted and booted; return its bridge architecture.
+
+    Reads the header and tensor index only (memory-mapped, no tensor data is dequantised): seconds for a
+    multi-GB file. Three questions, each a clear error naming ``model``:
+
+    1. is it a complete GGUF file (the magic, the metadata, every tensor's data inside the file)?
+    2. does transformers' GGUF loader convert its ``general.architecture``?
+    3. does TransformerBridge support the architecture the conversion yields (:func:`check_config_supported`)?
+
+    Raises:
+        UnreadableModelFileError: (1) fails (a truncated download, a corrupt or non-GGUF file).
+        UnsupportedArchitectureError: (2) or (3) fails; the message lists what is supported.
+    """
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES, load_gguf_checkpoint
+
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        arch = _gguf_header_architecture(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the same to the user
+        raise UnreadableModelFileError(
+            f"model {model!r} is not a readable GGUF file ({size} bytes; the GGUF reader says "
+            f"{type(exc).__name__}: {exc}). It is truncated (an interrupted download?), corrupt or not a GGUF "
+            "file: download or convert it again, or pass another model.") from None
+    try:
+        parsed = load_gguf_checkpoint(str(path), return_tensors=False)
+    except ValueError as exc:
+        if "is not supported" in str(exc):
+            raise UnsupportedArchitectureError(
+                f"model {model!r}: its GGUF architecture {arch!r} (general.architecture) is not one that "
+                f"transformers' GGUF loader converts, which lmfacts reads GGUF files with. Convertible: "
+                f"{', '.join(sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {'general', 'tokenizer'}))}. Pass the model as a Hugging Face "
+                "directory instead.") from None
+        raise UnreadableModelFileError(f"model {model!r}: the GGUF metadata cannot be read ({exc})") from None
+    config = dict(parsed.get("config") or {})
+    return check_config_supported(model, config, f"GGUF header of {path.name}, general.architecture {arch!r}")
+
+
+def gguf_conversion_cached(path: Path | str) -> bool:
+    """True when ``path`` (a GGUF file) already has a complete cached conversion (it was read before)."""
+    from lmfacts.models import gguf_cache
+
+    try:
+        return (gguf_cache.converted_dir_for(Path(path)) / gguf_cache.META_FILE).is_file()
+    except OSError:
+        return False

@@ -1,0 +1,170 @@
+"""GGUF files beyond the packaged Llama: other architectures (Qwen2, Phi-3) round-trip through the conversion,
+and a truncated, corrupt or unconvertible file is a clear error naming the file within seconds, never a
+reader's traceback. Every GGUF is written in the test with the ``gguf`` package from a tiny random HF model
+(1 layer, d_model 32), its tensors named by ``gguf``'s own HF -> GGUF name map."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_pytest
+
+torch = pytest.importorskip("torch")
+gguf = pytest.importorskip("gguf")
+np = pytest.importorskip("numpy")
+
+
+def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id: int | None = 0) -> Path:
+    """Write ``model`` (a HF causal LM, RMS-norm family) as a GGUF: F32, or Q8_0 for every 2-D matrix."""
+    cfg = model.config
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
+    w.add_name("lmfacts test")
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
+    w.add_vocab_size(len(vocab))
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if quantize else gguf.LlamaFileType.ALL_F32)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list([t for t, _ in vocab])
+    w.add_token_types([3 if i == 0 else 1 for i in range(len(vocab))])
+    w.add_token_scores([0.0] * len(vocab))
+    w.add_token_merges([])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    if pad_id is not None:
+        w.add_pad_token_id(pad_id)
+    w.add_add_bos_token(False)
+    names = gguf.get_tensor_name_map(arch, cfg.num_hidden_layers)
+    for key, value in model.state_dict().items():
+        v = value.detach().float().numpy()
+        name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+        assert name is not None, key
+        if quantize and v.ndim == 2 and v.shape[-1] % 32 == 0:
+            q = gguf.quants.quantize(v, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            w.add_tensor(name, v)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _tiny(model_type: str, **extra):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from lmfacts.models.tiny import load_byte_tokenizer
+
+    tok = load_byte_tokenizer()
+    cfg = AutoConfig.for_model(model_type, vocab_size=len(tok), num_hidden_layers=1, hidden_size=32,
+                               num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
+                               max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=0,
+                               eos_token_id=0, **extra)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(cfg).eval()
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("gguf")
+    qwen, tok = _tiny("qwen2", rms_norm_eps=1e-6)
+    out = {"qwen2-f32": _write_gguf(qwen, tok, d / "qwen2-f32.gguf", gguf.MODEL_ARCH.QWEN2),
+           "qwen2-q8_0": _write_gguf(qwen, tok, d / "qwen2-q8_0.gguf", gguf.MODEL_ARCH.QWEN2, quantize=True)}
+    data = out["qwen2-f32"].read_bytes()
+    for name, blob in {"header-cut": data[:600], "data-cut": data[: len(data) * 2 // 3],
+                       "not-gguf": b"PK\x03\x04" + bytes(4000), "empty": b""}.items():
+        (d / f"{name}.gguf").write_bytes(blob)
+        out[name] = d / f"{name}.gguf"
+    neox = gguf.GGUFWriter(str(d / "gptneox.gguf"), "gptneox")  # an architecture transformers cannot convert
+    neox.add_block_count(1)
+    neox.add_tensor("token_embd.weight", np.zeros((8, 32), np.float32))
+    neox.write_header_to_file()
+    neox.write_kv_data_to_file()
+    neox.write_tensors_to_file()
+    neox.close()
+    out["gptneox"] = d / "gptneox.gguf"
+    phi, tok = _tiny("phi3", rms_norm_eps=1e-5, pad_token_id=0)  # Phi3Config's default pad id 32000 > vocab
+    out["phi3-no-pad"] = _write_gguf(phi, tok, d / "phi3-no-pad.gguf", gguf.MODEL_ARCH.PHI3, pad_id=None)
+    out["_ref"] = d
+    torch.save(qwen.state_dict(), d / "qwen2-ref.pt")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMFACTS_CACHE_DIR", str(tmp_path / "lmfacts-cache"))
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("header-cut", "600 bytes"), ("data-cut", "truncated"), ("not-gguf", "4004 bytes"), ("empty", "0 bytes")])
+def test_unreadable_gguf_is_named_with_its_size(ggufs: dict[str, Path], name: str, needle: str) -> None:
+    from lmfacts.models.loading import load_model
+    from lmfacts.models.support import UnreadableModelFileError
+
+    t0 = time.perf_counter()
+    with pytest.raises(UnreadableModelFileError) as err:
+        load_model(str(ggufs[name]))
+    assert time.perf_counter() - t0 < 30
+    assert str(ggufs[name]) in str(err.value) and needle in str(err.value) and "not a readable GGUF" in str(err.value)
+
+
+def test_unconvertible_gguf_architecture_lists_the_convertible_ones(ggufs: dict[str, Path]) -> None:
+    from lmfacts.models.loading import load_model
+    from lmfacts.models.support import UnsupportedArchitectureError
+
+    with pytest.raises(UnsupportedArchitectureError) as err:
+        load_model(str(ggufs["gptneox"]))
+    msg = str(err.value)
+    assert "'gptneox'" in msg and "qwen2" in msg and "phi3" in msg and "general" not in msg.split("Convertible:")[1]
+
+
+def test_a_conversion_failure_is_a_model_error_naming_the_file(ggufs: dict[str, Path]) -> None:
+    """transformers' GGUF loader raises whatever it raises (here an AssertionError from nn.Embedding: Phi-3's
+    default pad id 32000 lies outside a 257-token vocabulary); lmfacts reports it as a load failure."""
+    from lmfacts.models.loading import load_model
+    from lmfacts.models.names import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model(str(ggufs["phi3-no-pad"]))
+    assert str(ggufs["phi3-no-pad"]) in str(err.value) and "could not be converted" in str(err.value)
+
+
+def test_qwen2_gguf_round_trips_and_only_the_q8_file_counts_as_quantised(ggufs: dict[str, Path]) -> None:
+    from lmfacts.models.loading import load_model
+
+    ref, _ = _tiny("qwen2", rms_norm_eps=1e-6)
+    ref.load_state_dict(torch.load(ggufs["_ref"] / "qwen2-ref.pt"))
+    ids = torch.tensor([[0, 72, 101, 108, 108, 111]])
+    with torch.no_grad():
+        want = ref(ids).logits
+    f32 = load_model(str(ggufs["qwen2-f32"]))
+    assert f32.info.quantization is None and f32.info.weight_format == "GGUF F32"
+    with torch.no_grad():
+        got = f32.bridge.original_model(ids).logits
+    assert torch.allclose(got, want, atol=1e-5, rtol=0), float((got - want).abs().max())
+    f32.release()
+    q8 = load_model(str(ggufs["qwen2-q8_0"]))
+    assert q8.info.quantization is not None and "Q8_0" in q8.info.quantization
+
+
+def test_truncated_gguf_is_a_usage_error_before_any_test(ggufs: dict[str, Path], tmp_path: Path) -> None:
+    proc, seconds = run_pytest("claims/", "--model", str(ggufs["data-cut"]), "-q", report_dir=tmp_path / "r",
+                               env={"LMFACTS_CACHE_DIR": str(tmp_path / "c")})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-2000:]
+    assert "is not a readable GGUF file" in out and "Traceback" not in out and "INTERNALERROR" not in out
+    assert seconds < 120, seconds  # no model loads (timings inflated by shared CPUs)
