@@ -15,6 +15,7 @@ from typing import Any
 from lmfacts.report.assemble import model_order
 from lmfacts.report.figures import figure_data_uri
 from lmfacts.report.fmt import compact, fmt_scalar
+from lmfacts.report.merge import merged_from_text
 from lmfacts.report.outcomes import (
     OUTCOMES,
     group_sort_key,
@@ -132,11 +133,13 @@ def _header(report: dict[str, Any]) -> str:
         f'<span class="badge o-{esc(o)}">{esc(counts[o])} {esc(o)}</span>' for o in OUTCOMES if counts.get(o)
     ) or '<span class="badge o-skipped">no results recorded</span>'
     nav = "".join(f'<a href="#{anchor("model", m)}">{esc(m)}</a>' for m in model_order(report))
+    merged = merged_from_text(run)
     return (
         f"<h1>lmfacts replication report</h1>"
         f'<p class="sub">run <code>{esc(run.get("id", "?"))}</code>'
         + (f' · {esc(run.get("created_utc"))}' if run.get("created_utc") else "")
         + (f' · <code>{esc(run.get("command"))}</code>' if run.get("command") else "")
+        + (f" · {esc(merged)}" if merged else "")
         + f'</p><div class="chips">{chips}</div>'
         + (f"<nav>Models: {nav} · <a href=\"#run\">run details</a></nav>" if nav else "")
     )

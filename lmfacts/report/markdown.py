@@ -10,6 +10,7 @@ from typing import Any
 
 from lmfacts.report.assemble import model_order
 from lmfacts.report.fmt import compact, fmt_scalar
+from lmfacts.report.merge import merged_from_text
 from lmfacts.report.outcomes import (
     OUTCOMES,
     band_text,
@@ -64,6 +65,9 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
         facts.append(f"corpus `{md_escape(str(corpus['sha256'])[:12])}`{md_escape(n)}")
     if facts:
         lines += [" · ".join(facts), ""]
+    merged = merged_from_text(run)
+    if merged:
+        lines += [f"_{md_escape(merged)}_", ""]
     counts = (report.get("summary") or {}).get("counts") or {}
     lines.append(
         "**"

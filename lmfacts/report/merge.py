@@ -33,7 +33,7 @@ from lmfacts.jsonsafe import dumps
 from lmfacts.report.paths import REPORT_JSON, RUN_JSON, is_run_id, new_run_id
 from lmfacts.report.store import RunStore, write_text_atomic
 
-__all__ = ["MergeError", "SourceRun", "merge_runs", "merged_run_info", "read_source"]
+__all__ = ["MergeError", "SourceRun", "merge_runs", "merged_from_text", "merged_run_info", "read_source"]
 
 #: run-level facts that must agree for numbers to be comparable: (label, getter on run.json)
 MUST_AGREE: tuple[tuple[str, Any], ...] = (
@@ -182,6 +182,19 @@ def merged_replay(replays: list[str | None]) -> str | None:
     groups = _union([list(g) for _, g, _ in parts])
     rest, _, at = parts[0]
     return shlex.join([split[0][0], *rest[:at], *(tok for g in groups for tok in g), *rest[at:]])
+
+
+def merged_from_text(run: dict[str, Any]) -> str | None:
+    """``merged from 2 runs: <id> (model, …), <id> (…)`` for a merged run's ``run.json`` ``run`` object; None
+    for a run that was not merged (what both report renderers put in their header)."""
+    sources = run.get("merged_from") or []
+    if not sources:
+        return None
+    parts = []
+    for s in sources:
+        models = ", ".join(str(m) for m in (s.get("models") or []))
+        parts.append(f"{s.get('id') or '?'}" + (f" ({models})" if models else ""))
+    return f"merged from {len(sources)} runs: " + "; ".join(parts)
 
 
 def merged_run_info(sources: list[SourceRun], run_id: str, out_dir: Path, command: str) -> dict[str, Any]:

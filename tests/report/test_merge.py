@@ -77,7 +77,13 @@ def test_merged_report_equals_the_two_model_run(runs: dict[str, Path], tmp_path:
     md_m = (merged_dir / "report.md").read_text()
     md_b = (runs["both"] / "report.md").read_text()
     assert md_m[md_m.index("## Claims × models"):] == md_b[md_b.index("## Claims × models"):]
+    # the header says it is a merge, and of which runs (a one-run report says nothing of the kind)
+    said = f"merged from 2 runs: {runs['gpt2'].name} (tiny-gpt2); {runs['llama'].name} (tiny-llama)"
+    head = md_m[:md_m.index("## Claims × models")]
+    assert said in head.replace("\\", ""), head
+    assert "merged from" not in md_b
     html = (merged_dir / "report.html").read_text()
+    assert said in html.replace("&#x27;", "'")
     assert html.count("data:image/png;base64,") == (runs["both"] / "report.html").read_text().count(
         "data:image/png;base64,") > 0
     run = merged["run"]
