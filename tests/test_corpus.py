@@ -329,6 +329,25 @@ def test_unknown_extension(tmp_path: Path) -> None:
 
 def test_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
-    path.write_bytes("café\n".encode("latin-1"))
-    with pytest.raises(CorpusError, match=re.escape(f"{path}: not valid UTF-8")):
+    path.write_bytes("ok\ncafé\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=re.escape(f"{path}:2: not valid UTF-8 (byte 0xe9 at offset 6")):
         load_corpus_file(path)
+
+
+def test_utf8_byte_order_mark_is_not_part_of_the_first_prompt(tmp_path: Path) -> None:
+    for name, body in (("p.txt", "first\nsecond\n"), ("p.jsonl", '{"text": "first"}\n{"text": "second"}\n')):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+        assert load_corpus_file(path).texts == ("first", "second")
+
+
+def test_only_newline_ends_a_line_not_form_feed_or_unicode_separators(tmp_path: Path) -> None:
+    """JSON Lines allows U+2028/U+2029 unescaped inside strings (``json.dumps(ensure_ascii=False)`` writes
+    them raw) and web text carries form feeds and U+0085: they are characters of the prompt."""
+    texts = ["line one\u2028same prompt", "para\u2029same", "page\x0csame", "nel\x85same", "vt\x0bsame"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+    assert load_corpus_file(jsonl).texts == tuple(texts)
+    txt = tmp_path / "p.txt"
+    txt.write_text("\r\n".join(texts) + "\r\n", encoding="utf-8")
+    assert load_corpus_file(txt).texts == tuple(texts)

@@ -6,6 +6,9 @@ every replication report, so two runs can be compared only when they measured th
 
 File formats (:func:`load_corpus_file`):
 
+Lines end at ``\\n`` (a ``\\r`` before it is dropped); other line-breaking characters (form feed,
+U+2028 …) belong to the prompt. The file is UTF-8; a leading byte-order mark is ignored.
+
 ``.txt``
     One prompt per line. Inside a line, the two-character escape ``\\n`` becomes a newline and
     ``\\\\`` becomes a single backslash; any other backslash is kept as written. Blank lines are
@@ -197,10 +200,13 @@ def load_corpus_file(path: str | Path) -> Corpus:
         )
     if not file.is_file():
         raise CorpusFileNotFoundError(f"{file}: prompt file not found")
+    raw_bytes = file.read_bytes()
     try:
-        content = file.read_text(encoding="utf-8")
+        content = raw_bytes.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) is not text
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{file}: not valid UTF-8 ({exc})") from exc
+        lineno = raw_bytes[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"{file}:{lineno}: not valid UTF-8 (byte {raw_bytes[exc.start]:#04x} at offset {exc.start}: "
+                          f"{exc.reason}); save the file as UTF-8") from exc
     parse = _parse_txt if suffix == ".txt" else _parse_jsonl
     prompts = list(parse(file, content))
     if not prompts:
@@ -215,6 +221,19 @@ def load_corpus_file(path: str | Path) -> Corpus:
     return Corpus.from_prompts((p for _, p in prompts), source=str(file))
 
 
+def _lines(content: str) -> list[str]:
+    """The lines of a prompt file: split at ``\\n`` only, a trailing ``\\r`` (CRLF files) dropped.
+
+    Not ``str.splitlines``, which also splits at form feeds, U+0085, U+2028 and U+2029 and the like:
+    those are characters inside a prompt (scraped web text has them), and JSON Lines allows U+2028/U+2029
+    unescaped inside a string, so splitting there cut one prompt in two or broke a valid JSON line.
+    """
+    lines = content.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _unescape_txt(line: str) -> str:
     """Turn ``\\n`` into a newline and ``\\\\`` into a backslash; leave other backslashes."""
     return _TXT_ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else "\\", line)
@@ -222,7 +241,7 @@ def _unescape_txt(line: str) -> str:
 
 def _parse_txt(file: Path, content: str) -> Iterator[tuple[int, Prompt]]:
     """Yield ``(line number, prompt)`` for each non-blank line of a ``.txt`` prompt file."""
-    for lineno, raw in enumerate(content.splitlines(), start=1):
+    for lineno, raw in enumerate(_lines(content), start=1):
         if not raw.strip():
             continue
         text = _unescape_txt(raw)
@@ -233,7 +252,7 @@ def _parse_txt(file: Path, content: str) -> Iterator[tuple[int, Prompt]]:
 
 def _parse_jsonl(file: Path, content: str) -> Iterator[tuple[int, Prompt]]:
     """Yield ``(line number, prompt)`` for each non-blank line of a ``.jsonl`` prompt file."""
-    for lineno, raw in enumerate(content.splitlines(), start=1):
+    for lineno, raw in enumerate(_lines(content), start=1):
         if not raw.strip():
             continue
         try:
