@@ -90,11 +90,13 @@ def apply_gain(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) 
 def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
     """The pre-activation at ``mlp.hook_pre`` for normalised inputs ``x_norm`` [n, d_model] → [n, d_mlp].
 
-    Gated MLPs: the gate projection x·W_gate (TransformerLens convention); else x·W_in + b_in.
+    Gated MLPs: the gate projection x·W_gate + b_gate (TransformerLens convention; b_gate where there is one);
+    else x·W_in + b_in.
     """
     x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
     if lw.W_gate is not None:
-        return x @ lw.W_gate
+        gate = x @ lw.W_gate
+        return gate + lw.b_gate if lw.b_gate is not None else gate
     pre = x @ lw.W_in
     return pre + lw.b_in if lw.b_in is not None else pre
 
@@ -106,7 +108,8 @@ def mlp_forward(lw: Any, x_norm: torch.Tensor, act: Callable[[torch.Tensor], tor
     """
     x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
     b_in = lw.b_in if lw.b_in is not None else 0
-    h = act(x @ lw.W_gate) * (x @ lw.W_in + b_in) if lw.W_gate is not None else act(x @ lw.W_in + b_in)
+    b_gate = lw.b_gate if lw.b_gate is not None else 0
+    h = act(x @ lw.W_gate + b_gate) * (x @ lw.W_in + b_in) if lw.W_gate is not None else act(x @ lw.W_in + b_in)
     out = h @ lw.W_out
     return out + lw.b_out if lw.b_out is not None else out
 

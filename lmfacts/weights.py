@@ -40,6 +40,9 @@ class LayerWeights:
     ln1_b: torch.Tensor | None
     ln2_w: torch.Tensor | None
     ln2_b: torch.Tensor | None
+    #: Bias of the gate projection (gated MLPs): present where the checkpoint has one (``mlp_bias``) and where
+    #: TransformerLens' fold_ln folds a LayerNorm bias into the gate (compat processing of StableLM-style blocks).
+    b_gate: torch.Tensor | None = None
 
     def matrix(self, name: str) -> torch.Tensor | None:
         """A weight as one 2-D matrix [d_in, d_out] (heads concatenated along the head axis)."""
@@ -97,6 +100,11 @@ class WeightViews:
             raise IndexError(f"layer {i} out of range for a {self.n_layers}-layer model")
         blk = self.bridge.blocks[i]  # type: ignore[attr-defined]
         attn, mlp = blk.attn, blk.mlp
+        # The norm the MLP reads through: ln2, or in a parallel block with a single norm (Cohere, GPT-J,
+        # Falcon: the attention and the MLP both read ln1(resid_pre)) ln1. Checked against mlp.hook_pre by
+        # lmfacts.rebuild.measure_rebuild (mlp_pre_from_ln2), never believed unchecked.
+        mlp_norm = blk.ln2 if hasattr(blk, "ln2") else (
+            blk.ln1 if hasattr(blk, "ln1") and bool(getattr(self.cfg, "parallel_attn_mlp", False)) else None)
         with torch.no_grad():
             return LayerWeights(
                 W_Q=_t(attn.W_Q), W_K=_expand_kv(_t(attn.W_K), self.n_heads),
@@ -104,11 +112,11 @@ class WeightViews:
                 b_Q=_attr(attn, "b_Q"), b_K=_expand_kv(_attr(attn, "b_K"), self.n_heads),
                 b_V=_expand_kv(_attr(attn, "b_V"), self.n_heads), b_O=_attr(attn, "b_O"),
                 W_in=_t(mlp.W_in), W_gate=_attr(mlp, "W_gate"), W_out=_t(mlp.W_out),
-                b_in=_attr(mlp, "b_in"), b_out=_attr(mlp, "b_out"),
+                b_in=_attr(mlp, "b_in"), b_out=_attr(mlp, "b_out"), b_gate=_attr(mlp, "b_gate"),
                 ln1_w=self.norm_gain(blk.ln1) if hasattr(blk, "ln1") else None,
                 ln1_b=_attr(blk.ln1, "bias") if hasattr(blk, "ln1") else None,
-                ln2_w=self.norm_gain(blk.ln2) if hasattr(blk, "ln2") else None,
-                ln2_b=_attr(blk.ln2, "bias") if hasattr(blk, "ln2") else None,
+                ln2_w=self.norm_gain(mlp_norm) if mlp_norm is not None else None,
+                ln2_b=_attr(mlp_norm, "bias") if mlp_norm is not None else None,
             )
 
     def layers(self) -> Iterator[tuple[int, LayerWeights]]:

@@ -49,13 +49,16 @@ def load_report(report_dir: Path) -> dict:
     return json.loads((only_run_dir(report_dir) / "report.json").read_text())
 
 
-def save_random_causal_lm(out: Path, model_type: str, *, seed: int = 0, **config: object) -> Path:
+def save_random_causal_lm(out: Path, model_type: str, *, seed: int = 0, trained_norms: bool = False,
+                          **config: object) -> Path:
     """Save a randomly initialised HF causal LM of any ``model_type`` with the lmfacts byte tokenizer into ``out``.
 
     ``config``: HF config kwargs (``vocab_size`` comes from the 257-token byte tokenizer; BOS = EOS = id 0
     unless given). Weights are drawn under ``torch.manual_seed(seed)`` inside ``fork_rng`` (the caller's RNG
-    is untouched); ``save_pretrained`` writes the model and the tokenizer, so ``--model out`` loads it as a
-    local HF directory. Returns ``out``. Raises ValueError for a ``model_type`` transformers does not know.
+    is untouched). ``trained_norms``: add N(0, 0.3²) to every norm vector and N(0, 0.05²) to every bias (HF
+    initialises gains to exactly 1 and biases to 0, which hides any convention that ignores them).
+    ``save_pretrained`` writes the model and the tokenizer, so ``--model out`` loads it as a local HF
+    directory. Returns ``out``. Raises ValueError for a ``model_type`` transformers does not know.
     """
     import torch
     import transformers
@@ -68,6 +71,13 @@ def save_random_causal_lm(out: Path, model_type: str, *, seed: int = 0, **config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.AutoModelForCausalLM.from_config(cfg)
+        if trained_norms:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if p.dim() == 1 and "norm" in name.lower():
+                        p.add_(0.3 * torch.randn(p.shape))
+                    elif p.dim() == 1 and name.endswith("bias"):
+                        p.add_(0.05 * torch.randn(p.shape))
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
