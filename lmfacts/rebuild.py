@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -234,7 +234,7 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     wanted = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
               "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre"]
     checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "v_from_resid",
-              "o_from_z", "mlp_pre_from_ln2", "mlp_from_ln2")
+              "o_from_z", "mlp_pre_from_ln2", "mlp_pre_from_resid", "mlp_from_ln2")
     num = {c: np.zeros(L) for c in checks}
     den = {c: np.zeros(L) for c in checks}
     seen = {c: np.zeros(L, dtype=bool) for c in checks}
@@ -296,6 +296,9 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                 if mlp_in is not None:
                     x2 = normalise(mlp_in, norm, eps)
                     pairs["mlp_pre_from_ln2"] = (mlp_pre(lw, x2), get("mlp.hook_pre"))
+                    # no norm before the MLP (OLMo 2: norms after the sublayers): the MLP reads the stream itself
+                    pairs["mlp_pre_from_resid"] = (mlp_pre(replace(lw, ln2_w=None, ln2_b=None), mlp_in),
+                                                   get("mlp.hook_pre"))
                     pairs["mlp_from_ln2"] = (mlp_forward(lw, x2, acts[i]), down_ref)
                 for c, (a, b) in pairs.items():
                     if a is None or b is None or a.shape != b.shape:
@@ -314,12 +317,20 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
         errors[c] = [float(v) if seen[c][i] else None for i, v in enumerate(rel)]
     # which input attention reads is measured, not assumed: keep the better of the two conventions
     from_resid = errors.pop("v_from_resid")
+    mlp_raw = errors.pop("mlp_pre_from_resid")
     notes = []
     if all(v is not None for v in errors["v_from_ln1"] + from_resid) and \
             float(np.sum(np.square(from_resid))) < float(np.sum(np.square(errors["v_from_ln1"]))):
         errors["v_from_ln1"] = from_resid
         notes.append("attention reads resid_pre unnormalised (no norm before attention)")
     tol = float_tol(REBUILD_TOL_F32, dtype, REBUILD_ULPS)
+    # reported, not substituted: the MLP claims feed *normalised* random inputs, which such an MLP never reads
+    raw_err = [float(v) for v in mlp_raw if v is not None]
+    ln2_err = [float(v) for v in errors["mlp_pre_from_ln2"] if v is not None]
+    if raw_err and len(raw_err) == len(mlp_raw) and len(ln2_err) == len(raw_err) and \
+            np.isfinite(raw_err + ln2_err).all() and max(raw_err) <= tol < max(ln2_err):
+        notes.append(f"the MLP reads its input unnormalised (no norm before the MLP: mlp.hook_pre = the raw stream "
+                     f"× W, max error {max(raw_err):.2g}), so an MLP on normalised inputs is not this model's")
     for c in SCALAR_CHECKS:
         note = scalar_multiplier_note(c, errors[c], dot[c], ref_sq[c], den[c], tol)
         if note:

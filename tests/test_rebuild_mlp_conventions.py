@@ -43,3 +43,17 @@ def test_mlp_rebuild_reproduces_the_hooks(tmp_path: Path, model_type: str, confi
     holds, evidence = report.holds("mlp_rebuild")
     assert holds, evidence
     assert report.max_error("mlp_pre_from_ln2") < 1e-5 and report.max_error("mlp_from_ln2") < 1e-5, evidence
+
+
+def test_an_mlp_without_a_norm_before_it_is_named(tmp_path: Path) -> None:
+    """OLMo 2 (norms after the sublayers only): the MLP reads resid_mid itself. The premise still does not hold
+    (RN-6 / RN-7 feed normalised random inputs, which this MLP never reads), and its evidence now says why
+    instead of a bare "mlp_pre_from_ln2 7.8"."""
+    d = save_random_causal_lm(tmp_path / "olmo2", "olmo2", trained_norms=True, **SMALL)
+    lm = load_model(str(d))
+    report = measure_rebuild(lm.bridge, TEXTS, processing="raw", dtype="float32",
+                             prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx, device="cpu")
+    holds, evidence = report.holds("mlp_rebuild")
+    assert not holds and report.max_error("mlp_pre_from_ln2") > 1.0
+    assert "the MLP reads its input unnormalised" in evidence
+    assert "mlp_pre_from_resid" not in report.errors  # a diagnostic, not one of the premise's checks
