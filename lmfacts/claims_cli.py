@@ -285,7 +285,8 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
     "unit"}}`` as :func:`lmfacts.expectations.resolve` merges them (the report's ``params``).
     ``premises``: ``{"name", "holds" (True / False / None = decided at run time), "evidence"}``.
 
-    Raises :class:`UsageError` for a model name matching no accepted form (the message lists them).
+    Raises :class:`UsageError` for a model name matching no accepted form (the message lists them) and for a
+    model file that cannot be read (a truncated or corrupt GGUF: it would fail the same way in a run).
     """
     from lmfacts import premises as premise_mod
     from lmfacts.expectations import LEVELS, ExpectationFileError, ModelFacts, resolve
@@ -298,9 +299,13 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
         raise UsageError(f"--model: {exc}") from None
     entries = [e for e in _load_expectations(catalogue or {spec.id: spec}, extra_expectations) if e.claim == spec.id]
     facts_error = None
+    from lmfacts.models.support import UnreadableModelFileError
+
     try:
         cfg = config_facts(model, revision)
-    except ModelUnavailableError as exc:
+    except UnreadableModelFileError as exc:  # the file is there and broken: the user must fix it
+        raise UsageError(f"--model: {exc}") from None
+    except ModelUnavailableError as exc:  # not readable *here* (no cache, no package): answer what can be
         cfg, facts_error = None, str(exc)
     out: dict[str, Any] = {"model": model, "facts": None, "facts_error": facts_error, "entries": [],
                            "resolved": {}, "xfail": None, "skip": None, "premises": [], "baselines": []}

@@ -507,7 +507,12 @@ def _gguf_facts(names: tuple[str, ...], path: Path, hint: str | None, source: st
         quant = (meta["summary"] if meta["quantized"] else None, f"{meta_path} (GGUF tensor types)")
         return _facts_from_config(names, _read_json(converted / "config.json"), f"{converted / 'config.json'}",
                                   source=source, quantization=quant)
-    meta = gguf_cache.summarise_gguf_quantization(path)  # reads the header (tensor types), not the values
+    try:
+        meta = gguf_cache.summarise_gguf_quantization(path)  # reads the header (tensor types), not the values
+    except Exception as exc:  # noqa: BLE001 - any reader failure: the file is not a readable GGUF
+        from lmfacts.models.support import unreadable_gguf
+
+        raise unreadable_gguf(str(path), path, exc) from None
     config = {"model_type": meta.get("gguf_architecture") or "unknown", "architectures": [hint] if hint else []}
     quant = (meta["summary"] if meta["quantized"] else None, f"GGUF header of {path.name} (tensor types)")
     return _facts_from_config(names, config, f"GGUF header of {path.name}", source=source, quantization=quant,
@@ -527,7 +532,8 @@ def config_facts(name: str, revision: str | None = None) -> ConfigFacts:
     Raises:
         UnknownModelError: ``name`` matches no accepted form (:func:`lmfacts.models.parse_model_name`).
         ModelUnavailableError: the configuration cannot be read here (package not installed, hub model
-            not in the local cache); the message says how to provide it.
+            not in the local cache); the message says how to provide it. Its subclass
+            UnreadableModelFileError: a GGUF file that is truncated, corrupt or not GGUF.
     """
     import zipfile
 

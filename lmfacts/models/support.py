@@ -153,6 +153,16 @@ class UnreadableModelFileError(ModelUnavailableError):
     whose message names the file, its size and the reader's complaint."""
 
 
+def unreadable_gguf(model: str, path: Path | str, exc: BaseException) -> UnreadableModelFileError:
+    """The error for a GGUF file whose header or tensor index the reader rejects (``exc``): it names the
+    model, the file's size and the reader's complaint, and says what to do."""
+    size = Path(path).stat().st_size
+    return UnreadableModelFileError(
+        f"model {model!r} is not a readable GGUF file ({size} bytes; the GGUF reader says "
+        f"{type(exc).__name__}: {exc}). It is truncated (an interrupted download?), corrupt or not a GGUF "
+        "file: download or convert it again, or pass another model.")
+
+
 def _gguf_header_architecture(path: Path) -> str | None:
     """``general.architecture`` of a GGUF file, read with ``gguf.GGUFReader`` (which also checks that every
     tensor's data lies inside the file). Raises whatever the reader raises for an unreadable file."""
@@ -180,14 +190,10 @@ def check_gguf(model: str, path: Path | str) -> str:
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES, load_gguf_checkpoint
 
     path = Path(path)
-    size = path.stat().st_size
     try:
         arch = _gguf_header_architecture(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure means the same to the user
-        raise UnreadableModelFileError(
-            f"model {model!r} is not a readable GGUF file ({size} bytes; the GGUF reader says "
-            f"{type(exc).__name__}: {exc}). It is truncated (an interrupted download?), corrupt or not a GGUF "
-            "file: download or convert it again, or pass another model.") from None
+        raise unreadable_gguf(model, path, exc) from None
     try:
         parsed = load_gguf_checkpoint(str(path), return_tensors=False)
     except ValueError as exc:

@@ -168,3 +168,21 @@ def test_truncated_gguf_is_a_usage_error_before_any_test(ggufs: dict[str, Path],
     assert proc.returncode == 4, out[-2000:]
     assert "is not a readable GGUF file" in out and "Traceback" not in out and "INTERNALERROR" not in out
     assert seconds < 120, seconds  # no model loads (timings inflated by shared CPUs)
+
+
+def test_claims_show_on_a_broken_gguf_is_a_usage_error_without_torch(ggufs: dict[str, Path], tmp_path: Path) -> None:
+    """``claims show`` reads the header only (no torch): a corrupt file exits 2 naming it, no traceback."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    script = ("import sys; from lmfacts.__main__ import main\n"
+              f"rc = main(['claims', 'show', 'RN-1', '--model', {str(ggufs['data-cut'])!r}])\n"
+              "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "LMFACTS_CACHE_DIR": str(tmp_path)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-2000:]
+    assert f"{str(ggufs['data-cut'])!r} is not a readable GGUF file" in out and "Traceback" not in out
+    assert "torch imported: False" in out
