@@ -101,3 +101,71 @@ def test_reduction_only_prompts_leave_the_probe_unchanged() -> None:
     assert plain.position_counts == mixed.position_counts
     alone = beyond_pass(lm.bridge, twin_texts, causal=True, lens=True, batch_size=4, n_max=len(twin_texts), **kw)
     _compare(alone, att.result(0.0, "attached"))
+
+
+#: tensor methods that move data to the host (a device sync on CUDA); on the CPU they are no-ops, but the call
+#: itself is what a GPU run would wait on, so counting the calls checks the GPU behaviour here
+HOST_READS = frozenset({"cpu", "item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"})
+#: ops whose output size depends on the data (CUDA reads it on the host): also syncs
+DATA_SIZED = frozenset({"nonzero", "argwhere", "masked_select", "bincount", "unique", "unique_consecutive"})
+
+
+def _bool_index(args: tuple[Any, ...]) -> bool:
+    """Whether a ``__getitem__``/``__setitem__`` call indexes with a bool tensor (a data-dependent size)."""
+    import torch
+
+    idx = args[1] if len(args) > 1 else None
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return any(isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in parts)
+
+
+class _HostReads:
+    """Counts host reads of tensors made by lmfacts code while ``active`` (a TorchFunctionMode)."""
+
+    def __init__(self) -> None:
+        from torch.overrides import TorchFunctionMode
+
+        outer = self
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                fname = getattr(func, "__name__", "")
+                if outer.active and (fname in HOST_READS or fname in DATA_SIZED
+                                     or (fname == "__getitem__" and _bool_index(args))):
+                    import sys
+
+                    caller = sys._getframe(1)
+                    if "/lmfacts/" in caller.f_code.co_filename.replace("\\", "/"):
+                        outer.seen.append(f"{func.__name__} at {caller.f_code.co_name}:{caller.f_lineno}")
+                return func(*args, **(kwargs or {}))
+
+        self.mode, self.active, self.seen = Mode(), False, []
+
+
+@pytest.mark.parametrize(("name", "causal"), [("tiny-llama", True), ("tiny-bert", False)])
+def test_no_host_read_inside_a_forward_pass(name: str, causal: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12, device-resident reductions: the probe's hooks and the MA / AS / LL reductions ridden on it keep
+    everything on the model's device during the forward pass; the host reads it only between passes."""
+    lm = build_tiny_model(name, seed=0)
+    kw = _kw(lm)
+    texts = SHORT + LONG
+    att = attach_sample(lm.bridge, texts, range(len(texts)), causal=causal, lens=causal,
+                        prepend_bos=kw["prepend_bos"], n_ctx=kw["n_ctx"])
+    reads = _HostReads()
+    forward = type(lm.bridge).run_with_hooks
+
+    def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.active = True
+        try:
+            return forward(self, *args, **kwargs)
+        finally:
+            reads.active = False
+
+    monkeypatch.setattr(type(lm.bridge), "run_with_hooks", watched)
+    with reads.mode:
+        run_probe(lm.bridge, texts, batch_tokens=256, reductions=att.reductions, **kw)
+    assert not reads.seen, reads.seen[:10]
+    res = att.result(0.0, "attached")  # and the reductions did see the pass
+    assert res.massive.acc.hist.counts.sum() > 0
+    assert res.sinks is not None and res.sinks.prompt_ids
+    assert (res.lens is not None) == causal

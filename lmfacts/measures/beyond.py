@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 from lmfacts.stats.logit_lens import LogitLensAccumulator, sample_positions
 from lmfacts.stats.massive import MassiveAccumulator
-from lmfacts.stats.sinks import AS_EPSILON, SinkAccumulator, key_importance
+from lmfacts.stats.sinks import AS_EPSILON, SinkAccumulator
 
 #: classes of the MA accumulator (codes 0 … 3)
 MA_CLASSES: tuple[str, ...] = ("first", "delimiter", "other", "special")
@@ -139,6 +139,7 @@ class MassiveReduction:
         self.delimiters = list(delimiters)
         self._view: BatchView | None = None
         self._codes: torch.Tensor | None = None
+        self._pending: list[tuple[Any, ...]] = []  # the batch's per-block device tensors, until end()
         self._edges: tuple[float, float, float] = (self.acc.hist.lo, self.acc.hist.width, float(self.acc.hist.n_bins))
 
     def hook_names(self) -> list[str]:
@@ -161,7 +162,8 @@ class MassiveReduction:
         self._view, self._codes = view, codes
 
     def on(self, name: str, x: torch.Tensor) -> None:
-        """Reduce one block output ``[b, p, d]``: per-prompt top-k |a| and histogram counts."""
+        """Reduce one block output ``[b, p, d]``: per-prompt top-k |a| and histogram counts, kept on the
+        activations' device until :meth:`end` (no host sync inside the hook)."""
         import torch
         assert self._view is not None and self._codes is not None, "start() before on()"
         layer = int(name.split(".")[1])
@@ -169,34 +171,49 @@ class MassiveReduction:
         b, p, d = x.shape
         a = x.detach().abs().float()
         valid = view.valid
-        if not torch.isfinite(a[valid]).all():
-            from lmfacts.probe.probe import NonFiniteActivationError
-
-            raise NonFiniteActivationError(f"{name}: NaN/inf activation on a real token")
+        real = valid[:, :, None].expand(b, p, d)
+        finite = torch.isfinite(a) | ~real  # NaN/inf on a real token: raised in end()
         hist = self.acc.hist
-        av = a[valid].double().reshape(-1)
+        av = torch.where(finite & real, a, 1.0).double().reshape(-1)  # padding: counted with weight 0 below
         lo, width, n_bins = self._edges
         with torch.no_grad():
             z = torch.floor((torch.log10(av) - lo) / width)
             idx = torch.where(av < 10.0**lo, torch.full_like(z, -1), z)
             idx = torch.where(av >= 10.0**hist.hi, torch.full_like(z, n_bins), idx)
             idx = (idx.clamp(-1, n_bins) + 1).long()
-            counts = torch.bincount(idx, minlength=int(n_bins) + 2)
-        hist.add_counts(layer, counts.cpu().numpy())
+            # a bincount of the real entries with a fixed length (torch.bincount of a masked selection would
+            # read the selection's size and maximum on the host)
+            counts = torch.zeros(int(n_bins) + 2, dtype=torch.long, device=x.device).scatter_add_(
+                0, idx, real.reshape(-1).long())
         flat = torch.where(valid[:, :, None], a, torch.full_like(a, -1.0)).reshape(b, p * d)
         kk = min(self.acc.k, p * d)
         top_abs, top = torch.topk(flat, kk, dim=1)
         ti, di = top // d, top % d
         rows = torch.arange(b, device=x.device)[:, None]
         signed = x.detach().float().reshape(b, p * d).gather(1, top)
-        pos = view.positions[rows, ti]
-        cls = codes[rows, ti]
-        self.acc.add_topk(layer, top_abs.cpu().numpy(), signed.cpu().numpy(), pos.cpu().numpy(), di.cpu().numpy(),
-                          cls.cpu().numpy(), prompt_ids=np.asarray(view.index, dtype=np.int64))
+        self._pending.append((name, layer, finite.all(), counts, top_abs, signed, view.positions[rows, ti], di,
+                              codes[rows, ti]))
 
     def end(self) -> None:
-        """Nothing is pending after a batch."""
+        """Move the batch's reductions to the host (one transfer after the forward pass) and add them per layer,
+        in hook order. Raises :class:`lmfacts.probe.probe.NonFiniteActivationError` for NaN/inf activations on
+        a real token, naming the first block output that had one."""
+        import torch
+        pending, self._pending = self._pending, []
+        view = self._view
         self._view = self._codes = None
+        if not pending or view is None:
+            return
+        ok = torch.stack([e[2] for e in pending]).cpu().numpy()
+        if not ok.all():
+            from lmfacts.probe.probe import NonFiniteActivationError
+
+            raise NonFiniteActivationError(f"{pending[int(np.argmin(ok))][0]}: NaN/inf activation on a real token")
+        host = [[t.cpu().numpy() for t in e[3:]] for e in pending]
+        ids = np.asarray(view.index, dtype=np.int64)
+        for (_, layer, *_rest), (counts, top_abs, signed, pos, di, cls) in zip(pending, host, strict=True):
+            self.acc.hist.add_counts(layer, counts)
+            self.acc.add_topk(layer, top_abs, signed, pos, di, cls, prompt_ids=ids)
 
 
 def massive_summary(acc: MassiveAccumulator, *, abs_threshold: float = 100.0,
@@ -236,6 +253,25 @@ def finite_massive(ma: Any, who: str = "") -> None:
 # ---------------------------------------------------------------------------------------------
 # AS
 # ---------------------------------------------------------------------------------------------
+def key_importance_sums(attn: torch.Tensor, query_mask: torch.Tensor, *, causal: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Numerator ``[b, H, k]`` and denominator ``[b, 1, k]`` of Gu et al.'s key importance, on ``attn``'s device.
+
+    :func:`lmfacts.stats.sinks.key_importance` (the numpy statistic, proven on planted patterns) is
+    ``num / den`` where ``den > 0`` (NaN elsewhere): ``num = Σ_q A[q, k]·w[q, k]``, ``den = Σ_q w[q, k]``,
+    with ``w`` = counted query (``query_mask`` ``[b, q]``) that can see key k (q ≥ k when ``causal``).
+    ``attn`` ``[b, H, q, k]`` float64. Kept on the device so a hook never syncs with the host.
+    """
+    import torch
+
+    b, _, q, k = attn.shape
+    see = torch.ones((q, k), dtype=attn.dtype, device=attn.device)
+    if causal:
+        see = torch.tril(see)
+    w = query_mask.to(attn.dtype)[:, :, None] * see[None]  # [b, q, k]
+    return torch.einsum("bhqk,bqk->bhk", attn, w), w.sum(1)[:, None, :]
+
+
 class SinkReduction:
     """Sink shares per sink set, AS-2's top keys, and the pattern row-sum check (module docstring)."""
 
@@ -262,6 +298,7 @@ class SinkReduction:
         self._idx: torch.Tensor | None = None
         self._start: torch.Tensor | None = None
         self._ids: np.ndarray | None = None
+        self._pending: list[tuple[Any, ...]] = []  # the batch's per-block device tensors, until end()
 
     def hook_names(self) -> list[str]:
         """``blocks.{l}.attn.hook_pattern`` for every block."""
@@ -308,10 +345,9 @@ class SinkReduction:
         return a.gather(3, self._idx[:, None, None, :].expand(b, h, t, t))
 
     def on(self, name: str, x: torch.Tensor) -> None:
-        """Reduce one block's pattern ``[b, H, q, k]`` (softmax probabilities)."""
+        """Reduce one block's pattern ``[b, H, q, k]`` (softmax probabilities) to per-query sink masses and
+        per-key importance sums, kept on the activations' device until :meth:`end` (no host sync here)."""
         import torch
-
-        from lmfacts.stats.sinks import counted_queries
 
         layer = int(name.split(".")[1])
         self.fired.add(layer)
@@ -320,41 +356,67 @@ class SinkReduction:
         a = self._window(x)
         valid = self._valid
         assert valid is not None
-        if not torch.isfinite(a[valid[:, None, :, None].expand_as(a) & valid[:, None, None, :].expand_as(a)]).all():
-            from lmfacts.probe.probe import NonFiniteActivationError
-
-            raise NonFiniteActivationError(f"{name}: NaN/inf attention weight on a real query/key")
+        pair = valid[:, None, :, None] & valid[:, None, None, :]
+        finite = (torch.isfinite(a) | ~pair).all()  # NaN/inf on a real query/key: raised in end()
         rowsum = (a * valid[:, None, None, :]).sum(-1)  # [b, H, q]
-        dev = (rowsum - 1).abs()[valid[:, None, :].expand_as(rowsum)]
-        self.max_row_dev = max(self.max_row_dev, float(dev.max()))
-        self.n_rows_checked += int(dev.numel())
-        valid_np = valid.cpu().numpy()
-        for s in self.sets:
-            keys = self._keys[s]
-            mass = (a * keys[:, None, None, :]).sum(-1).clamp(0.0, 1.0).double().cpu().numpy()
-            keys_np = keys.cpu().numpy()
-            self.acc[s].add(layer, mass, counted_queries(valid_np, keys_np))
-            self.acc_incl[s].add(layer, mass, counted_queries(valid_np, keys_np, include_sink_queries=True))
-        # AS-2: Gu importance of every key over all real queries, candidates seen by ≥ half the queries
-        imp = key_importance(a.clamp(0.0, 1.0).double().cpu().numpy(), valid_np, causal=self.causal)
-        n_real = valid_np.sum(1)
-        cand = np.zeros_like(valid_np)
-        for r in range(valid_np.shape[0]):
-            real = np.flatnonzero(valid_np[r])
-            cand[r, real[: max(1, n_real[r] // 2)] if self.causal else real] = True
+        dev = torch.where(valid[:, None, :], (rowsum - 1).abs(), 0.0).amax()
+        mass = {s: (a * self._keys[s][:, None, None, :]).sum(-1).clamp(0.0, 1.0).double() for s in self.sets}
+        num, den = key_importance_sums(a.clamp(0.0, 1.0).double(), valid, causal=self.causal)
+        self._pending.append((name, layer, finite, dev, mass, num, den))
+
+    def end(self) -> None:
+        """Move the batch's reductions to the host (one transfer after the forward pass) and add them per layer,
+        in hook order: the sink accumulators, the row-sum check and AS-2's top keys. Raises
+        :class:`lmfacts.probe.probe.NonFiniteActivationError` for a NaN/inf attention weight on a real
+        query/key, naming the first block that had one."""
+        import torch
+
+        from lmfacts.stats.sinks import counted_queries
+
+        pending, self._pending = self._pending, []
+        if pending:
+            ok = torch.stack([e[2] for e in pending]).cpu().numpy()
+            if not ok.all():
+                from lmfacts.probe.probe import NonFiniteActivationError
+
+                raise NonFiniteActivationError(f"{pending[int(np.argmin(ok))][0]}: NaN/inf attention weight on a "
+                                               "real query/key")
+            assert self._valid is not None
+            valid_np = self._valid.cpu().numpy()
+            keys_np = {s: self._keys[s].cpu().numpy() for s in self.sets}
+            start = self._start.cpu().numpy() if self._start is not None else None
+            n_real = valid_np.sum(1)
+            cand = np.zeros_like(valid_np)  # AS-2 candidates: keys seen by ≥ half the queries
+            for r in range(valid_np.shape[0]):
+                real = np.flatnonzero(valid_np[r])
+                cand[r, real[: max(1, n_real[r] // 2)] if self.causal else real] = True
+            counted = {s: (counted_queries(valid_np, keys_np[s]),
+                           counted_queries(valid_np, keys_np[s], include_sink_queries=True)) for s in self.sets}
+            for _name, layer, _ok, dev, mass, num, den in pending:
+                self.max_row_dev = max(self.max_row_dev, float(dev))
+                self.n_rows_checked += int(n_real.sum()) * int(num.shape[1])
+                for s in self.sets:
+                    m = mass[s].cpu().numpy()
+                    self.acc[s].add(layer, m, counted[s][0])
+                    self.acc_incl[s].add(layer, m, counted[s][1])
+                self._add_top_keys(layer, num.cpu().numpy(), den.cpu().numpy(), cand, start)
+        self._sel, self._keys, self._valid, self._idx, self._start, self._ids = None, {}, None, None, None, None
+
+    def _add_top_keys(self, layer: int, num: np.ndarray, den: np.ndarray, cand: np.ndarray,
+                      start: np.ndarray | None) -> None:
+        """AS-2: per (prompt, head) the candidate key with the largest Gu importance ``num / den``."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            imp = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
         imp = np.where(cand[:, None, :], imp, np.nan)
         top = np.nanargmax(np.where(np.isnan(imp), -np.inf, imp), axis=-1)  # [b, H]
         top_imp = np.take_along_axis(imp, top[..., None], -1)[..., 0]
-        start = self._start.cpu().numpy() if self._start is not None else np.zeros(len(top), dtype=np.int64)
+        if start is None:
+            start = np.zeros(len(top), dtype=np.int64)
         rel = top - (0 if self.causal else start[:, None])  # the causal window already starts at position 0
         b, h = top.shape
         rec = np.column_stack([np.repeat(self._ids, h), np.full(b * h, layer), np.tile(np.arange(h), b),
                                rel.ravel(), top_imp.ravel(), np.repeat(cand.sum(1), h)]).astype(np.float64)
         self.top_key.append(rec)
-
-    def end(self) -> None:
-        """Drop the batch's masks."""
-        self._sel, self._keys, self._valid, self._idx, self._start, self._ids = None, {}, None, None, None, None
 
     def top_keys(self) -> np.ndarray:
         """``[n, 6]``: prompt id, layer, head, top candidate key position, its importance, candidate count."""
@@ -364,25 +426,15 @@ class SinkReduction:
 # ---------------------------------------------------------------------------------------------
 # LL
 # ---------------------------------------------------------------------------------------------
-def _log_softmax64(logits: torch.Tensor, what: str) -> torch.Tensor:
-    """``log_softmax`` of ``[n, V]`` logits in float64 on their device (the float64 numpy convention of
-    :func:`lmfacts.stats.logit_lens.log_softmax`, which the accumulator's ``add`` uses); NaN/inf raise
-    ``ValueError`` as there."""
-    import torch
-
-    if not bool(torch.isfinite(logits).all()):  # checked before the float64 copy (float64 cannot make it finite)
-        raise ValueError(f"{what}: NaN/inf value")
-    return torch.log_softmax(logits.double(), dim=-1)
-
-
 def _row_dot(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``[n]``: Σ_v p[i, v] z[i, v] for float64 ``[n, V]`` rows (one GEMV per row)."""
     return p.unsqueeze(1).bmm(z.unsqueeze(2)).view(-1)
 
 
 def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                   lens: torch.Tensor, what: str) -> torch.Tensor:
-    """Per-row KL(p_final ‖ softmax(lens)) in nats, ``[n]`` float64, from ``[n, V]`` lens logits ``z``.
+                   lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row KL(p_final ‖ softmax(lens)) in nats, ``[n]`` float64, from ``[n, V]`` lens logits ``z``, and a
+    0-d bool tensor: whether every KL is finite (read by the caller once per batch, not here).
 
     The KL of :func:`lmfacts.stats.logit_lens.kl_to_final`, rearranged so that the lens logits are read
     three times instead of materialising their log-softmax: with ``f`` the final logits and
@@ -390,27 +442,26 @@ def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch
     ``p_final`` ``[n, V]`` float64; ``final_terms`` = (Σ p f, lse(f), Σ p), ``[n]`` each, from
     :func:`_final_terms` once per batch. All float64 (agrees with the direct form to ~1e-12 relative),
     and exactly 0 where ``z`` equals ``f`` (the same reductions of the same values). NaN/inf in ``lens``
-    raise ``ValueError`` (they make the KL non-finite: +inf → lse inf, −inf → Σ p z −inf or NaN).
+    make the KL non-finite (+inf → lse inf, −inf → Σ p z −inf or NaN), so the flag catches them.
     """
     import torch
 
     dot_f, lse_f, mass = final_terms
     z = lens.double()
     kl = (dot_f - _row_dot(p_final, z)) - (lse_f - torch.logsumexp(z, dim=-1)) * mass
-    if not bool(torch.isfinite(kl).all()):
-        raise ValueError(f"{what}: NaN/inf value")
-    return kl.clamp(min=0.0)  # round-off can give −1e-16
+    return kl.clamp(min=0.0), torch.isfinite(kl).all()  # the clamp: round-off can give −1e-16
 
 
-def _final_terms(final: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``p_final`` ``[n, V]`` float64 and (Σ p f, logsumexp(f), Σ p) ``[n]`` of final logits ``f`` ``[n, V]``
-    (the once-per-batch half of :func:`_kl_from_final`); NaN/inf raise ``ValueError``."""
+def _final_terms(final: torch.Tensor
+                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``p_final`` ``[n, V]`` float64, (Σ p f, logsumexp(f), Σ p) ``[n]`` of final logits ``f`` ``[n, V]`` (the
+    once-per-batch half of :func:`_kl_from_final`; float64 log-softmax, the numpy convention of
+    :func:`lmfacts.stats.logit_lens.log_softmax`) and a 0-d bool tensor: whether ``f`` is finite."""
     import torch
 
-    lp_final = _log_softmax64(final, "final logits")
-    p_final = lp_final.exp()
     f = final.double()
-    return p_final, (_row_dot(p_final, f), torch.logsumexp(f, dim=-1), p_final.sum(-1))
+    p_final = torch.log_softmax(f, dim=-1).exp()
+    return p_final, (_row_dot(p_final, f), torch.logsumexp(f, dim=-1), p_final.sum(-1)), torch.isfinite(final).all()
 
 
 class LensReduction:
@@ -488,24 +539,34 @@ class LensReduction:
             else:
                 final = self.decode(self._store[self.n_layers]).float()
                 self.final_source.add("decode(final resid_post)")
-            p_final, final_terms = _final_terms(final)  # once per batch, not per point
+            p_final, final_terms, final_ok = _final_terms(final)  # once per batch, not per point
             top_final = final.argmax(-1)
             n = int(final.shape[0])
             points = list(range(self.n_layers + 1))
             group = max(1, LENS_DECODE_ROWS // max(n, 1))  # points decoded by one GEMM: W_U is read once per group
             decoded: dict[int, torch.Tensor] = {}
+            sums: list[torch.Tensor] = []  # per point: Σ KL, Σ KL², top-1 agreements, finite (on the device)
             for p in points:
                 if p not in decoded:  # decode the next group of points in one call
                     grp = points[p:p + group]
                     out = self.decode(torch.cat([self._store[q] for q in grp])).float()
                     decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
                 lens = decoded.pop(p)
-                kl = _kl_from_final(p_final, final_terms, lens, f"lens logits at point {p}")
-                acc = self.acc
-                acc.kl_sum[p] += float(kl.sum())
-                acc.kl_sq_sum[p] += float((kl * kl).sum())
-                acc.agree[p] += int((lens.argmax(-1) == top_final).sum())
-                acc.n_tokens[p] += int(kl.numel())
+                kl, ok = _kl_from_final(p_final, final_terms, lens)
+                sums.append(torch.stack([kl.sum(), (kl * kl).sum(), (lens.argmax(-1) == top_final).sum().double(),
+                                         ok.double()]))
+            host = torch.cat([torch.stack(sums).reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
+        table, final_finite = host[:-1].reshape(len(points), 4), bool(host[-1])
+        if not final_finite:
+            raise ValueError("final logits: NaN/inf value")
+        bad = np.flatnonzero(table[:, 3] == 0)
+        if bad.size:
+            raise ValueError(f"lens logits at point {points[int(bad[0])]}: NaN/inf value")
+        acc = self.acc
+        acc.kl_sum += table[:, 0]
+        acc.kl_sq_sum += table[:, 1]
+        acc.agree += table[:, 2].astype(np.int64)
+        acc.n_tokens += n
         self._store, self._rows, self._logits, self._normed = {}, None, None, None
 
 
