@@ -101,7 +101,19 @@ def _label(src: SourceRun) -> str:
 
 def check_mergeable(sources: list[SourceRun]) -> None:
     """Raise :class:`MergeError` listing every run-level difference of :data:`MUST_AGREE` and every test
-    measured by more than one run; return None when the runs can be merged."""
+    measured by more than one run; return None when the runs can be merged.
+
+    The same run given twice (one path twice, its directory and its ``report.json``, or two copies with one
+    run id) is refused first, with that said: it is not two runs that "differ" in every test."""
+    by_run: dict[str, list[SourceRun]] = {}
+    for s in sources:
+        key = str(s.run.get("id") or "") or str(s.path.resolve().parent if s.path.is_file() else s.path.resolve())
+        by_run.setdefault(key, []).append(s)
+    repeated = {k: v for k, v in by_run.items() if len(v) > 1}
+    if repeated:
+        raise MergeError("the same run is given more than once: " + "; ".join(
+            f"run {k} as {', '.join(str(s.path) for s in v)}" for k, v in repeated.items())
+            + ". Merge distinct runs (one per model, revision or device).")
     problems: list[str] = []
     for what, get in MUST_AGREE:
         values = [get(s.info) for s in sources]

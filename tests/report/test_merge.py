@@ -149,3 +149,12 @@ def test_merged_replay_joins_the_models_only_when_nothing_else_differs() -> None
     seeded = [a.replace("dev", "nightly --hypothesis-seed 1"), b.replace("dev", "nightly --hypothesis-seed 2")]
     assert merged_replay(seeded) is None  # each job drew its own seed: no single replay command
     assert merged_replay([a, None]) is None
+
+
+def test_merge_of_one_run_with_itself_says_so(runs: dict[str, Path], tmp_path: Path) -> None:
+    """``report merge A A`` (or A and A/report.json): one run given twice, not two runs differing in every test."""
+    for second in (runs["gpt2"], runs["gpt2"] / "report.json"):
+        proc = merge_cli(str(runs["gpt2"]), str(second), "--out", str(tmp_path / "out"))
+        assert proc.returncode == 2, proc.stderr
+        assert "the same run is given more than once" in proc.stderr and "measured by both" not in proc.stderr
+        assert not (tmp_path / "out").exists()
