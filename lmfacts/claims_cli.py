@@ -106,13 +106,83 @@ def load_catalogue() -> dict[str, ClaimSpec]:
     return {cid: registry.CLAIMS[cid] for cid in sorted(ours, key=claim_sort_key)}
 
 
+def _user_module_files(path: Path) -> list[Path]:
+    """The modules pytest would collect claims from under ``path``: the file itself, or a directory's
+    ``conftest.py`` files and ``test_*.py`` / ``*_test.py`` modules (recursively, sorted)."""
+    if path.is_file():
+        return [path]
+    found = [p for p in path.rglob("*.py") if p.name == "conftest.py" or p.name.startswith("test_")
+             or p.name.endswith("_test.py")]
+    return sorted(found, key=lambda p: (len(p.relative_to(path).parts), p.name != "conftest.py", str(p)))
+
+
+def load_user_claims(paths: list[str] | None) -> dict[str, ClaimSpec]:
+    """Import the user's claim modules in ``paths`` (``--claims``: test modules, ``conftest.py`` files or
+    directories of them, as ``pytest PATH`` would collect) so their ``@claim`` decorators register; return
+    the claims they registered, by id, in the report's claim order.
+
+    Each file is imported under a module name of its own (``lmfacts_user_claims.<stem>_<hash of path>``)
+    with its directory on ``sys.path`` (pytest's default ``prepend`` import mode), so a module importing
+    its neighbours works. Raises :class:`UsageError` for a path that does not exist, a ``.py`` file that
+    fails to import (naming it and the exception), a path that registers no claim, or a claim id already
+    registered by another function (the catalogue's ``RN-1`` …).
+    """
+    import hashlib
+    import importlib.util
+
+    from lmfacts import claims as registry
+    from lmfacts.report.outcomes import claim_sort_key
+
+    found: dict[str, ClaimSpec] = {}
+    for text in paths or ():
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise UsageError(f"--claims {text}: no such file or directory")
+        files = _user_module_files(path.resolve())
+        if path.is_file() and path.suffix != ".py":
+            raise UsageError(f"--claims {text}: not a Python file (a test module, a conftest.py or a directory)")
+        for file in files:
+            name = f"lmfacts_user_claims.{file.stem}_{hashlib.sha256(str(file).encode()).hexdigest()[:10]}"
+            if name in sys.modules:
+                continue
+            if str(file.parent) not in sys.path:
+                sys.path.insert(0, str(file.parent))
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"--claims {text}: cannot import {file}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # noqa: BLE001 - the user's module: report what it raised, no traceback
+                del sys.modules[name]
+                raise UsageError(f"--claims {text}: importing {file} raised {type(exc).__name__}: {exc}") from None
+        mine = {cid: s for cid, s in registry.CLAIMS.items() if s.function.startswith("lmfacts_user_claims.")
+                and Path(inspect.getsourcefile(claim_function(s)) or "").resolve() in files}
+        if not mine:
+            raise UsageError(f"--claims {text}: registers no claim (no @claim-decorated test in "
+                             f"{', '.join(str(f) for f in files) or 'it'})")
+        found.update(mine)
+    return {cid: found[cid] for cid in sorted(found, key=claim_sort_key)}
+
+
+def _with_user_claims(catalogue: dict[str, ClaimSpec], paths: list[str] | None) -> dict[str, ClaimSpec]:
+    """``catalogue`` plus the claims of ``--claims`` paths (:func:`load_user_claims`)."""
+    try:
+        user = load_user_claims(paths)
+    except ValueError as exc:  # the registry refuses a claim id registered twice (e.g. the user's RN-1)
+        raise UsageError(f"--claims: {exc}") from None
+    return {**catalogue, **user}
+
+
 def get_spec(claim_id: str, catalogue: dict[str, ClaimSpec]) -> ClaimSpec:
     """The claim ``claim_id`` (case-insensitive); :class:`UsageError` naming the valid ids otherwise."""
     wanted = claim_id.strip()
     cid = wanted if wanted in catalogue else {c.upper(): c for c in catalogue}.get(wanted.upper())
     if cid is None:
         raise UsageError(f"unknown claim id {claim_id!r}; valid ids: {', '.join(catalogue)} "
-                         f"(`python -m lmfacts claims list` shows them with their titles)")
+                         f"(`python -m lmfacts claims list` shows them with their titles; a claim of your own: "
+                         f"pass the test module or directory that registers it with --claims PATH)")
     return catalogue[cid]
 
 
@@ -618,7 +688,7 @@ def _param_text(params: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the catalogue: a table, or with ``--json`` a JSON list of :func:`summary_row` dicts with params."""
-    catalogue = load_catalogue()
+    catalogue = _with_user_claims(load_catalogue(), args.claims)
     if args.json:
         print(json.dumps([{**summary_row(s), "params": param_rows(s)} for s in catalogue.values()], indent=2))
     else:
@@ -628,7 +698,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print one claim (and with ``--model`` what it expects of that model); 2 for an unknown id or model."""
-    catalogue = load_catalogue()
+    catalogue = _with_user_claims(load_catalogue(), args.claims)
     spec = get_spec(args.claim_id, catalogue)
     d = describe(spec)
     view = model_view(spec, args.model, args.revision, args.expectations, catalogue) if args.model else None
@@ -667,6 +737,8 @@ def add_claims_command(sub: argparse._SubParsersAction) -> None:
     csub.required = True
     ls = csub.add_parser("list", help="one row per claim: id, weights, inputs, title, source, premises")
     ls.add_argument("--json", action="store_true", help="print a JSON list (with each claim's parameters)")
+    ls.add_argument("--claims", action="append", default=None, metavar="PATH",
+                    help="also your own claims: a test module, conftest.py or directory registering them (repeatable)")
     ls.set_defaults(func=cmd_list)
     sh = csub.add_parser("show", help="a claim's statistic, parameters, premises and where it is measured")
     sh.add_argument("claim_id", metavar="ID", help="a claim id, e.g. RN-1 (see `claims list`)")
@@ -678,6 +750,8 @@ def add_claims_command(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--report-dir", default="reports",
                     help="where runs are written (default reports/): the latest run of the claim is named")
     sh.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sh.add_argument("--claims", action="append", default=None, metavar="PATH",
+                    help="a test module, conftest.py or directory registering your own claims (repeatable)")
     sh.set_defaults(func=cmd_show)
     dc = csub.add_parser("docs", help="the catalogue as Markdown (docs/catalogue.md)")
     dc.add_argument("--out", default=None, help="write here (default: print)")
