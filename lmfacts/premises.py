@@ -268,12 +268,12 @@ def _lens_readout(ctx: Any, processing: str) -> PremiseResult:
     Cohere ``logit_scale``, Gemma 2 ``final_logit_softcapping``) makes the lens decode another distribution than
     the model's, so KL and the final distribution would be measured at the wrong temperature. A NaN/inf error
     raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
-    from lmfacts.measures.beyond import bridge_decode
+    from lmfacts.measures.beyond import bridge_decode, bridge_unembed
     from lmfacts.rebuild import measure_lens_readout
 
     def measure(lm: Any) -> Any:
         info = lm.info
-        return measure_lens_readout(lm.bridge, ctx.texts[0], bridge_decode(lm.bridge), unembed=lm.bridge.unembed,
+        return measure_lens_readout(lm.bridge, ctx.texts[0], bridge_decode(lm.bridge), unembed=bridge_unembed(lm.bridge),
                                     dtype=ctx.dtype, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx,
                                     device=info.device)
 

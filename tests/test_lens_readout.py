@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,6 +85,8 @@ def test_ll_claims_never_pass_on_a_lens_that_is_not_the_models_head(tmp_path: Pa
     that decodes another distribution than the model's."""
     model_dir = save_random_causal_lm(tmp_path / "granite", "granite", **GRANITE)
     lens_is_head = _independent_rel_error(model_dir) < 1e-3
+    # the lens applies the head's output transform (beyond.output_transform): it decodes the model's distribution
+    assert lens_is_head, _independent_rel_error(model_dir)
     proc, _ = run_pytest("claims/", "-m", "LL", "--model", str(model_dir), "--max-prompts", "8",
                          report_dir=tmp_path / "reports", timeout=300)
     report = load_report(tmp_path / "reports")
@@ -95,3 +98,30 @@ def test_ll_claims_never_pass_on_a_lens_that_is_not_the_models_head(tmp_path: Pa
     else:
         assert set(outcomes.values()) == {"skipped"}, (outcomes, proc.stdout[-2000:])
         assert "lens_readout" in blob and "0.125 × the decoded ones" in blob
+
+
+def test_both_final_distributions_are_the_models_on_a_rescaling_head(tmp_path: Path) -> None:
+    """The lens's final distribution is the model's whether it comes from ``unembed.hook_out`` (a pass that runs
+    the unembedding: the head's transform is applied after the hook) or from ``unembed(unembed.hook_in)`` (the
+    probe pass, which stops before it): at the last point, which the lens decodes like the output, KL ≈ 0 both
+    ways, and the two passes agree. Without the transform on the hook_out branch the final distribution is 8×
+    sharper than the lens's last point and KL there is far from 0."""
+    from lmfacts.measures.beyond import attach_sample, beyond_pass
+    from lmfacts.probe.probe import run_probe
+
+    lm = load_model(str(save_random_causal_lm(tmp_path / "granite", "granite", **GRANITE)))
+    info = lm.info
+    kw = dict(prepend_bos=info.prepends_bos, padding_side=info.padding_side or "right",
+              pad_id=info.pad_token_id if info.pad_token_id is not None else 0, n_ctx=info.n_ctx, device="cpu")
+    texts = [TEXT, "A second, somewhat longer prompt about rivers, banks and the foxes that live near them."]
+    alone = beyond_pass(lm.bridge, texts, causal=True, lens=True, batch_size=4, **kw)
+    att = attach_sample(lm.bridge, texts, range(len(texts)), causal=True, lens=True,
+                        prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+    run_probe(lm.bridge, texts, reductions=att.reductions, **kw)
+    ridden = att.result(0.0, "attached")
+    assert any("hook_out" in s for s in alone.lens.final_source)
+    assert any("hook_in" in s for s in ridden.lens.final_source)
+    for res in (alone, ridden):
+        acc = res.lens.acc
+        assert acc.n_tokens[-1] > 0 and acc.kl_sum[-1] / acc.n_tokens[-1] < 1e-6, (res.lens.final_source, acc.kl_sum)
+    np.testing.assert_allclose(alone.lens.acc.kl_sum, ridden.lens.acc.kl_sum, rtol=1e-4, atol=1e-6)

@@ -478,6 +478,8 @@ class LensReduction:
         self._logits: torch.Tensor | None = None
         self._normed: torch.Tensor | None = None
         self.unembed: Callable[[torch.Tensor], torch.Tensor] | None = None  # [n, d] normed → [n, V]
+        #: the head's transform after the unembedding, applied to ``unembed.hook_out`` (the output before it)
+        self.output_transform: Callable[[torch.Tensor], torch.Tensor] = lambda z: z
 
     def hook_names(self) -> list[str]:
         """resid_pre of every block, the last block's resid_post, ``unembed.hook_in`` (the model's own
@@ -518,7 +520,7 @@ class LensReduction:
         def gone(x: torch.Tensor) -> torch.Tensor:
             raise RuntimeError("LensReduction: the model was released after its pass")
 
-        self.decode, self.unembed = gone, None
+        self.decode, self.unembed, self.output_transform = gone, None, gone
 
     def end(self) -> None:
         """Decode every kept point and add KL / agreement (runs outside the forward hooks)."""
@@ -531,7 +533,7 @@ class LensReduction:
             raise RuntimeError(f"logit lens: residual point(s) {missing} were not hooked in this batch")
         with torch.inference_mode():
             if self._logits is not None:
-                final = self._logits
+                final = self.output_transform(self._logits).float()
                 self.final_source.add("unembed.hook_out (the model's logits)")
             elif self._normed is not None and self.unembed is not None:
                 final = self.unembed(self._normed).float()
@@ -608,10 +610,31 @@ def choose_sample(lengths: Sequence[int], *, n_max: int = SAMPLE_PROMPTS, n_toke
     return sorted(long + [int(i) for i in pick])
 
 
+def output_transform(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the model's head does after the unembedding, ``[n, V] → [n, V]``: TransformerBridge's
+    ``adapter.apply_output_logits_transform`` (Granite ``logits / logits_scaling``, Cohere ``logits ×
+    logit_scale``, Gemma-2-style soft-capping), the identity where the bridge declares none."""
+    fn = getattr(getattr(bridge, "adapter", None), "apply_output_logits_transform", None)
+    return fn if callable(fn) else (lambda z: z)
+
+
+def bridge_unembed(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's unembedding then its head's output transform, ``[n, d] → [n, V]`` (:func:`output_transform`):
+    the logits the model returns, from its final-norm output."""
+    transform = output_transform(bridge)
+
+    def unembed(x: torch.Tensor) -> torch.Tensor:
+        return transform(bridge.unembed(x))
+    return unembed
+
+
 def bridge_decode(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's final norm then unembedding, ``[n, d] → [n, V]`` (tuned-lens' ``Unembed``)."""
+    """The model's final norm then unembedding (and its head's output transform, so the lens reads the
+    distribution the model outputs), ``[n, d] → [n, V]`` (tuned-lens' ``Unembed``; ``lens_readout`` premise)."""
+    unembed = bridge_unembed(bridge)
+
     def decode(x: torch.Tensor) -> torch.Tensor:
-        return bridge.unembed(bridge.ln_final(x))
+        return unembed(bridge.ln_final(x))
     return decode
 
 
@@ -635,7 +658,8 @@ def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveRed
     lens_red = None
     if lens and {"ln_final.hook_in", "unembed.hook_in"} <= names:
         lens_red = LensReduction(L, bridge_decode(bridge))
-        lens_red.unembed = bridge.unembed
+        lens_red.unembed = bridge_unembed(bridge)
+        lens_red.output_transform = output_transform(bridge)
     return massive, sinks, lens_red
 
 
