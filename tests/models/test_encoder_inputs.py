@@ -128,3 +128,21 @@ def test_decoder_that_appends_eos_still_has_it_stripped(tmp_path: Path) -> None:
     assert 0 not in stripped[1:]  # … the bridge strips it …
     ids, _ = tokenize_one(bridge, "hi", prepend_bos=True, n_ctx=64)
     assert ids == stripped  # … and lmfacts feeds the decoder what the bridge gives
+
+
+def test_unsupported_architecture_in_the_hf_cache_is_a_usage_error(albert_dir: Path, tmp_path: Path) -> None:
+    """A hub id whose cached config.json names an unsupported architecture: the same usage error, no hub asked."""
+    import shutil
+
+    from lmfacts.models.tiny import FAKE_COMMIT
+
+    repo = tmp_path / "hub" / "models--lmfacts-test--tiny-albert"
+    shutil.copytree(albert_dir, repo / "snapshots" / FAKE_COMMIT)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    proc, _ = run_pytest("claims/", "--model", "lmfacts-test/tiny-albert", "-q", report_dir=tmp_path / "r",
+                         env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-2000:]
+    assert "model 'lmfacts-test/tiny-albert' cannot be run" in out and "AlbertForMaskedLM" in out
+    assert "Traceback" not in out
