@@ -14,9 +14,11 @@ seeded choice of the others; in causal models the first 128 positions, what the 
 tokens gives), shared by MA, AS and LL. Position classes: ``first`` (the first real position: the
 prepended BOS), ``delimiter`` ("." / "\\n" ids), ``special`` (other special tokens), ``other``.
 
-Premises: ``additive_residual`` (a pre-norm residual stream; a post-LN encoder re-normalises the stream
-after every sublayer, so its block outputs are LayerNorm outputs bounded by √d·|γ| + |β| and the claim does
-not apply, e.g. MiniLM: largest |a| / median 43); MA-3 / MA-4 also ``has_massive_activations`` (measured on
+Premises: ``residual_sum`` (the stream is a plain sum of the sublayers' outputs, never re-normalised; a
+post-LN encoder re-normalises the stream after every sublayer, so its block outputs are LayerNorm outputs
+bounded by √d·|γ| + |β| and the claim does not apply, e.g. MiniLM: largest |a| / median 43; a norm after
+each sublayer inside the residual branch, as in Gemma 2 / OLMo 2, or a residual multiplier, as in Granite,
+leaves the stream a sum and the claims apply); MA-3 / MA-4 also ``has_massive_activations`` (measured on
 the same pass). The weights' storage format is not a premise: a dequantised GGUF model computes its
 activations in float like any other (the format is recorded in the conventions). Control: the randomly
 initialised twin (:mod:`lmfacts.models.twin`, seed 0) run through the same pass on 32 prompts of the sample
@@ -105,7 +107,7 @@ def _ma_figure(ctx: ClaimContext, fid: str, title: str, ma: Any, tw: Any | None,
 # ---------------------------------------------------------------------------------------------
 @claim("MA-1", title="some block output carries massive activations (≥ 1000× the median)",
        source="Sun et al. 2024 §2 (arXiv 2402.17762); thresholds: Owen et al. 2025 refine_massive_activations "
-              "utils/model.py", requires=("additive_residual",),
+              "utils/model.py", requires=("residual_sum",),
        headline=("max_ratio", "max_abs", "max_layer"),
        params=(ABS_THRESHOLD, REL_THRESHOLD,
                Param("expected_max_abs", float, None, "activation",
@@ -156,7 +158,7 @@ def test_ma1_massive_activations_exist(ctx: ClaimContext) -> None:
 # ---------------------------------------------------------------------------------------------
 @claim("MA-2", title="massive activations sit at the first token and delimiters, in a few fixed dimensions",
        source="Sun et al. 2024 §2.2 (arXiv 2402.17762): 'starting word token and delimiter tokens', fixed feature "
-              "dimensions", requires=("additive_residual", "has_massive_activations"),
+              "dimensions", requires=("residual_sum", "has_massive_activations"),
        headline=("dims", "class_share", "top_site.share"),
        params=(ABS_THRESHOLD, REL_THRESHOLD, MIN_SHARE,
                Param("classes", list[str], ["first", "delimiter"], "position class",
@@ -216,7 +218,7 @@ def test_ma2_where_massive_activations_sit(ctx: ClaimContext) -> None:
 # ---------------------------------------------------------------------------------------------
 @claim("MA-3", title="massive activations appear abruptly, early, and stay nearly constant",
        source="Sun et al. 2024 §2.1 (arXiv 2402.17762): 'appear abruptly … remain nearly constant in the middle "
-              "layers'", requires=("additive_residual", "has_massive_activations"),
+              "layers'", requires=("residual_sum", "has_massive_activations"),
        headline=("emergence_layer", "jump", "rise_layers", "plateau_ratio"),
        params=(ABS_THRESHOLD, REL_THRESHOLD,
                Param("max_rise_layers", int, 2, "blocks", "'within one or two layers': rise from < 5 % to ≥ 50 % "
@@ -316,7 +318,7 @@ def _reset_hook(layer: int, values: dict[int, tuple[float, float]], mode: str) -
 @claim("MA-4", title="massive activations act as biases: set to their mean the loss barely moves, set to zero it rises",
        source="Sun et al. 2024 §3 (arXiv 2402.17762), Table 2; Owen et al. 2025 refine_massive_activations "
               "(reset_first_massive_activations)",
-       requires=("causal_decoder", "trained_lm_head", "additive_residual", "has_massive_activations"),
+       requires=("causal_decoder", "trained_lm_head", "residual_sum", "has_massive_activations"),
        headline=("delta_zero", "delta_mean", "zero_minus_mean"),
        params=(ABS_THRESHOLD, REL_THRESHOLD, MIN_SHARE,
                Param("n_prompts", int, 16, "prompts", "prompts of the sample the three loss runs use"),

@@ -196,3 +196,17 @@ def test_lens_reduction_rejects_non_finite_lens_logits(bad: float) -> None:
         red.on(name, x)
     with pytest.raises(ValueError, match="NaN/inf"):
         red.end()
+
+
+def test_massive_activation_claims_apply_to_norms_after_sublayers(tmp_path: Any) -> None:
+    """MA-1 reads block outputs, which stay a plain sum where a norm sits inside the residual branch (tiny
+    Gemma 2: norms after the sublayers): it runs there (a random model: a finding that it has none), and skips
+    on a post-LN encoder (tiny BERT re-normalises the stream) naming ``residual_sum``."""
+    proc, _ = run_pytest("claims/test_ma_massive.py", "-k", "test_ma1", "--model", "tiny-gemma2", "--model", "tiny-bert",
+                         "--max-prompts", "8", "--no-baselines", "-p", "no:cacheprovider", "-q", report_dir=tmp_path,
+                         timeout=600)
+    assert proc.returncode in (0, 1), (proc.stdout + proc.stderr)[-3000:]
+    got = {r["model"]: r for r in load_report(tmp_path)["results"]}
+    assert got["tiny-gemma2"]["outcome"] in ("passed", "failed"), got["tiny-gemma2"].get("reason")
+    assert got["tiny-gemma2"]["measured"]["max_ratio"] > 0
+    assert got["tiny-bert"]["outcome"] == "skipped" and "residual_sum" in got["tiny-bert"]["reason"], got["tiny-bert"]
