@@ -893,6 +893,7 @@ def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float
         rank = min(rank, n - 1)
         sv = eigvals_to_singular(lam, n, ddof=0)
         d = sv.size
+        sv = sv[: min(n, d)]  # an n × d data matrix has min(n, d) singular values: fewer tokens than d_model
         try:
             c = compare_to_marchenko_pastur(sv, (n, d), r2_min=r2_min, mp_tol=mp_tol)
         except DegenerateSample as exc:  # e.g. zeros inside the bulk ranks (fewer tokens than dims)
@@ -930,7 +931,9 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     outputs, whose scale is fixed by the norm, so the growth half is about LN gains there.
     Eigenvalues below the float32 rounding of the probe's second moments, and ranks beyond n - 1, are
     numerical zeros; a point whose spectrum has zeros inside the bulk ranks (fewer tokens than ranks, a
-    rank-deficient stream) is excluded with its reason and counted; the share is over the rest.
+    rank-deficient stream) is excluded with its reason and counted; the share is over the rest. With
+    fewer content tokens n than d_model the n × d data matrix has n singular values, compared with the
+    MP spectrum of an n × d Gaussian (bulk ranks of min(n, d)).
     Source: BF §Activation Covariances Show The Same Power Law Pattern Of Singular Values.
     """
     from lmfacts.models.twin import session_twin_pass
@@ -958,7 +961,7 @@ def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
                   "the bulk spectrum level vs depth")
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
                     covariance="population covariance over all corpus content tokens", processing="raw",
-                    ranks="bulk [ceil(5%), floor(50%)] of d_model")
+                    ranks="bulk [ceil(5%), floor(50%)] of min(content tokens, d_model)")
     ctx.measured(share=res["share"], depth_spearman=trend.spearman, depth_rate=trend.rate, points=res["points"],
                  window=[lo, hi])
     ctx.control(share=twin["share"], depth_spearman=None if twin_trend is None else twin_trend.spearman,
