@@ -40,15 +40,28 @@ def resolve_run(path_text: str) -> Path:
     return latest
 
 
-def load_report(path: Path) -> dict[str, Any]:
-    """The report dict of a run dir (assembled from run.json + results.jsonl when present) or report.json."""
-    if path.is_file():
+def _read_report_json(path: Path) -> dict[str, Any]:
+    """A report.json's dict; :class:`UsageError` naming the file when it is not an lmfacts report (not JSON,
+    not UTF-8, or no ``results``), so a wrong argument never reads as ``report diff``'s regression exit 1."""
+    try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            report = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not an lmfacts report.json ({type(exc).__name__}: {exc})") from None
+    if not isinstance(report, dict) or "results" not in report:
+        raise UsageError(f"{path}: not an lmfacts report.json (no 'results')")
+    return report
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """The report dict of a run dir (assembled from run.json + results.jsonl when present) or report.json.
+
+    Raises :class:`UsageError` for a file that is not an lmfacts report.json (:func:`_read_report_json`)."""
+    if path.is_file():
+        return _read_report_json(path)
     if (path / RUN_JSON).is_file() or (path / RESULTS_JSONL).is_file():
         return assemble_report(path)
-    with open(path / REPORT_JSON, encoding="utf-8") as fh:
-        return json.load(fh)
+    return _read_report_json(path / REPORT_JSON)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

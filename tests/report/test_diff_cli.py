@@ -150,3 +150,20 @@ def test_python_dash_m_entry_point(runs):
                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stderr
     assert "RS-1 [gpt2] passed -> failed" in proc.stdout
+
+
+def test_cli_diff_of_a_file_that_is_not_a_report_is_a_usage_error_not_a_regression(runs, tmp_path, capsys):
+    """Exit 1 means "a claim regressed" to CI: a wrong file must exit 2 naming it, never 1 with a traceback."""
+    a, _ = runs
+    bad = {"prompts.txt": b"one prompt\n", "latin1.json": "caf\xe9".encode("latin-1"), "other.json": b'{"a": 1}',
+           "list.json": b"[1, 2]"}
+    for name, blob in bad.items():
+        (tmp_path / name).write_bytes(blob)
+        assert main(["report", "diff", str(a), str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}: not an lmfacts report.json" in err and "Traceback" not in err
+    broken = tmp_path / "broken-run"
+    broken.mkdir()
+    (broken / "report.json").write_text("{truncated", encoding="utf-8")
+    assert main(["report", "diff", str(a), str(broken)]) == 2
+    assert "broken-run/report.json: not an lmfacts report.json" in capsys.readouterr().err
