@@ -40,7 +40,7 @@ def resolve_run(path_text: str) -> Path:
     return latest
 
 
-def _read_report_json(path: Path) -> dict[str, Any]:
+def read_report_json(path: Path) -> dict[str, Any]:
     """A report.json's dict; :class:`UsageError` naming the file when it is not an lmfacts report (not JSON,
     not UTF-8, or no ``results``), so a wrong argument never reads as ``report diff``'s regression exit 1."""
     try:
@@ -56,12 +56,12 @@ def _read_report_json(path: Path) -> dict[str, Any]:
 def load_report(path: Path) -> dict[str, Any]:
     """The report dict of a run dir (assembled from run.json + results.jsonl when present) or report.json.
 
-    Raises :class:`UsageError` for a file that is not an lmfacts report.json (:func:`_read_report_json`)."""
+    Raises :class:`UsageError` for a file that is not an lmfacts report.json (:func:`read_report_json`)."""
     if path.is_file():
-        return _read_report_json(path)
+        return read_report_json(path)
     if (path / RUN_JSON).is_file() or (path / RESULTS_JSONL).is_file():
         return assemble_report(path)
-    return _read_report_json(path / REPORT_JSON)
+    return read_report_json(path / REPORT_JSON)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

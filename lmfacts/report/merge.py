@@ -68,23 +68,21 @@ def read_source(path: str | Path) -> SourceRun:
 
     Raises :class:`MergeError` when ``path`` holds no run.
     """
-    import json
-
-    from lmfacts.report.cli import UsageError, resolve_run  # cli registers this module's command: import late
+    from lmfacts.report.cli import UsageError, read_report_json, resolve_run  # cli imports this module: late
 
     try:
         p = resolve_run(str(path))  # a file, a run directory, or a report directory's latest run
-    except UsageError as exc:
+        if p.is_file():
+            if not p.name.endswith(".json"):
+                raise MergeError(f"{p}: not a run directory or a report.json")
+            return _from_report_json(p, read_report_json(p))
+        if (p / RUN_JSON).is_file():
+            store = RunStore(p)
+            return SourceRun(p, store.read_run_info(), store.read_results())
+        if (p / REPORT_JSON).is_file():
+            return _from_report_json(p, read_report_json(p / REPORT_JSON))
+    except UsageError as exc:  # no such run, or a report.json that is not one (not JSON, no results)
         raise MergeError(str(exc)) from None
-    if p.is_file():
-        if not p.name.endswith(".json"):
-            raise MergeError(f"{p}: not a run directory or a report.json")
-        return _from_report_json(p, json.loads(p.read_text(encoding="utf-8")))
-    if (p / RUN_JSON).is_file():
-        store = RunStore(p)
-        return SourceRun(p, store.read_run_info(), store.read_results())
-    if (p / REPORT_JSON).is_file():
-        return _from_report_json(p, json.loads((p / REPORT_JSON).read_text(encoding="utf-8")))
     raise MergeError(f"{p} has results but no {RUN_JSON}: render or re-run it before merging")
 
 

@@ -158,3 +158,18 @@ def test_merge_of_one_run_with_itself_says_so(runs: dict[str, Path], tmp_path: P
         assert proc.returncode == 2, proc.stderr
         assert "the same run is given more than once" in proc.stderr and "measured by both" not in proc.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_merge_of_a_truncated_report_json_names_it(tmp_path: Path) -> None:
+    """A report.json cut short (an interrupted artifact download) is refused naming the file, no traceback."""
+    from lmfacts.report.synthetic import write_synthetic_run
+
+    good = write_synthetic_run(tmp_path / "reports" / "20250101T000000Z-aaaaaaa")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "report.json").write_text('{"results": [', encoding="utf-8")
+    for other in (cut, cut / "report.json"):
+        with pytest.raises(MergeError, match=r"cut/report\.json: not an lmfacts report\.json \(JSONDecodeError"):
+            merge_runs([good, other], tmp_path / "out")
+    proc = merge_cli(str(good), str(cut), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "not an lmfacts report.json" in proc.stderr and "Traceback" not in proc.stderr
