@@ -119,11 +119,16 @@ def pytest_configure_session(config: pytest.Config) -> None:
     profile = _load_hypothesis_profile(config)
     worker = _is_worker(config)
     if not worker:  # an architecture TransformerBridge cannot boot is a usage error, read from config.json
-        from lmfacts.models.support import UnreadableModelFileError, UnsupportedArchitectureError, preflight
+        from lmfacts.models.support import (
+            UnreadableModelFileError,
+            UnsupportedArchitectureError,
+            UnusableTokenizerError,
+            preflight,
+        )
 
         try:
             preflight(options.models, revisions=options.revisions, trust_remote_code=options.trust_remote_code)
-        except (UnsupportedArchitectureError, UnreadableModelFileError) as exc:
+        except (UnsupportedArchitectureError, UnreadableModelFileError, UnusableTokenizerError) as exc:
             raise pytest.UsageError(str(exc)) from None
     run_id = config.workerinput.get("lmfacts_run_id", "worker") if worker else new_run_id(
         git_sha=git_short_sha(REPO_DIR))

@@ -422,15 +422,17 @@ def _boot_path(
 
     Raises UnsupportedArchitectureError (a ModelUnavailableError) before any weight is read when
     TransformerBridge supports no architecture that ``model_dir/config.json`` declares (not checked with
-    ``trust_remote_code``: remote code may register one). ``label``: the model as the user named it.
+    ``trust_remote_code``: remote code may register one), and UnusableTokenizerError when the directory holds
+    no tokenizer file. ``label``: the model as the user named it.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
-    from lmfacts.models.support import check_dir_supported
+    from lmfacts.models.support import check_dir_supported, check_tokenizer_files
 
     hub.check_remote_code(model_dir / "config.json", trust_remote_code, str(model_dir))
     if not trust_remote_code:  # remote code may register an architecture the config alone does not show
         check_dir_supported(label or str(model_dir), model_dir)
+    check_tokenizer_files(label or str(model_dir), model_dir)
     with _quiet(), _seeded():
         return TransformerBridge.boot_transformers(
             str(model_dir), trust_remote_code=trust_remote_code, **boot_kwargs
@@ -530,10 +532,14 @@ def _finish(
     the checkpoint in ``model_dir`` (if any).
 
     Raises TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
-    outside its vocabulary and cannot be fixed; ModelOptionError for ``prepend_bos="always"`` on a model
-    without a BOS token.
+    outside its vocabulary and cannot be fixed; UnusableTokenizerError (a ModelUnavailableError) for a
+    degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`);
+    ModelOptionError for ``prepend_bos="always"`` on a model without a BOS token.
     """
+    from lmfacts.models.support import check_tokenizer_spells_text
+
     bridge.eval()
+    check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:
         has_lm_head = _has_lm_head(bridge, model_dir, notes)

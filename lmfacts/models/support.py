@@ -118,6 +118,7 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
     Only what is readable here without a network or a conversion is checked: a local HF directory's
     ``config.json``, a hub model's ``config.json`` in the local HF cache (at each of ``revisions``, or the
     default revision) and a GGUF file not yet converted (:func:`check_gguf`: header and tensor index).
+    A local directory must also hold a tokenizer file (:func:`check_tokenizer_files`).
     Tiny and packaged models and hub models without a cached config are skipped; nothing is checked
     with ``trust_remote_code`` (remote code may register an architecture). transformer_lens is imported
     only when some configuration is checked.
@@ -126,6 +127,7 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
         UnsupportedArchitectureError: for the first model whose architecture is not supported (the
             message names it and the supported architectures).
         UnreadableModelFileError: a GGUF file that is truncated, corrupt or not GGUF.
+        UnusableTokenizerError: a local model directory without any tokenizer file.
     """
     from lmfacts.models import hub
     from lmfacts.models.names import UnknownModelError, parse_model_name
@@ -139,6 +141,7 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
             continue  # reported by the option checks
         if ref.kind == "local-dir":
             check_dir_supported(name, ref.target)
+            check_tokenizer_files(name, ref.target)
         elif ref.kind == "gguf-file" and not gguf_conversion_cached(ref.target):
             check_gguf(name, ref.target)
         elif ref.kind == "hub":
@@ -216,3 +219,55 @@ def gguf_conversion_cached(path: Path | str) -> bool:
         return (gguf_cache.converted_dir_for(Path(path)) / gguf_cache.META_FILE).is_file()
     except OSError:
         return False
+
+
+#: Files one of which a Hugging Face model directory needs for a working tokenizer (fast tokenizer JSON,
+#: SentencePiece / tiktoken models, BPE / WordPiece vocabularies).
+TOKENIZER_FILE_PATTERNS = ("tokenizer.json", "*.model", "*.tiktoken", "vocab.json", "vocab.txt", "merges.txt",
+                           "vocab.*", "*.vocab")
+#: Probe text for :func:`check_tokenizer_spells_text`: ordinary words, digits, punctuation.
+PROBE_TEXT = "The quick brown fox jumps over the lazy dog, and 42 other animals watched it happen."
+
+
+class UnusableTokenizerError(ModelUnavailableError):
+    """The model has no tokenizer lmfacts can feed text through (files missing, or a degenerate tokenizer)."""
+
+
+def check_tokenizer_files(model: str, model_dir: Path | str) -> None:
+    """Raise :class:`UnusableTokenizerError` when the local model directory ``model_dir`` holds no tokenizer
+    file at all (:data:`TOKENIZER_FILE_PATTERNS`): ``AutoTokenizer`` then either fails deep inside
+    transformers or, for BERT and GPT-2, builds an empty vocabulary that maps every word to one id, and
+    every activation claim would measure that. Nothing is raised when some tokenizer file is present."""
+    d = Path(model_dir)
+    if any(any(d.glob(pattern)) for pattern in TOKENIZER_FILE_PATTERNS):
+        return
+    present = sorted(p.name for p in d.iterdir())[:12]
+    raise UnusableTokenizerError(
+        f"model {model!r}: {d} has no tokenizer files (none of {', '.join(TOKENIZER_FILE_PATTERNS)}; it holds "
+        f"{', '.join(present) or 'nothing'}). lmfacts feeds the model text, so it needs the model's own tokenizer: "
+        f"save it next to the weights (tokenizer.save_pretrained({str(d)!r})) or copy its tokenizer files there.")
+
+
+def check_tokenizer_spells_text(model: str, tokenizer: Any, d_vocab: int) -> None:
+    """Raise :class:`UnusableTokenizerError` when ``tokenizer`` is degenerate: its vocabulary is less than
+    half the model's ``d_vocab`` rows *and* it cannot spell ordinary text (:data:`PROBE_TEXT`): at least
+    half of its non-special ids are the unknown token, or they take at most two distinct values.
+
+    Both conditions must hold, so a tokenizer of a model trained on other text (DNA, code) or one with a
+    padded embedding passes; an empty-vocabulary BERT/GPT-2 tokenizer built from a directory without
+    vocabulary files (every word → ``[UNK]``) does not. None / no ``__len__``: nothing is checked.
+    """
+    if tokenizer is None or not hasattr(tokenizer, "__len__") or len(tokenizer) * 2 >= d_vocab:
+        return
+    ids = list(tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"])
+    specials = {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or []) if i is not None}
+    unk = getattr(tokenizer, "unk_token_id", None)
+    content = [i for i in ids if i not in specials or i == unk]
+    n_unk = sum(1 for i in content if unk is not None and i == unk)
+    if content and n_unk * 2 < len(content) and len(set(content)) > 2:
+        return
+    raise UnusableTokenizerError(
+        f"model {model!r}: its tokenizer ({type(tokenizer).__name__}, {len(tokenizer)} tokens, from "
+        f"{getattr(tokenizer, 'name_or_path', '?')!r}) cannot spell text: {PROBE_TEXT[:30]!r}… → {len(ids)} ids, "
+        f"{n_unk} of them the unknown token, {len(set(content))} distinct, for a model with {d_vocab} embedding "
+        "rows. Its vocabulary files are missing or unreadable: save the model's tokenizer next to its weights.")
