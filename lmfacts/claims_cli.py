@@ -708,6 +708,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps({**d, "model": view}, indent=2, default=str))
     else:
         sys.stdout.write(format_show(d, view))
+    if view is not None and view.get("facts_error"):  # exit 0: answered what can be without the configuration
+        print(f"lmfacts: note: the configuration of {args.model!r} is not readable here, so only expectation "
+              f"entries matching it by name are decided (see 'configuration not readable' above): "
+              f"{str(view['facts_error']).splitlines()[0]}", file=sys.stderr)
     return 0
 
 

@@ -64,3 +64,13 @@ def test_bad_claim_modules_are_usage_errors(project: Path, body: str, needle: st
     assert needle in proc.stderr and "Traceback" not in proc.stderr
     missing = cli(project, "claims", "show", "RN-1", "--claims", "nowhere/")
     assert missing.returncode == 2 and "--claims nowhere/: no such file or directory" in missing.stderr
+
+
+def test_show_for_an_uncached_hub_model_answers_and_says_what_it_could_not_read(tmp_path: Path) -> None:
+    """exit 0 (the claim and the by-name entries are answered; whether the hub has the model is unknown
+    offline), with a note on stderr that the configuration was not readable."""
+    proc = cli(tmp_path, "claims", "show", "RN-1", "--model", "no-such/model")
+    assert proc.returncode == 0, proc.stderr
+    assert "RN-1: residual norm grows exponentially" in proc.stdout
+    assert "lmfacts: note: the configuration of 'no-such/model' is not readable here" in proc.stderr
+    assert "not in the local Hugging Face cache" in proc.stderr
