@@ -68,7 +68,9 @@ def distinct_display_names(models: tuple[str, ...]) -> dict[str, str]:
     A local directory or ``.gguf`` file shows as its last path component (``ckpts/step-5`` → ``step-5``);
     where two different paths end the same (``runA/step-5``, ``runB/step-5``) each shows as its shortest
     trailing run of path components no other of them ends in (``runA/step-5``, ``runB/step-5``), so their
-    test ids, matrix columns and model rows stay apart. Returns ``{model: name}`` for those models only.
+    test ids, matrix columns and model rows stay apart; a local path named like another model of the run (a
+    directory ``z/tiny-llama`` beside ``tiny-llama``) shows as ``z/tiny-llama``. Returns ``{model: name}`` for
+    those models only.
     Unknown names are skipped (the loader reports them).
     """
     from lmfacts.models.names import UnknownModelError, parse_model_name
@@ -85,8 +87,8 @@ def distinct_display_names(models: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for same in groups.values():
         paths = {m: Path(refs[m].target).parts for m in same if refs[m].kind in ("local-dir", "gguf-file")}
-        if len({refs[m].target for m in same}) < 2 or len(paths) < 2:
-            continue
+        if len({refs[m].target for m in same}) < 2 or not paths:  # a lone local path named like a registered
+            continue                                                   # model (``x/tiny-llama``) is told apart too
         for m, parts in paths.items():  # each: its shortest trailing parts no other path of the group ends in
             others = [q for n, q in paths.items() if n != m]
             k = next((k for k in range(2, len(parts) + 1) if all(q[-k:] != parts[-k:] for q in others)), len(parts))

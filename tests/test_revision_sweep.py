@@ -147,6 +147,11 @@ def test_same_named_checkpoints_of_two_runs_stay_apart(tmp_path: Path) -> None:
     assert distinct_display_names((a, b, "tiny-gpt2", c, d)) == {
         a: "runA/step-5", b: "runB/step-5", c: "x/runC/step-5", d: "y/runC/step-5"}
     assert distinct_display_names((a, a, "tiny-gpt2")) == {}  # one model named twice: nothing to tell apart
+    (tmp_path / "z" / "tiny-gpt2").mkdir(parents=True)  # a local directory named like a registered model
+    (tmp_path / "z" / "tiny-gpt2" / "config.json").write_text(GPT2_CONFIG)
+    z = str(tmp_path / "z" / "tiny-gpt2")
+    assert distinct_display_names(("tiny-gpt2", z)) == {z: "z/tiny-gpt2"}
+    assert [t.id for t in _options(("tiny-gpt2", z)).targets] == ["tiny-gpt2-cpu", "z_tiny-gpt2-cpu"]
     targets = _options((a, b)).targets
     assert [t.label for t in targets] == ["runA/step-5", "runB/step-5"]
     assert [t.id for t in targets] == ["runA_step-5-cpu", "runB_step-5-cpu"]
