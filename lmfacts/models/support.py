@@ -128,6 +128,8 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
             message names it and the supported architectures).
         UnreadableModelFileError: a GGUF file that is truncated, corrupt or not GGUF.
         UnusableTokenizerError: a local model directory without any tokenizer file.
+        UnreadableModelFileError: also a local directory's config.json, tokenizer JSON or safetensors file
+            that cannot be read (:func:`check_model_files`).
     """
     from lmfacts.models import hub
     from lmfacts.models.names import UnknownModelError, parse_model_name
@@ -140,6 +142,7 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
         except UnknownModelError:
             continue  # reported by the option checks
         if ref.kind == "local-dir":
+            check_model_files(name, ref.target)
             check_dir_supported(name, ref.target)
             check_tokenizer_files(name, ref.target)
         elif ref.kind == "gguf-file" and not gguf_conversion_cached(ref.target):
@@ -154,6 +157,47 @@ def preflight(models: tuple[str, ...] | list[str], *, revisions: tuple[str, ...]
 class UnreadableModelFileError(ModelUnavailableError):
     """A model file cannot be read (truncated, corrupt, or not the format its name says); a usage error
     whose message names the file, its size and the reader's complaint."""
+
+
+#: JSON files of a model directory that transformers parses when it loads the model or its tokenizer.
+MODEL_JSON_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.json", "generation_config.json", "model.safetensors.index.json")
+
+
+def check_model_files(model: str, model_dir: Path | str) -> None:
+    """Raise :class:`UnreadableModelFileError` when a file of the local model directory ``model_dir`` that
+    loading reads is truncated or corrupt: one of :data:`MODEL_JSON_FILES` that is present but not UTF-8
+    JSON, or a ``*.safetensors`` file whose header the safetensors reader rejects (a truncated download:
+    'incomplete metadata, file not fully covered'). Reads the JSON files and each safetensors header only
+    (memory-mapped, no tensor data): well under a second. The message names the file, its size and the
+    reader's complaint. Without this, each fails deep inside transformers, one traceback per claim (E)."""
+    import json
+
+    d = Path(model_dir)
+
+    def unreadable(path: Path, what: str, exc: BaseException) -> UnreadableModelFileError:
+        return UnreadableModelFileError(
+            f"model {model!r}: {path} is not a readable {what} ({path.stat().st_size} bytes; "
+            f"{type(exc).__name__}: {exc}). It is truncated (an interrupted copy or download?) or corrupt: "
+            "save or download the model again, or pass another model.")
+
+    for name in MODEL_JSON_FILES:
+        path = d / name
+        if path.is_file():
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                raise unreadable(path, "JSON file", exc) from None
+    weights = sorted(d.glob("*.safetensors"))
+    if weights:
+        from safetensors import safe_open
+
+        for path in weights:
+            try:
+                with safe_open(str(path), "pt"):
+                    pass
+            except Exception as exc:  # noqa: BLE001 - any reader failure means the same to the user
+                raise unreadable(path, "safetensors file", exc) from None
 
 
 def unreadable_gguf(model: str, path: Path | str, exc: BaseException) -> UnreadableModelFileError:
