@@ -70,7 +70,7 @@ def _spearman(values: list[float], lo: int, hi: int) -> float:
 
 def _conventions(ctx: ClaimContext, bp: Any, lo: int, hi: int) -> None:
     ctx.conventions(hook="blocks.{l}.hook_resid_pre (points 0 … L−1), last block's hook_resid_post (point L)",
-                    decode="final norm then unembedding (tuned-lens Unembed)",
+                    decode="final norm, unembedding, then the head's output transform (soft-capping, logits_scaling, logit_scale; none on most heads): the logits the model returns (tuned-lens Unembed)",
                     final=", ".join(sorted(bp.lens.final_source)), divergence="KL(p_final ‖ p_lens), nats/token",
                     positions=f"≤ {LENS_PER_PROMPT} content tokens per prompt, seeded by corpus index",
                     sample=f"{bp.n_prompts} corpus prompts (reduced in the shared probe pass)", window=[lo, hi], processing="raw")

@@ -258,7 +258,8 @@ def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
                                 f"{ma['rel_threshold']:g})", {"max_ratio": float(ratios[layer])})
 
 
-@premise("lens_readout", "the logit lens's decoding (final norm then unembedding) of the last block's output "
+@premise("lens_readout", "the logit lens's decoding (final norm, unembedding, then the head's output transform: "
+         "soft-capping or logit scaling, where the head has one) of the last block's output "
          "reproduces the model's output logits")
 def _lens_readout(ctx: Any, processing: str) -> PremiseResult:
     """Measured on the first corpus prompt (:func:`lmfacts.rebuild.measure_lens_readout`): the decoding the
