@@ -54,4 +54,3 @@ def test_truncated_weights_are_a_usage_error_before_any_test(tmp_path: Path) -> 
     text = proc.stdout + proc.stderr
     assert proc.returncode == 4, text[-2000:]
     assert "model.safetensors is not a readable safetensors file" in text and "Traceback" not in text
-
