@@ -369,9 +369,11 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
         raise UsageError(f"--model: {exc}") from None
     entries = [e for e in _load_expectations(catalogue or {spec.id: spec}, extra_expectations) if e.claim == spec.id]
     facts_error = None
-    from lmfacts.models.support import UnreadableModelFileError
+    from lmfacts.models.support import UnreadableModelFileError, check_model_files
 
     try:
+        if ref.kind == "local-dir":  # a truncated config.json / tokenizer / safetensors file, as pytest reports it
+            check_model_files(model, ref.target)
         cfg = config_facts(model, revision)
     except UnreadableModelFileError as exc:  # the file is there and broken: the user must fix it
         raise UsageError(f"--model: {exc}") from None

@@ -54,3 +54,16 @@ def test_truncated_weights_are_a_usage_error_before_any_test(tmp_path: Path) -> 
     text = proc.stdout + proc.stderr
     assert proc.returncode == 4, text[-2000:]
     assert "model.safetensors is not a readable safetensors file" in text and "Traceback" not in text
+
+
+def test_claims_show_on_a_truncated_model_directory_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``claims show --model DIR`` exits 2 naming the file, as pytest does (and as for a corrupt GGUF)."""
+    from lmfacts.__main__ import main
+
+    out = _save_model(tmp_path / "m")
+    assert main(["claims", "show", "RN-1", "--model", str(out)]) == 0
+    capsys.readouterr()
+    _truncate(out / "config.json", 40)
+    assert main(["claims", "show", "RN-1", "--model", str(out)]) == 2
+    assert f"{out / 'config.json'} is not a readable JSON file" in capsys.readouterr().err
