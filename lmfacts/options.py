@@ -398,12 +398,14 @@ def read_options(config: pytest.Config) -> RunOptions:
     from lmfacts.models.names import UnknownModelError, parse_model_name
 
     models = tuple(dict.fromkeys(_absorb_expanded_models(config) or [DEFAULT_MODEL]))
-    for name in models:
+    spellings: dict[tuple[str, str], str] = {}  # one model named twice (ckpt/step-5 and ckpt/step-5/, gpt2 and
+    for name in models:                         # openai-community/gpt2) runs once, under its first spelling
         try:
-            parse_model_name(name)
+            ref = parse_model_name(name)
         except UnknownModelError as exc:
             raise pytest.UsageError(str(exc)) from None
-    models = order_checkpoint_models(models)
+        spellings.setdefault((ref.kind, str(ref.target)), name)
+    models = order_checkpoint_models(tuple(spellings.values()))
     revisions = tuple(dict.fromkeys(config.getoption("lmfacts_revisions") or []))
     for rev in revisions:
         if not rev.strip():
