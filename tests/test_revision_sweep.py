@@ -123,9 +123,13 @@ def test_collect_only_ids_with_and_without_revision(tmp_path: Path) -> None:
 
 
 def test_a_glob_after_model_sweeps_every_checkpoint_quoted_or_expanded(tmp_path: Path) -> None:
+    from lmfacts.models.tiny import byte_tokenizer_dir
+
     for name in ("step-10", "step-2", "step-100"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(GPT2_CONFIG)
+        for f in byte_tokenizer_dir().iterdir():  # the preflight refuses a directory without tokenizer files
+            (tmp_path / name / f.name).write_bytes(f.read_bytes())
     expanded = sorted(str(tmp_path / n) for n in ("step-10", "step-2", "step-100"))
     args = ["-k", "test_rn1_exponential_growth", "--collect-only", "-q"]
     for model_args in (["--model", *expanded], ["--model", str(tmp_path / "step-*")]):
