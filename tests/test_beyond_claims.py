@@ -128,12 +128,19 @@ def test_choose_sample_takes_long_prompts_first() -> None:
     assert np.array_equal(choose_sample(lengths, n_max=50, n_tokens=64), np.arange(7))
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 3])
 @pytest.mark.parametrize("with_logits", [False, True])
-def test_lens_reduction_equals_the_reference_kl(with_logits: bool) -> None:
+def test_lens_reduction_equals_the_reference_kl(with_logits: bool, chunk_rows: int | None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-pass logit lens (float64 KL rearranged as Σp log p − Σp z + logsumexp(z)·Σp) equals the numpy
-    reference :meth:`LogitLensAccumulator.add` (log-softmax form) on the same decoded rows, point by point."""
+    reference :meth:`LogitLensAccumulator.add` (log-softmax form) on the same decoded rows, point by point, also
+    when the rows are taken a few at a time (``LENS_CHUNK_BYTES``: bounded memory for large vocabularies)."""
+    from lmfacts.measures import beyond
     from lmfacts.measures.beyond import LensReduction
     from lmfacts.stats.logit_lens import LogitLensAccumulator
+
+    if chunk_rows is not None:
+        monkeypatch.setattr(beyond, "LENS_CHUNK_BYTES", chunk_rows * 8 * 300)  # 3 rows of the 300-token vocabulary
 
     L, d, V = 3, 16, 300
     g = torch.Generator().manual_seed(1)

@@ -74,6 +74,9 @@ LENS_PER_PROMPT = 8
 #: rows per decoding GEMM of the logit lens (several points at once: the unembedding, d × V, is read once per
 #: call, so many small calls are bound by memory traffic; 512 × 49,152 float32 logits = 0.1 GB transient)
 LENS_DECODE_ROWS = 512
+#: the logit lens takes sampled rows in chunks of at most this many bytes per [rows, V] float64 array (the final
+#: distribution, a point's lens logits, logsumexp's temporary): 64 MB = 170 rows of a 49k vocabulary, 32 of 256k
+LENS_CHUNK_BYTES = 64 * 2**20
 LENS_SEED = 0
 SAMPLE_SEED = 0
 TOPK = 8
@@ -533,35 +536,45 @@ class LensReduction:
             raise RuntimeError(f"logit lens: residual point(s) {missing} were not hooked in this batch")
         with torch.inference_mode():
             if self._logits is not None:
-                final = self.output_transform(self._logits).float()
+                final_all = self.output_transform(self._logits).float()
                 self.final_source.add("unembed.hook_out (the model's logits)")
             elif self._normed is not None and self.unembed is not None:
-                final = self.unembed(self._normed).float()
+                final_all = self.unembed(self._normed).float()
                 self.final_source.add("unembed(unembed.hook_in): the model's unembedding of its own final-norm output")
             else:
-                final = self.decode(self._store[self.n_layers]).float()
+                final_all = self.decode(self._store[self.n_layers]).float()
                 self.final_source.add("decode(final resid_post)")
-            p_final, final_terms, final_ok = _final_terms(final)  # once per batch, not per point
-            top_final = final.argmax(-1)
-            n = int(final.shape[0])
+            n_all, vocab = int(final_all.shape[0]), int(final_all.shape[1])
             points = list(range(self.n_layers + 1))
-            group = max(1, LENS_DECODE_ROWS // max(n, 1))  # points decoded by one GEMM: W_U is read once per group
-            decoded: dict[int, torch.Tensor] = {}
-            sums: list[torch.Tensor] = []  # per point: Σ KL, Σ KL², top-1 agreements, finite (on the device)
-            for p in points:
-                if p not in decoded:  # decode the next group of points in one call
-                    grp = points[p:p + group]
-                    out = self.decode(torch.cat([self._store[q] for q in grp])).float()
-                    decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
-                lens = decoded.pop(p)
-                kl, ok = _kl_from_final(p_final, final_terms, lens)
-                sums.append(torch.stack([kl.sum(), (kl * kl).sum(), (lens.argmax(-1) == top_final).sum().double(),
-                                         ok.double()]))
-            host = torch.cat([torch.stack(sums).reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
+            # rows at a time: each holds a few [rows, V] float64 arrays, so memory is bounded for any vocabulary
+            chunk = max(1, min(n_all, LENS_CHUNK_BYTES // (8 * vocab)))
+            totals = torch.zeros((len(points), 4), dtype=torch.float64, device=final_all.device)
+            final_ok = torch.ones((), dtype=torch.bool, device=final_all.device)
+            for r0 in range(0, n_all, chunk):
+                final = final_all[r0:r0 + chunk]
+                p_final, final_terms, ok_f = _final_terms(final)  # once per chunk of rows, not per point
+                final_ok = final_ok & ok_f
+                top_final = final.argmax(-1)
+                n = int(final.shape[0])
+                group = max(1, LENS_DECODE_ROWS // n)  # points decoded by one GEMM: W_U is read once per group
+                decoded: dict[int, torch.Tensor] = {}
+                for p in points:
+                    if p not in decoded:  # decode the next group of points in one call
+                        grp = points[p:p + group]
+                        out = self.decode(torch.cat([self._store[q][r0:r0 + chunk] for q in grp])).float()
+                        decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
+                    lens = decoded.pop(p)
+                    kl, ok = _kl_from_final(p_final, final_terms, lens)
+                    totals[p] += torch.stack([kl.sum(), (kl * kl).sum(),
+                                              (lens.argmax(-1) == top_final).sum().double(), (~ok).double()])
+                    del lens, kl
+                del p_final, final_terms, decoded
+            host = torch.cat([totals.reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
+        n = n_all
         table, final_finite = host[:-1].reshape(len(points), 4), bool(host[-1])
         if not final_finite:
             raise ValueError("final logits: NaN/inf value")
-        bad = np.flatnonzero(table[:, 3] == 0)
+        bad = np.flatnonzero(table[:, 3] > 0)  # chunks whose KL was not finite
         if bad.size:
             raise ValueError(f"lens logits at point {points[int(bad[0])]}: NaN/inf value")
         acc = self.acc

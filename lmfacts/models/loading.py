@@ -172,7 +172,7 @@ def _copy_file_backed_tensors(module: Any) -> int:
     return copied
 
 
-def _return_freed_heap() -> None:
+def return_freed_heap() -> None:
     """Give freed heap pages back to the OS (glibc ``malloc_trim(0)``); a no-op elsewhere.
 
     The compat switch frees hundreds of MB of mid-sized tensors that glibc keeps in its arenas, so
@@ -219,7 +219,7 @@ class LoadedModel:
         gc.collect()
         _copy_file_backed_tensors(self.bridge)
         gc.collect()
-        _return_freed_heap()
+        return_freed_heap()
         for w in caught:
             msg = str(w.message)
             if "support" in msg and msg not in self.info.notes:
