@@ -169,6 +169,9 @@ def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
                 "series": [{"label": "model", "x": x, "y": ll.agreement, "style": "line"},
                            {"label": "random twin", "x": x, "y": tw.agreement, "style": "dashed"}],
                 "vspans": [{"lo": lo, "hi": hi, "label": "judged"}]})
+    window = ll.agreement[lo:hi + 1]
+    flat = (f"; agreement is {window[0]:.3f} at every point of the window: it does not change with depth, so ρ is 0 "
+            "(no trend)") if max(window) == min(window) else ""
     ctx.check(rho >= exp["min_rho"], f"top-1 agreement does not rise steadily with depth: ρ = {rho:.3f} over points "
-                                     f"{lo}–{hi} (need ≥ {exp['min_rho']})", agreement_spearman=rho,
-              agreement=ll.agreement[lo:hi + 1])
+                                     f"{lo}–{hi} (need ≥ {exp['min_rho']}){flat}", agreement_spearman=rho,
+              agreement=window)

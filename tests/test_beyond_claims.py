@@ -217,3 +217,13 @@ def test_massive_activation_claims_apply_to_norms_after_sublayers(tmp_path: Any)
     assert got["tiny-gemma2"]["outcome"] in ("passed", "failed"), got["tiny-gemma2"].get("reason")
     assert got["tiny-gemma2"]["measured"]["max_ratio"] > 0
     assert got["tiny-bert"]["outcome"] == "skipped" and "residual_sum" in got["tiny-bert"]["reason"], got["tiny-bert"]
+
+
+def test_ll2_says_when_agreement_does_not_change_with_depth(tmp_path: Any) -> None:
+    """tiny-gemma's lens agrees with the output at every point (agreement 1.0 throughout): LL-2 fails (it does not
+    rise) and says that the series is flat, rather than only 'ρ = 0.000'."""
+    proc, _ = run_pytest("claims/test_ll_logit_lens.py", "-k", "test_ll2", "--model", "tiny-gemma", "--max-prompts",
+                         "8", "--no-baselines", "-p", "no:cacheprovider", "-q", report_dir=tmp_path, timeout=600)
+    (r,) = [r for r in load_report(tmp_path)["results"] if r["claim"] == "LL-2"]
+    assert r["measured"]["agreement"][1:] == [1.0] * (len(r["measured"]["agreement"]) - 1), r["measured"]
+    assert r["outcome"] == "failed" and "does not change with depth" in r["reason"], (r["outcome"], r["reason"])
