@@ -124,12 +124,35 @@ def check_mergeable(sources: list[SourceRun]) -> None:
             if key in seen and seen[key] is not s:
                 twice.setdefault((str(seen[key].path), str(s.path)), set()).add(key)
             seen.setdefault(key, s)
+    by_path = {str(s.path): s for s in sources}
     for (a, b), keys in twice.items():
         example = sorted(keys)[0]
+        clash = _same_label_other_model(by_path[a], by_path[b])
+        if clash:  # two different models that happen to show under one name (runA/step-5, runB/step-5)
+            label, pa, pb = clash
+            problems.append(f"{a} and {b} measured two different models under the same name {label!r} ({pa} and "
+                            f"{pb}): run them in one pytest run, where same-named models get distinct names, or "
+                            "give their directories distinct names")
+            continue
         problems.append(f"{len(keys)} test(s) measured by both {a} and {b}, e.g. {example}: merge runs of "
                         "different models, revisions or devices")
     if problems:
         raise MergeError("cannot merge these runs; they differ in\n  " + "\n  ".join(problems))
+
+
+def _same_label_other_model(a: SourceRun, b: SourceRun) -> tuple[str, str, str] | None:
+    """``(name, a's model, b's model)`` for a model name both runs measured that stands for different models in
+    them (different ``hf_id_or_path`` in their ``run.json`` model tables); None when there is none."""
+    def paths(src: SourceRun) -> dict[str, str]:
+        return {str(m.get("name")): str(m.get("hf_id_or_path")) for m in (src.info.get("models") or [])
+                if isinstance(m, dict) and m.get("name") and m.get("hf_id_or_path")}
+
+    pa, pb = paths(a), paths(b)
+    shared = {str(r.get("model")) for r in a.records} & {str(r.get("model")) for r in b.records}
+    for name in sorted(shared):
+        if name in pa and name in pb and pa[name] != pb[name]:
+            return name, pa[name], pb[name]
+    return None
 
 
 def _union(values: list[list[Any]]) -> list[Any]:

@@ -127,6 +127,24 @@ def test_merge_refuses_another_lmfacts_version_and_a_test_measured_twice(runs: d
     assert proc.returncode == 2 and "no such run directory" in proc.stderr
 
 
+def test_merge_names_two_different_models_that_share_a_name(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Two runs of different models shown under one name (checkpoint dirs runA/step-5 and runB/step-5, each run in
+    its own CI job): the refusal says they are different models and how to get distinct names, not only that a
+    test was measured twice."""
+    other = tmp_path / "other"
+    shutil.copytree(runs["gpt2"], other)
+    info = json.loads((other / "run.json").read_text())
+    info["run"]["id"] = "20260101T000000Z-other00"
+    for m in info["models"]:
+        m["hf_id_or_path"] = "/ckpts/runB/tiny-gpt2"
+    (other / "run.json").write_text(json.dumps(info))
+    mine = json.loads((runs["gpt2"] / "run.json").read_text())
+    assert {m.get("hf_id_or_path") for m in mine["models"]} != {"/ckpts/runB/tiny-gpt2"}
+    with pytest.raises(MergeError, match=r"two different models under the same name 'tiny-gpt2' .*runB") as exc:
+        merge_runs([runs["gpt2"], other], tmp_path / "out")
+    assert "measured by both" not in str(exc.value)
+
+
 def test_merge_reads_report_dirs_and_report_json(runs: dict[str, Path], tmp_path: Path) -> None:
     """A report directory (its latest run) and a bare report.json (a downloaded artifact) merge like runs."""
     bare = tmp_path / "bare"
