@@ -264,10 +264,11 @@ def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
 def _lens_readout(ctx: Any, processing: str) -> PremiseResult:
     """Measured on the first corpus prompt (:func:`lmfacts.rebuild.measure_lens_readout`): the decoding the
     logit-lens reduction applies (:func:`lmfacts.measures.beyond.bridge_decode` on the last ``hook_resid_post``,
-    and the bridge's ``unembed`` on ``unembed.hook_in``, its final distribution) against the logits the model
-    returns. A head whose output is rescaled or soft-capped after the unembedding (Granite ``logits_scaling``,
-    Cohere ``logit_scale``, Gemma 2 ``final_logit_softcapping``) makes the lens decode another distribution than
-    the model's, so KL and the final distribution would be measured at the wrong temperature. A NaN/inf error
+    and :func:`lmfacts.measures.beyond.bridge_unembed` on ``unembed.hook_in``, its final distribution) against the
+    logits the model returns. Both apply the head's output transform as TransformerBridge declares it (Granite
+    ``logits_scaling``, Cohere ``logit_scale``, Gemma 2 ``final_logit_softcapping``); a head that rescales or
+    soft-caps in a way the bridge does not declare makes the lens decode another distribution than the model's
+    (KL and the final distribution at the wrong temperature), and the premise fails. A NaN/inf error
     raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
     from lmfacts.measures.beyond import bridge_decode, bridge_unembed
     from lmfacts.rebuild import measure_lens_readout

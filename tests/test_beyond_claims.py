@@ -227,3 +227,24 @@ def test_ll2_says_when_agreement_does_not_change_with_depth(tmp_path: Any) -> No
     (r,) = [r for r in load_report(tmp_path)["results"] if r["claim"] == "LL-2"]
     assert r["measured"]["agreement"][1:] == [1.0] * (len(r["measured"]["agreement"]) - 1), r["measured"]
     assert r["outcome"] == "failed" and "does not change with depth" in r["reason"], (r["outcome"], r["reason"])
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_key_importance_sums_equal_the_numpy_statistic(causal: bool) -> None:
+    """The device-side sums of the sink reduction give :func:`lmfacts.stats.sinks.key_importance` (num / den,
+    NaN where no counted query sees the key) on random patterns with padding."""
+    from lmfacts.measures.beyond import key_importance_sums
+    from lmfacts.stats.sinks import key_importance
+
+    g = torch.Generator().manual_seed(3)
+    b, h, p = 3, 4, 9
+    attn = torch.softmax(torch.randn(b, h, p, p, generator=g, dtype=torch.float64), -1)
+    mask = torch.ones(b, p, dtype=torch.bool)
+    mask[1, 6:] = False
+    mask[2, :2] = False
+    num, den = key_importance_sums(attn, mask, causal=causal)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        got = np.where(den.numpy() > 0, num.numpy() / np.where(den.numpy() > 0, den.numpy(), 1.0), np.nan)
+    want = key_importance(attn.numpy(), mask.numpy(), causal=causal)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(want).any() == causal
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-12)

@@ -570,7 +570,6 @@ class LensReduction:
                     del lens, kl
                 del p_final, final_terms, decoded
             host = torch.cat([totals.reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
-        n = n_all
         table, final_finite = host[:-1].reshape(len(points), 4), bool(host[-1])
         if not final_finite:
             raise ValueError("final logits: NaN/inf value")
@@ -581,7 +580,7 @@ class LensReduction:
         acc.kl_sum += table[:, 0]
         acc.kl_sq_sum += table[:, 1]
         acc.agree += table[:, 2].astype(np.int64)
-        acc.n_tokens += n
+        acc.n_tokens += n_all
         self._store, self._rows, self._logits, self._normed = {}, None, None, None
 
 
