@@ -13,7 +13,8 @@ prompts, max over blocks):
 - ``residual_add``: resid_mid = resid_pre + attn_out and resid_post = resid_mid + mlp_out
   (parallel blocks: resid_post = resid_pre + attn_out + mlp_out): the stream is a plain sum.
 - ``attn_out_is_o_proj`` / ``mlp_out_is_down_proj``: hook_attn_out equals the output projection
-  (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``): no norm,
+  (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``; for a mixture of
+  experts, which has no one down projection, the MoE module's output ``mlp.hook_out``): no norm,
   multiplier or other map between a sublayer and the stream.
 - ``v_from_ln1``: ln1(resid_pre)·W_V (+ b_V) vs ``attn.hook_v`` (grouped K/V expanded); where
   resid_pre·W_V itself matches better (post-norm blocks, no norm before attention) that is used and
@@ -87,12 +88,14 @@ def apply_gain(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) 
     return x
 
 
-def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
+def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor | None:
     """The pre-activation at ``mlp.hook_pre`` for normalised inputs ``x_norm`` [n, d_model] → [n, d_mlp].
 
     Gated MLPs: the gate projection x·W_gate + b_gate (TransformerLens convention; b_gate where there is one);
-    else x·W_in + b_in.
+    else x·W_in + b_in. None where the block has no single MLP matrix (a mixture of experts: ``lw.mlp_note``).
     """
+    if lw.W_in is None or lw.W_out is None:
+        return None
     x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
     if lw.W_gate is not None:
         gate = x @ lw.W_gate
@@ -101,11 +104,14 @@ def mlp_pre(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
     return pre + lw.b_in if lw.b_in is not None else pre
 
 
-def mlp_forward(lw: Any, x_norm: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def mlp_forward(lw: Any, x_norm: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor | None:
     """The MLP's down-projection output for normalised inputs ``x_norm`` [n, d_model] → [n, d_model].
 
-    ``act`` is the model's activation function (see :func:`activation_of`).
+    ``act`` is the model's activation function (see :func:`activation_of`). None where the block has no single
+    MLP matrix (a mixture of experts: ``lw.mlp_note``).
     """
+    if lw.W_in is None or lw.W_out is None:
+        return None
     x = apply_gain(x_norm, lw.ln2_w, lw.ln2_b)
     b_in = lw.b_in if lw.b_in is not None else 0
     b_gate = lw.b_gate if lw.b_gate is not None else 0
@@ -123,20 +129,39 @@ def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
 _ACT_ATTRS = ("act_fn", "act", "activation_fn", "intermediate_act_fn", "activation")
 
 
+def _activation_child(module: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The one parameter-free child module of the HF MLP ``module`` that is neither a dropout nor an identity
+    (BLOOM's ``gelu_impl``, a ``BloomGelu``: an activation stored under a name no list anticipates), or None
+    when there is none or more than one (then nothing can be told from the structure)."""
+    if not isinstance(module, torch.nn.Module):
+        return None
+    found = [child for _, child in module.named_children()
+             if not isinstance(child, (torch.nn.Dropout, torch.nn.Identity))
+             and next(child.parameters(), None) is None and not list(child.children())]
+    return found[0] if len(found) == 1 else None
+
+
 def activation_of(bridge: Any, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The activation function block ``layer``'s MLP actually applies.
 
-    Read from the HF module the bridge wraps (``act_fn``, ``act``, … attributes), because config
-    names and computed functions differ between releases (``gelu`` vs ``gelu_new`` vs
-    ``gelu_pytorch_tanh``); falls back to ``transformers.activations.ACT2FN[cfg.act_fn]``. Raises
+    Read from the HF module the bridge wraps (``act_fn``, ``act``, … attributes, else its one parameter-free
+    child module that is no dropout: BLOOM's ``gelu_impl``), because config names and computed functions
+    differ between releases (``gelu`` vs ``gelu_new`` vs ``gelu_pytorch_tanh``), and TransformerLens' cfg.act_fn
+    can name another function altogether (``relu`` for BLOOM, whose MLP applies a tanh GELU); falls back to
+    ``transformers.activations.ACT2FN[cfg.act_fn]``. Raises
     ``ValueError`` when neither exists. Whether it is right is checked by :func:`measure_rebuild`.
     """
     mlp = bridge.blocks[layer].mlp
-    for module in (getattr(mlp, "original_component", None), getattr(mlp, "_original_component", None)):
+    modules = (getattr(mlp, "original_component", None), getattr(mlp, "_original_component", None))
+    for module in modules:
         for name in _ACT_ATTRS:
             fn = getattr(module, name, None) if module is not None else None
             if callable(fn) and not isinstance(fn, type):
                 return fn
+    for module in modules:
+        fn = _activation_child(module)
+        if fn is not None:
+            return fn
     from transformers.activations import ACT2FN
 
     name = getattr(bridge.cfg, "act_fn", None)
@@ -189,7 +214,7 @@ class RebuildReport:
             err = self.max_error(check)
             if err is None:
                 ok = False
-                parts.append(f"{check} not measurable (hook absent)")
+                parts.append(f"{check} not measurable (hook or weights absent)")
                 continue
             if not np.isfinite(err):
                 raise NonFiniteMeasurement(f"rebuild check {check}: relative error {err} (non-finite activations "
@@ -232,7 +257,7 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     hook_names = set(bridge.hook_dict)
     parallel = "blocks.0.hook_resid_mid" not in hook_names
     wanted = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-              "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre"]
+              "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre", "mlp.hook_out"]
     checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "v_from_resid",
               "o_from_z", "mlp_pre_from_ln2", "mlp_pre_from_resid", "mlp_from_ln2")
     num = {c: np.zeros(L) for c in checks}
@@ -240,8 +265,11 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     seen = {c: np.zeros(L, dtype=bool) for c in checks}
     dot = {c: np.zeros(L) for c in SCALAR_CHECKS}  # ⟨reference, hooked⟩ and ‖reference‖²: the best scalar fit
     ref_sq = {c: np.zeros(L) for c in SCALAR_CHECKS}
-    acts = [activation_of(bridge, i) for i in range(L)]
+    acts = [_activation_or_none(bridge, i) for i in range(L)]
     n_tokens = 0
+    mlp_notes: list[str] = []  # why a block's MLP cannot be rebuilt (a mixture of experts), one per kind
+    mlp_blocks: set[int] = set()
+    moe_out_blocks: set[int] = set()  # blocks whose mlp_out_is_down_proj reference is the MoE module's output
     for text in list(texts)[:N_PROMPTS]:
         ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, MAX_TOKENS))
         cache: dict[str, torch.Tensor] = {}
@@ -280,6 +308,12 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                                              else torch.cat([pre + attn_out, mid + mlp_out]),
                                              None if mid is None or post is None else torch.cat([mid, post]))
                 pairs["attn_out_is_o_proj"] = (o_out, attn_out)
+                if down is None and lw.mlp_note is not None:
+                    # a mixture of experts has no one down projection: its output is the router-weighted sum of the
+                    # experts' down projections, the MoE module's own output (mlp.hook_out); a norm or multiplier
+                    # the block applies after it (a re-pointed hook_mlp_out) still shows as a mismatch
+                    down = get("mlp.hook_out")
+                    moe_out_blocks.add(i)
                 pairs["mlp_out_is_down_proj"] = (down, mlp_out)
                 v, z = get("attn.hook_v"), get("attn.hook_z")
                 if v is not None and pre is not None:
@@ -299,7 +333,12 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                     # no norm before the MLP (OLMo 2: norms after the sublayers): the MLP reads the stream itself
                     pairs["mlp_pre_from_resid"] = (mlp_pre(replace(lw, ln2_w=None, ln2_b=None), mlp_in),
                                                    get("mlp.hook_pre"))
-                    pairs["mlp_from_ln2"] = (mlp_forward(lw, x2, acts[i]), down_ref)
+                    act = acts[i]
+                    pairs["mlp_from_ln2"] = (None if act is None else mlp_forward(lw, x2, act), down_ref)
+                if lw.mlp_note is not None:
+                    mlp_blocks.add(i)
+                    if lw.mlp_note.split(" is ", 1)[-1] not in [n.split(" is ", 1)[-1] for n in mlp_notes]:
+                        mlp_notes.append(lw.mlp_note)
                 for c, (a, b) in pairs.items():
                     if a is None or b is None or a.shape != b.shape:
                         continue
@@ -331,11 +370,38 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
             np.isfinite(raw_err + ln2_err).all() and max(raw_err) <= tol < max(ln2_err):
         notes.append(f"the MLP reads its input unnormalised (no norm before the MLP: mlp.hook_pre = the raw stream "
                      f"× W, max error {max(raw_err):.2g}), so an MLP on normalised inputs is not this model's")
+    if mlp_notes:
+        notes.append(f"MLP of block(s) {_blocks_text(sorted(mlp_blocks))} not rebuilt: {mlp_notes[0]}"
+                     + (f" (and {len(mlp_notes) - 1} other MLP kind(s))" if len(mlp_notes) > 1 else ""))
+    if moe_out_blocks:
+        notes.append(f"mlp_out_is_down_proj at block(s) {_blocks_text(sorted(moe_out_blocks))} compares hook_mlp_out "
+                     f"with the mixture of experts' own output (mlp.hook_out: the router-weighted sum of its experts' "
+                     f"down projections)")
     for c in SCALAR_CHECKS:
         note = scalar_multiplier_note(c, errors[c], dot[c], ref_sq[c], den[c], tol)
         if note:
             notes.append(note)
     return RebuildReport(errors=errors, tol=tol, n_tokens=n_tokens, dtype=dtype, processing=processing, notes=notes)
+
+
+def _blocks_text(blocks: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` → ``"0–2, 5"``."""
+    runs: list[list[int]] = []
+    for b in blocks:
+        if runs and b == runs[-1][-1] + 1:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs) or "none"
+
+
+def _activation_or_none(bridge: Any, layer: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """:func:`activation_of`, or None where block ``layer``'s MLP has no activation to read (a mixture of
+    experts keeps it inside its experts) and the config names none: that block's MLP is not rebuilt."""
+    try:
+        return activation_of(bridge, layer)
+    except ValueError:
+        return None
 
 
 def scalar_multiplier_note(check: str, errors: Sequence[float | None], dot: np.ndarray, ref_sq: np.ndarray,

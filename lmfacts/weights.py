@@ -1,7 +1,8 @@
 """Uniform weight views across every TransformerBridge family (nothing model-specific in claims).
 
 Per layer: W_Q, W_K, W_V [heads, d_model, d_head] (grouped-query K/V expanded to one per query
-head), W_O [heads, d_head, d_model], W_OV = W_V·W_O per head, W_in / W_gate [d_model, d_mlp],
+head), W_O [heads, d_head, d_model], W_OV = W_V·W_O per head, W_in / W_gate [d_model, d_mlp] (None, with
+``LayerWeights.mlp_note`` saying why, where the MLP is a mixture of experts),
 W_out [d_mlp, d_model], biases (None where the model has none), norm gains and biases; plus the
 embedding, positional embedding and unembedding. All tensors are detached float32 copies made
 under ``no_grad``. Which TransformerLens processing the weights carry (``raw`` or ``compat``) is
@@ -31,9 +32,10 @@ class LayerWeights:
     b_K: torch.Tensor | None
     b_V: torch.Tensor | None
     b_O: torch.Tensor | None
-    W_in: torch.Tensor
+    #: None where the block's MLP has no single input / output matrix (a mixture of experts: ``mlp_note`` says so).
+    W_in: torch.Tensor | None
     W_gate: torch.Tensor | None
-    W_out: torch.Tensor
+    W_out: torch.Tensor | None
     b_in: torch.Tensor | None
     b_out: torch.Tensor | None
     ln1_w: torch.Tensor | None
@@ -43,6 +45,8 @@ class LayerWeights:
     #: Bias of the gate projection (gated MLPs): present where the checkpoint has one (``mlp_bias``) and where
     #: TransformerLens' fold_ln folds a LayerNorm bias into the gate (compat processing of StableLM-style blocks).
     b_gate: torch.Tensor | None = None
+    #: Why W_in / W_out are None (e.g. "blocks.3.mlp is a mixture of experts …"); None for a dense MLP.
+    mlp_note: str | None = None
 
     def matrix(self, name: str) -> torch.Tensor | None:
         """A weight as one 2-D matrix [d_in, d_out] (heads concatenated along the head axis)."""
@@ -75,6 +79,42 @@ def _expand_kv(w: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
     if w is None or w.shape[0] == n_heads:
         return w
     return w.repeat_interleave(n_heads // w.shape[0], dim=0)
+
+
+def _experts_count(module: object) -> int | None:
+    """Number of experts of an MoE module (its config's or its own attribute), else None."""
+    for owner in (module, getattr(module, "experts", None), getattr(module, "config", None)):
+        for name in ("num_experts", "num_local_experts", "n_routed_experts", "n_experts"):
+            n = getattr(owner, name, None) if owner is not None else None
+            if isinstance(n, int) and n > 0:
+                return n
+    experts = getattr(module, "experts", None)
+    if isinstance(experts, torch.nn.ModuleList):
+        return len(experts)
+    for name, p in (module.named_parameters() if isinstance(module, torch.nn.Module) else ()):
+        if p.ndim == 3 and name.rpartition(".")[2] in ("gate_up_proj", "gate_proj", "up_proj", "down_proj"):
+            return int(p.shape[0])
+    return None
+
+
+def mlp_structure(mlp: object, path: str) -> str:
+    """Why a block's MLP has no single W_in / W_out, in words, read off its modules (never its model's name).
+
+    ``mlp``: the bridge's MLP component (``bridge.blocks[i].mlp``); ``path``: its name, for the text. A
+    mixture of experts is recognised by a router (a ``gate`` / ``router`` submodule whose output width is the
+    number of experts) or by experts stored as a ``ModuleList`` / batched 3-D parameters; the text names the
+    wrapped module's class, the number of experts and whether a shared expert is present. Raises nothing.
+    """
+    inner = getattr(mlp, "original_component", None) or getattr(mlp, "_original_component", None) or mlp
+    cls = type(inner).__name__
+    n = _experts_count(inner)
+    shared = any(hasattr(inner, a) for a in ("shared_expert", "shared_experts", "shared_mlp"))
+    router = any(hasattr(inner, a) for a in ("gate", "router"))
+    if n is not None or (router and hasattr(inner, "experts")):
+        what = f"a mixture of experts ({cls}: a router over {n if n is not None else 'several'} experts" + (
+            " plus a shared expert" if shared else "") + ")"
+        return f"{path} is {what}: no single W_in / W_out to rebuild it from"
+    return f"{path} ({cls}) exposes no W_in / W_out"
 
 
 class WeightViews:
@@ -111,8 +151,9 @@ class WeightViews:
                 W_V=_expand_kv(_t(attn.W_V), self.n_heads), W_O=_t(attn.W_O),
                 b_Q=_attr(attn, "b_Q"), b_K=_expand_kv(_attr(attn, "b_K"), self.n_heads),
                 b_V=_expand_kv(_attr(attn, "b_V"), self.n_heads), b_O=_attr(attn, "b_O"),
-                W_in=_t(mlp.W_in), W_gate=_attr(mlp, "W_gate"), W_out=_t(mlp.W_out),
+                W_in=(w_in := _attr(mlp, "W_in")), W_gate=_attr(mlp, "W_gate"), W_out=(w_out := _attr(mlp, "W_out")),
                 b_in=_attr(mlp, "b_in"), b_out=_attr(mlp, "b_out"), b_gate=_attr(mlp, "b_gate"),
+                mlp_note=None if w_in is not None and w_out is not None else mlp_structure(mlp, f"blocks.{i}.mlp"),
                 ln1_w=self.norm_gain(blk.ln1) if hasattr(blk, "ln1") else None,
                 ln1_b=_attr(blk.ln1, "bias") if hasattr(blk, "ln1") else None,
                 ln2_w=self.norm_gain(mlp_norm) if mlp_norm is not None else None,
