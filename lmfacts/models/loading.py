@@ -531,14 +531,17 @@ def _finish(
     ``has_lm_head`` None: judged from the checkpoint in ``model_dir``. ``weight_format`` None: read from
     the checkpoint in ``model_dir`` (if any).
 
-    Raises TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
+    Raises UnsupportedArchitectureError (a ModelUnavailableError) when the bridge has no single stack of
+    blocks (an encoder-decoder: :func:`lmfacts.models.support.check_bridge_single_stack`);
+    TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
     outside its vocabulary and cannot be fixed; UnusableTokenizerError (a ModelUnavailableError) for a
     degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`);
     ModelOptionError for ``prepend_bos="always"`` on a model without a BOS token.
     """
-    from lmfacts.models.support import check_tokenizer_spells_text
+    from lmfacts.models.support import check_bridge_single_stack, check_tokenizer_spells_text
 
     bridge.eval()
+    check_bridge_single_stack(ref.display_name, bridge)  # an encoder-decoder booted without a readable config
     check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:

@@ -50,9 +50,77 @@ def supported_text_architectures() -> dict[str, list[str]]:
     applies to them). Imports transformer_lens (several seconds on a cold start).
     """
     _, table, _ = _resolver()
-    names = sorted(table, key=str.lower)
+    names = sorted((n for n in table if n not in ENCODER_DECODER_ALIASES), key=str.lower)
     return {"encoders": [n for n in names if n.endswith(_ENCODER_SUFFIXES)],
             "decoders": [n for n in names if n.endswith(_DECODER_SUFFIXES)]}
+
+
+#: Bridge architecture names that end like a decoder's but boot an encoder-decoder (``T5WithLMHeadModel`` is
+#: the legacy name of ``T5ForConditionalGeneration``): never offered as decoders.
+ENCODER_DECODER_ALIASES = frozenset({"T5WithLMHeadModel"})
+
+
+def encoder_decoder_evidence(config: Mapping[str, Any]) -> str | None:
+    """Why the HF config dict ``config`` describes an encoder-decoder (sequence-to-sequence) model, or None.
+
+    The evidence is the config's own ``is_encoder_decoder`` when it states one (T5, BART, Marian, Pegasus,
+    … save ``true``), else the default of transformers' configuration class for its ``model_type`` (a
+    hand-written config that omits the key), else a declared architecture in
+    :data:`ENCODER_DECODER_ALIASES`. Reads no weights; imports transformers' config mapping only.
+    """
+    declared = [a for a in (config.get("architectures") or []) if isinstance(a, str)]
+    stated = config.get("is_encoder_decoder")
+    if isinstance(stated, bool):
+        return "is_encoder_decoder: true" if stated else None
+    model_type = config.get("model_type")
+    if isinstance(model_type, str):
+        try:
+            from transformers import CONFIG_MAPPING
+
+            config_cls = CONFIG_MAPPING[model_type]
+            if bool(getattr(config_cls(), "is_encoder_decoder", False)):
+                return f"model_type {model_type!r}: transformers' {config_cls.__name__} is an encoder-decoder"
+        except Exception:  # noqa: BLE001 - an unknown or odd model_type: no evidence either way
+            pass
+    aliased = [a for a in declared if a in ENCODER_DECODER_ALIASES]
+    return f"architectures {aliased} (an encoder-decoder)" if aliased else None
+
+
+def encoder_decoder_message(model: str, evidence: str, where: str, stacks: str = "") -> str:
+    """The usage-error text for ``model``, an encoder-decoder (``evidence`` read at ``where``)."""
+    kinds = supported_text_architectures()
+    booted = f" TransformerBridge boots it as {stacks}." if stacks else ""
+    return (f"model {model!r} cannot be run: it is an encoder-decoder (sequence-to-sequence) model ({where}: "
+            f"{evidence}).{booted} Every lmfacts claim measures one residual stream, blocks.{{l}} of a "
+            "single stack fed the prompt (a causal decoder or a masked-LM encoder); an encoder-decoder has two "
+            "stacks (the decoder reads the encoder through cross-attention), and no claim here says which one "
+            "a finding is about.\n"
+            f"Supported encoders: {', '.join(kinds['encoders'])}.\n"
+            f"Supported decoders: {', '.join(kinds['decoders'])}.\n"
+            f"Remove --model {model}.")
+
+
+def check_bridge_single_stack(model: str, bridge: Any) -> None:
+    """Raise :class:`UnsupportedArchitectureError` when the booted TransformerBridge ``bridge`` has no single
+    stack of blocks (``bridge.blocks``), which every claim hooks (``blocks.{l}.hook_resid_post``).
+
+    The configuration checks (:func:`check_config_supported`) catch encoder-decoders before any weight is
+    read where the config is readable here; this is the check after booting, for what they cannot see (a
+    hub model without a cached config, ``--trust-remote-code``). The message names the model, the adapter
+    and the stacks the bridge has instead (``encoder_blocks``, ``decoder_blocks``). Returns None.
+    """
+    if hasattr(bridge, "blocks"):
+        return
+    stacks = [name for name, _ in bridge.named_children() if name.endswith("blocks")]
+    adapter = type(getattr(bridge, "adapter", None)).__name__
+    where = f"TransformerBridge {adapter}"
+    if stacks:
+        raise UnsupportedArchitectureError(encoder_decoder_message(
+            model, f"stacks {', '.join(stacks)} and no 'blocks'", where,
+            stacks=f"{adapter} with {', '.join(stacks)}"))
+    raise UnsupportedArchitectureError(
+        f"model {model!r} cannot be run: TransformerBridge booted it as {adapter}, which has no stack of "
+        "transformer blocks ('blocks'); every lmfacts claim hooks blocks.{l}.hook_resid_post.")
 
 
 def bridge_architecture(config: Mapping[str, Any]) -> str | None:
@@ -84,12 +152,16 @@ def check_config_supported(model: str, config: Mapping[str, Any], where: str) ->
 
     Raises:
         UnsupportedArchitectureError: TransformerBridge supports none of the architectures ``config``
-            declares; the message names ``model``, ``where`` the config was read and the supported
-            text architectures.
+            declares, or ``config`` is an encoder-decoder (:func:`encoder_decoder_evidence`: T5, BART …,
+            which the bridge boots with two stacks and no claim can measure); the message names ``model``,
+            ``where`` the config was read and the supported text architectures.
     """
     arch = bridge_architecture(config)
     if arch is None:
         raise UnsupportedArchitectureError(unsupported_message(model, config, where))
+    evidence = encoder_decoder_evidence(config)
+    if evidence is not None:
+        raise UnsupportedArchitectureError(encoder_decoder_message(model, evidence, where))
     return arch
 
 
