@@ -538,10 +538,12 @@ def _finish(
     degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`);
     ModelOptionError for ``prepend_bos="always"`` on a model without a BOS token.
     """
+    from lmfacts.models.bridge_repair import drop_phantom_components
     from lmfacts.models.support import check_bridge_single_stack, check_tokenizer_spells_text
 
     bridge.eval()
     check_bridge_single_stack(ref.display_name, bridge)  # an encoder-decoder booted without a readable config
+    notes.extend(drop_phantom_components(bridge))  # a module the adapter maps but the HF model lacks (post-LN OPT)
     check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:
