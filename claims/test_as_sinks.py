@@ -13,6 +13,9 @@ exactly what a 64-token input gives; shorter prompts are not used (a uniform hea
 (H_T − 1)/(T − 1) of a query's attention on average: 0.36 at T = 4, 0.06 at T = 64, so short inputs would
 make every head look like a sink). Importance of a key for a head (Gu): its attention averaged over the
 queries that see it; a (prompt, layer, head) is a sink when the sink positions' importance exceeds ε = 0.3.
+The reduction averages over every query of the window, which is that statistic only where every query sees
+the sink: premise ``sink_visible`` skips a model whose sliding attention window (Mistral, Gemma 2/3 local
+layers) is narrower than the window, measured on the pattern (:mod:`lmfacts.measures.attention_window`).
 
 Which token is the sink. Decoders (``causal_decoder`` holds): the first real position, the BOS where the
 tokenizer prepends one. Encoders (bidirectional): there is no BOS; Clark et al. found BERT's heads parking
@@ -63,7 +66,7 @@ def _stats(red: Any, name: str, epsilon: float, include: bool) -> Any:
 # ---------------------------------------------------------------------------------------------
 @claim("AS-1", title="trained models park attention on a sink token (substantial sink rate; the twin has none)",
        source="Gu et al. 2025 (arXiv 2410.10781) §3, eval_sink_open_source.py; Xiao et al. 2024; encoders: Clark et "
-              "al. 2019 §3", requires=("attention_patterns",),
+              "al. 2019 §3", requires=("attention_patterns", "sink_visible"),
        headline=("sink_rate", "head_sink_rate"),
        params=(EPSILON, MIN_PROMPTS,
                Param("min_sink_rate", float, 0.2, "share of (prompt, layer, head)", "'substantial': sink rate at least "
@@ -159,7 +162,7 @@ def test_as1_sink_rate(ctx: ClaimContext) -> None:
 # ---------------------------------------------------------------------------------------------
 @claim("AS-2", title="the positions that receive sink attention carry the massive activations",
        source="Sun et al. 2024 §4 (arXiv 2402.17762): attention concentrates on the tokens with massive activations",
-       requires=("attention_patterns", "has_massive_activations"),
+       requires=("attention_patterns", "sink_visible", "has_massive_activations"),
        headline=("hit_share", "chance"),
        params=(EPSILON, MIN_PROMPTS,
                Param("abs_threshold", float, 100.0, "activation", "massive: |a| above this (as MA-1)"),

@@ -26,6 +26,9 @@ forward pass over corpus prompts — never off its architecture's name:
                           (dtype-scaled), measured on the probe
 ``attention_patterns``    blocks.{l}.attn.hook_pattern fires at every block and its rows sum
                           to 1 (dtype-scaled 1e-4), measured by the MA/AS/LL reductions
+``sink_visible``          no query of the AS window has its attention on the first position
+                          masked at every head (a sliding window narrower than the window),
+                          measured on one corpus prompt (:mod:`lmfacts.measures.attention_window`)
 ``has_massive_activations`` some block output has |a| > 100 and > 1000 × its median |a|,
                           measured by the MA/AS/LL reductions (:func:`lmfacts.measures.beyond.session_beyond`,
                           which ride on the one probe pass)
@@ -233,6 +236,36 @@ def _attention_patterns(ctx: Any, processing: str) -> PremiseResult:
                          {"max_row_sum_deviation": dev, "tol": tol})
 
 
+@premise("sink_visible", "every query of the attention-sink window can see the first position at every block "
+         "(no sliding window narrower than the window)")
+def _sink_visible(ctx: Any, processing: str) -> PremiseResult:
+    """Measured on the first corpus prompt with ≥ 64 tokens (else the longest), as the AS reduction feeds it (a
+    causal model: its first 64 tokens; an encoder: the whole prompt): the queries whose
+    ``blocks.{l}.attn.hook_pattern`` weight on position 0 is exactly 0 at every head (masked), per block
+    (:func:`lmfacts.measures.attention_window.measure_sink_visibility`). It holds when there is none. Gu et al.'s
+    importance averages over the queries that can see the key; the AS reduction averages over every query of
+    its window, which is the same statistic only when every query sees the sink."""
+    from lmfacts.measures.attention_window import measure_sink_visibility
+    from lmfacts.measures.beyond import SINK_TOKENS
+    from lmfacts.probe.batching import tokenize_one
+
+    causal = ctx.session.causal_check(ctx.target, processing).causal
+
+    def measure(lm: Any) -> Any:
+        info = lm.info
+        best: list[int] = []
+        for text in ctx.texts:
+            ids, _ = tokenize_one(lm.bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+            if len(ids) > len(best):
+                best = ids
+            if len(ids) >= SINK_TOKENS:
+                break
+        return measure_sink_visibility(lm.bridge, best[:SINK_TOKENS] if causal else best, device=info.device)
+
+    check = ctx.session.model_check("sink_visible", ctx.target, processing, measure)
+    return PremiseResult(check.visible, check.evidence(), check.to_dict())
+
+
 @premise("has_massive_activations", "some block output has a massive activation (|a| > 100 and > 1000 × the "
          "layer's median |a|, Sun et al. 2024)")
 def _has_massive_activations(ctx: Any, processing: str) -> PremiseResult:
@@ -302,6 +335,7 @@ RUNTIME_NEEDS: dict[str, str] = {
     "centred_stream": "activations (the probe)",
     "attention_patterns": "activations (the probe pass)",
     "has_massive_activations": "activations (the probe pass)",
+    "sink_visible": "activations (attention patterns on one corpus prompt)",
     "lens_readout": "activations and logits (one corpus prompt)",
 }
 

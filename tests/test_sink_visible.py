@@ -1,0 +1,73 @@
+"""Premise ``sink_visible``: a sliding attention window narrower than the AS window is measured, and AS skips.
+
+Input that exposed it: a random Mistral with ``sliding_window = 16`` (``pytest claims/ --model DIR``). AS-1
+averaged the first position's attention over all 63 counted queries of its 64-token window, 48 of which the
+mask hides it from: the measured sink share was 0.038 per layer (a uniform head: (H_16 − 1)/63) against
+0.059 without the window ((H_64 − 1)/63), so a head that parks all the attention it can on the sink would
+score 15/63 = 0.24 < ε = 0.3 and AS-1 would report ✗ about a statistic that is not Gu et al.'s. Planted
+answers: the window set in the config (16), the layer types set in Gemma 3's config, the uniform-head
+shares above.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lmfacts.measures.attention_window import measure_sink_visibility
+from lmfacts.models.loading import load_model
+from tests.helpers import save_random_causal_lm
+
+SMALL = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+             intermediate_size=96, max_position_embeddings=128)
+
+
+def _ids(n: int = 64) -> list[int]:
+    return [int(i) for i in np.random.default_rng(0).integers(1, 257, size=n)]
+
+
+def _load(tmp_path: Path, model_type: str, **config: Any) -> Any:
+    return load_model(str(save_random_causal_lm(tmp_path / model_type, model_type, **config)))
+
+
+@pytest.mark.parametrize("window", [16, 40])
+def test_mistral_sliding_window_is_measured(tmp_path: Path, window: int) -> None:
+    lm = _load(tmp_path, "mistral", sliding_window=window, **SMALL)
+    vis = measure_sink_visibility(lm.bridge, _ids(), device="cpu")
+    assert not vis.visible
+    assert vis.blind == [list(range(window, 64))] * 2  # query q sees keys q-w+1 … q: from q = w key 0 is masked
+    assert vis.windows == [window, window]
+    ev = vis.evidence()
+    assert f"from position {window} on" in ev and "sliding_window = " + str(window) in ev, ev
+
+
+def test_full_attention_sees_the_sink(tmp_path: Path) -> None:
+    lm = _load(tmp_path, "mistral", sliding_window=None, **SMALL)
+    vis = measure_sink_visibility(lm.bridge, _ids(), device="cpu")
+    assert vis.visible and vis.blind == [[], []], vis.evidence()
+    # a window wider than the prompt hides nothing either
+    lm = _load(tmp_path / "wide", "mistral", sliding_window=4096, **SMALL)
+    assert measure_sink_visibility(lm.bridge, _ids(), device="cpu").visible
+
+
+def test_gemma3_local_and_global_layers(tmp_path: Path) -> None:
+    lm = _load(tmp_path, "gemma3_text", sliding_window=8, head_dim=16, pad_token_id=None,
+               layer_types=["sliding_attention", "full_attention"], **SMALL)
+    vis = measure_sink_visibility(lm.bridge, _ids(), device="cpu")
+    assert vis.blind[0] == list(range(8, 64)) and vis.blind[1] == []
+    assert not vis.visible
+    assert vis.evidence().startswith("1 of 2 blocks (0)")
+    assert vis.to_dict()["first_blind_query"] == [8, None]
+
+
+def test_as_claims_rest_on_the_premise() -> None:
+    import claims.test_as_sinks  # noqa: F401  (registers AS-1, AS-2)
+    from lmfacts.claims import CLAIMS
+    from lmfacts.premises import PREMISES, RUNTIME_NEEDS
+
+    assert "sink_visible" in PREMISES and "sink_visible" in RUNTIME_NEEDS
+    for cid in ("AS-1", "AS-2"):
+        assert "sink_visible" in CLAIMS[cid].requires
