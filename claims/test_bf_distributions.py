@@ -320,14 +320,37 @@ def _stored_matrix(bridge: Any, name: str, layer: int) -> Any:
     return w
 
 
+def block_matrices(bridge: Any, layer: int) -> tuple[list[tuple[str, Any]], dict[str, str]]:
+    """Every weight matrix of block ``layer`` as stored (``(name, 2-D float32 matrix)``) and ``{name@layer: reason}``
+    for those that cannot be read. A dense block: :data:`BLOCK_MATRICES` (:func:`_stored_matrix`). A block whose
+    MLP is a mixture of experts (no single W_in / W_out): the attention matrices plus every matrix inside the MoE
+    module (:func:`lmfacts.weights.moe_matrices`: each expert's ``mlp.experts.gate_proj[e]`` / ``up_proj[e]`` /
+    ``down_proj[e]``, the router ``mlp.gate``, a shared expert's projections), so the experts, most of such a
+    model's weights, are judged rather than silently left out."""
+    from lmfacts.weights import moe_matrices
+
+    mlp = bridge.blocks[layer].mlp
+    dense = getattr(mlp, "W_in", None) is not None or getattr(mlp, "W_out", None) is not None
+    names = BLOCK_MATRICES if dense else ("W_Q", "W_K", "W_V", "W_O")
+    mats = [(n, m) for n in names if (m := _stored_matrix(bridge, n, layer)) is not None]
+    if dense:
+        return mats, {}
+    moe, unread = moe_matrices(mlp, int(bridge.cfg.d_model))
+    return mats + [(f"mlp.{n}", m) for n, m in moe], {f"mlp.{n}@{layer}": why for n, why in unread.items()}
+
+
 def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor: float) -> dict[str, Any]:
     """BF-3's per-matrix statistics; matrices the statistic cannot judge go to ``excluded`` with their reason."""
     import torch
 
     rows = []
     excluded: dict[str, str] = {}
+    mats: list[tuple[str, int, Any]] = []
     with torch.no_grad():
-        mats = [(n, i, _stored_matrix(bridge, n, i)) for i in range(bridge.cfg.n_layers) for n in BLOCK_MATRICES]
+        for i in range(bridge.cfg.n_layers):
+            block, unread = block_matrices(bridge, i)
+            mats += [(n, i, w) for n, w in block]
+            excluded.update(unread)
     for name, layer, w in mats:
         if w is None:
             continue
@@ -362,7 +385,8 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     """BF-3: the entries of every weight matrix are close to Gaussian and have no outliers.
 
     Statistic, per block and per matrix (W_Q, W_K, W_V, W_O, W_in, W_gate, W_out; K/V as stored, grouped
-    heads not repeated, so no entry is counted twice): excess kurtosis of all entries (|·| ≤ ``kurt_tol``),
+    heads not repeated, so no entry is counted twice; a mixture-of-experts MLP contributes every expert's
+    gate / up / down projection, its router and any shared expert, :func:`block_matrices`): excess kurtosis of all entries (|·| ≤ ``kurt_tol``),
     robust KS distance of the central 99% to N(0,1) (≤ ``bulk_tol``, on a ≤65 536-entry sample; for
     samples too small to resolve ``bulk_tol`` the 1% Kolmogorov bound 1.63/√n, recorded per matrix as
     ``bulk_tol_effective``) and no outliers (max|z| < ``outlier_factor`` × E[max|Z|]). Holds if at
@@ -383,7 +407,8 @@ def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     res = weight_gaussianity(lm.bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
     twin = weight_gaussianity(random_twin(lm).bridge, kurt_tol=kurt_tol, bulk_tol=bulk_tol, factor=factor)
     ctx.statistic("share of weight matrices with |excess kurtosis| ≤ tol, bulk KS ≤ tol and no outliers")
-    ctx.conventions(weights="raw HF weights", matrices="W_Q W_K W_V W_O W_in (W_gate) W_out per block",
+    ctx.conventions(weights="raw HF weights", matrices="W_Q W_K W_V W_O W_in (W_gate) W_out per block (a mixture "
+                    "of experts: each expert's gate/up/down projection, the router, a shared expert)",
                     standardise="robust", sample=f"{SAMPLE_VALUES} entries per matrix for KS/max|z|", blocks="all")
     excluded = res.pop("excluded")
     ctx.measured(**res)
@@ -547,10 +572,16 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
                 if w is not None:
                     norms[n].append(float(w.detach().float().norm()))
     norms = {n: v for n, v in norms.items() if len(v) == L}
+    from lmfacts.weights import mlp_structure
+
+    # a mixture-of-experts block has no one W_in / W_out whose norm is the block's (its experts are judged by
+    # BF-3 and BF-7): say so, instead of dropping the MLP weights without a word
+    moe = {f"{n}@{i}": mlp_structure(b.blocks[i].mlp, f"blocks.{i}.mlp") for i in range(L)
+           if getattr(b.blocks[i].mlp, "W_out", None) is None for n in ("W_in", "W_out")}
     start = round(L / 4)
     # a block whose matrix is all zeros (a pruned sublayer) has no log-norm: excluded from that weight's trend
     excluded = {f"{n}@{i}": "all entries are 0 (‖W‖_F = 0): not on a log-norm trend"
-                for n, v in norms.items() for i, x in enumerate(v) if not x > 0}
+                for n, v in norms.items() for i, x in enumerate(v) if not x > 0} | moe
     kept = {n: [i for i, x in enumerate(v) if x > 0] for n, v in norms.items()}
     # the verdict reads the trends' floats (a NaN stays a NaN and reaches ctx.check's operands); their
     # JSON form (NaN → None) is only recorded
@@ -702,14 +733,14 @@ def weight_spectra(bridge: Any, device: str) -> list[tuple[str, int, tuple[int, 
     import torch
 
     out: list[tuple[str, int, tuple[int, int], np.ndarray]] = []
-    idx = list(range(bridge.cfg.n_layers))
+    groups: dict[tuple[str, tuple[int, ...]], list[tuple[int, Any]]] = {}
     with torch.no_grad():
-        for name in BLOCK_MATRICES:
-            mats = [_stored_matrix(bridge, name, i) for i in idx]
-            if any(m is None for m in mats):
-                continue
-            sv = _batched_singular_values(torch.stack(mats), device)
-            out += [(name, i, tuple(mats[j].shape), sv[j]) for j, i in enumerate(idx)]
+        for i in range(bridge.cfg.n_layers):  # a name missing at some blocks (dense and MoE blocks mixed) keeps the rest
+            for name, m in block_matrices(bridge, i)[0]:
+                groups.setdefault((name, tuple(m.shape)), []).append((i, m))
+        for (name, _), mats in groups.items():
+            sv = _batched_singular_values(torch.stack([m for _, m in mats]), device)
+            out += [(name, i, tuple(m.shape), sv[j]) for j, (i, m) in enumerate(mats)]
     return out
 
 
@@ -790,7 +821,8 @@ def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     clearly unlike the Marchenko–Pastur spectrum of a Gaussian matrix of the same shape.
 
     Statistic, per block matrix (W_Q, W_K, W_V as stored — GQA K/V not repeated —, W_O, W_in, W_gate,
-    W_out): all singular values (``torch.linalg.svdvals`` batched over layers on the model's device),
+    W_out; a mixture-of-experts MLP: every expert's projections, the router, a shared expert —
+    :func:`block_matrices`): all singular values (``torch.linalg.svdvals`` batched over layers on the model's device),
     OLS of log σ_k on log k over the bulk ranks [5%, 50%] (R² ≥ ``r2_min``) and the RMS log distance to
     the MP baseline of the same shape scaled over the same ranks (≥ ``mp_tol``): ``is_power_law`` needs
     both (a Gaussian matrix fits a line on a narrow range but matches MP). Holds if at least

@@ -101,9 +101,10 @@ def mlp_structure(mlp: object, path: str) -> str:
     """Why a block's MLP has no single W_in / W_out, in words, read off its modules (never its model's name).
 
     ``mlp``: the bridge's MLP component (``bridge.blocks[i].mlp``); ``path``: its name, for the text. A
-    mixture of experts is recognised by a router (a ``gate`` / ``router`` submodule whose output width is the
-    number of experts) or by experts stored as a ``ModuleList`` / batched 3-D parameters; the text names the
-    wrapped module's class, the number of experts and whether a shared expert is present. Raises nothing.
+    mixture of experts is recognised by an expert count (the module's or its config's ``num_experts`` /
+    ``num_local_experts`` / …, a ``ModuleList`` of experts, batched 3-D expert parameters) or by a ``gate`` /
+    ``router`` beside ``experts``; the text names the wrapped module's class, the number of experts and whether
+    a shared expert is present. Raises nothing.
     """
     inner = getattr(mlp, "original_component", None) or getattr(mlp, "_original_component", None) or mlp
     cls = type(inner).__name__
@@ -113,8 +114,66 @@ def mlp_structure(mlp: object, path: str) -> str:
     if n is not None or (router and hasattr(inner, "experts")):
         what = f"a mixture of experts ({cls}: a router over {n if n is not None else 'several'} experts" + (
             " plus a shared expert" if shared else "") + ")"
-        return f"{path} is {what}: no single W_in / W_out to rebuild it from"
+        return f"{path} is {what}: no single W_in / W_out"
     return f"{path} ({cls}) exposes no W_in / W_out"
+
+
+#: Batched expert parameters ([experts, ·, ·], transformers' MoE vocabulary); gate_up_proj holds gate then up.
+_BATCHED_EXPERT_NAMES = ("gate_up_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
+    """Every weight matrix inside a mixture-of-experts block, one 2-D float32 copy each, as stored.
+
+    ``mlp``: the bridge's MLP component (``bridge.blocks[i].mlp``) or the HF module itself. Returns
+    ``(matrices, unread)``: ``matrices`` is ``[(name, matrix)]`` named by the parameter's path inside the MoE
+    module (bridge wrappers dropped): batched experts split per expert — ``experts.down_proj[3]`` — and a fused
+    ``gate_up_proj`` split into ``experts.gate_proj[e]`` and ``experts.up_proj[e]`` (the first and second half of
+    its output axis, transformers' ``.chunk(2, dim=-1)``; the output axis is the one that is not ``d_model``,
+    or the layout flag ``is_transposed``); 2-D parameters (the router, a shared expert's projections, its
+    gate) as they are, ``shared_expert.gate_proj`` … . ``unread``: ``{path: reason}`` for 3-D parameters
+    whose layout cannot be established (recorded, never guessed). Orientation is irrelevant to the
+    statistics that use this (entry distributions, singular values). Raises nothing.
+    """
+    inner = mlp
+    while isinstance(getattr(inner, "original_component", None), torch.nn.Module):
+        inner = inner.original_component  # type: ignore[attr-defined]
+    out: list[tuple[str, torch.Tensor]] = []
+    unread: dict[str, str] = {}
+    if not isinstance(inner, torch.nn.Module):
+        return out, unread
+    with torch.no_grad():
+        for path, p in inner.named_parameters():
+            prefix, _, leaf = path.rpartition(".")
+            name = ".".join(seg for seg in path.split(".") if seg != "_original_component")
+            if name.endswith(".weight"):
+                name = name[: -len(".weight")]
+            if p.ndim == 2:
+                out.append((name, p.detach().float().clone()))
+                continue
+            if p.ndim != 3:
+                continue
+            if leaf not in _BATCHED_EXPERT_NAMES:
+                unread[name] = f"unrecognised batched parameter {tuple(p.shape)}"
+                continue
+            w = p.detach().float()
+            if leaf == "gate_up_proj":
+                owner = inner.get_submodule(prefix) if prefix else inner
+                flag = getattr(owner, "is_transposed", None)
+                axis = (2 if flag else 1) if isinstance(flag, bool) else (
+                    1 if w.shape[2] == d_model and w.shape[1] != d_model else
+                    2 if w.shape[1] == d_model and w.shape[2] != d_model else None)
+                if axis is None or w.shape[axis] % 2:
+                    unread[name] = f"fused gate/up projection {tuple(p.shape)}: its output axis is ambiguous"
+                    continue
+                base = name.rpartition(".")[0]
+                gate, up = w.chunk(2, dim=axis)
+                for e in range(w.shape[0]):
+                    out.append((f"{base + '.' if base else ''}gate_proj[{e}]", gate[e].clone()))
+                    out.append((f"{base + '.' if base else ''}up_proj[{e}]", up[e].clone()))
+                continue
+            out += [(f"{name}[{e}]", w[e].clone()) for e in range(w.shape[0])]
+    return out, unread
 
 
 class WeightViews:

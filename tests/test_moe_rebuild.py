@@ -91,3 +91,57 @@ def test_a_multiplier_after_the_moe_block_is_still_caught(tmp_path: Path) -> Non
     assert not holds, evidence
     assert report.max_error("mlp_out_is_down_proj") == pytest.approx(1 / 0.22 - 1, rel=1e-4)
     assert report.holds("residual_sum")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# BF-3 / BF-7 on a mixture of experts: the experts are judged, not silently left out
+# ---------------------------------------------------------------------------------------------
+def test_bf_weight_claims_judge_every_expert(tmp_path: Path) -> None:
+    """Before: BF-3 / BF-7 read ``blocks[i].mlp.W_in`` etc. with ``getattr(..., None)``, got None on a MoEBridge and
+    judged the attention matrices alone (n_excluded 0), so an expert with an outlier could never fail BF-3."""
+    from claims.test_bf_distributions import block_matrices, weight_gaussianity, weight_spectra
+
+    def plant_outlier(model: Any) -> None:
+        with torch.no_grad():  # one entry 40 standard deviations out, in expert 2's down projection of block 1
+            w = model.model.layers[1].mlp.experts.down_proj
+            w[2, 5, 7] = 40 * float(w.std())
+
+    d = save_random_causal_lm(tmp_path / "mixtral", "mixtral", **MIXTRAL)
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(d))
+    plant_outlier(hf)
+    hf.save_pretrained(str(d))
+    lm = load_model(str(d))
+    mats, unread = block_matrices(lm.bridge, 1)
+    names = [n for n, _ in mats]
+    assert not unread
+    assert names[:4] == ["W_Q", "W_K", "W_V", "W_O"] and "mlp.gate" in names
+    for e in range(4):
+        assert {f"mlp.experts.gate_proj[{e}]", f"mlp.experts.up_proj[{e}]", f"mlp.experts.down_proj[{e}]"} <= set(names)
+    assert len(names) == 4 + 1 + 3 * 4
+    # the halves of the fused gate_up_proj are the gate and the up projection HF applies
+    experts = lm.bridge.original_model.model.layers[1].mlp.experts
+    x = torch.randn(3, MIXTRAL["hidden_size"])
+    gate, up = torch.nn.functional.linear(x, experts.gate_up_proj[3]).chunk(2, dim=-1)
+    m = dict(mats)
+    assert torch.allclose(gate, x @ m["mlp.experts.gate_proj[3]"].T) and torch.allclose(up, x @ m["mlp.experts.up_proj[3]"].T)
+    res = weight_gaussianity(lm.bridge, kurt_tol=1.0, bulk_tol=0.03, factor=1.5)
+    rows = {(r["weight"], r["layer"]): r for r in res["matrices"]}
+    assert not rows[("mlp.experts.down_proj[2]", 1)]["gaussian_no_outliers"]
+    assert rows[("mlp.experts.down_proj[2]", 0)]["gaussian_no_outliers"]
+    assert len(rows) == 2 * 17
+    spectra = weight_spectra(lm.bridge, "cpu")
+    assert {(n, i) for n, i, _, _ in spectra} == set(rows)
+
+
+def test_bf7_keeps_dense_mlp_layers_beside_moe_layers(tmp_path: Path) -> None:
+    """Qwen2-MoE with a dense MLP at block 0 (``mlp_only_layers``): W_in existed at block 0 only, and
+    weight_spectra dropped a weight name missing at any block, so block 0's MLP vanished from BF-7 too."""
+    from claims.test_bf_distributions import weight_spectra
+
+    lm = _load(tmp_path, "qwen2_moe", dict(QWEN2MOE, mlp_only_layers=[0]))
+    got = {(n, i) for n, i, _, _ in weight_spectra(lm.bridge, "cpu")}
+    assert {("W_in", 0), ("W_gate", 0), ("W_out", 0)} <= got
+    assert ("mlp.experts.down_proj[5]", 1) in got and ("mlp.shared_expert.down_proj", 1) in got
+    assert ("W_in", 1) not in got
