@@ -211,10 +211,13 @@ def ctx(lmfacts_session: Any, target: Target) -> Any:
     from lmfacts.models.names import ModelOptionError, ModelUnavailableError, UnknownModelError
 
     context = ClaimContext(lmfacts_session, target)
+    failure = None
     try:
         context.model("raw")
     except (ModelUnavailableError, UnknownModelError, ModelOptionError) as exc:
-        pytest.fail(f"cannot load {target.model}: {exc}", pytrace=False)  # a clear message, no traceback
+        failure = f"cannot load {target.model}: {exc}"
+    if failure is not None:  # failed outside the except: pytest would print the chained exceptions' texts too
+        pytest.fail(failure, pytrace=False)  # a clear message, no traceback
     yield context
     lmfacts_session.release_target(target)
 

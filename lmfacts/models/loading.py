@@ -433,7 +433,9 @@ def _boot_path(
     if not trust_remote_code:  # remote code may register an architecture the config alone does not show
         check_dir_supported(label or str(model_dir), model_dir)
     check_tokenizer_files(label or str(model_dir), model_dir)
-    with _quiet(), _seeded():
+    from lmfacts.models.bridge_build import explain_bridge_build_failure
+
+    with _quiet(), _seeded(), explain_bridge_build_failure(label or str(model_dir), model_dir):
         return TransformerBridge.boot_transformers(
             str(model_dir), trust_remote_code=trust_remote_code, **boot_kwargs
         )
@@ -707,8 +709,10 @@ def _load_hub(
 
         check_dir_supported(ref.target, plan.config_path.parent)
     ctx = hub.offline_mode() if plan.offline else contextlib.nullcontext()
+    from lmfacts.models.bridge_build import explain_bridge_build_failure
+
     try:
-        with ctx, _quiet(), _seeded():
+        with ctx, _quiet(), _seeded(), explain_bridge_build_failure(ref.target, plan.config_path):
             bridge = TransformerBridge.boot_transformers(
                 ref.target, revision=revision, trust_remote_code=trust_remote_code, **boot_kwargs
             )
