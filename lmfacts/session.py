@@ -129,6 +129,7 @@ class LmfactsSession:
         lm = self.pool.get(target, "raw")
         derive = derivation_for(lm.bridge)
         texts = self.probe_texts()
+        census = self.content_census(target)
         beyond = None
         if self.wants_beyond:  # the MA / AS / LL reductions ride on this pass (lmfacts.measures.beyond)
             from lmfacts.measures.beyond import attach_sample
@@ -145,12 +146,38 @@ class LmfactsSession:
             self._model_checks[("beyond", target, "raw")] = beyond.result(
                 res.seconds, "reduced inside the raw probe pass (one forward pass per batch for every claim)")
         info = {"raw": self._probe_summary(res)}
+        if census.without_content:
+            info["prompts_without_content"] = census.describe()
         if res.compat is not None:
             text = self._check_text(lm)
             fp = fingerprint(lm.bridge, text, prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx,
                              device=lm.info.device)
             self._pending_compat[target] = (res.compat, fp[derive], text)
         self.probe_info[target.id] = info
+
+    def content_census(self, target: Target) -> Any:
+        """The :class:`lmfacts.probe.batching.ContentCensus` of the run's prompts on ``target`` (tokenisation
+        only, computed once).
+
+        Raises:
+            NoContentTokensError: no prompt has a content position on this model (its tokenizer turns each
+                into special tokens only); the message names the model, the count and examples with their
+                tokens. Every probe claim then errors with it (E), instead of dividing by zero content tokens.
+        """
+        from lmfacts.probe.batching import NoContentTokensError, content_census
+
+        key = ("content", target, "raw")  # tokenisation is the same under raw and compat weights
+        census = self._model_checks.get(key)
+        if census is None:
+            lm = self.pool.resident(target) or self.pool.get(target, "raw")
+            census = self._model_checks[key] = content_census(
+                lm.bridge, self.probe_texts(), prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx)
+        if census.n_content_tokens == 0:
+            raise NoContentTokensError(
+                f"no prompt of the run has a content token on {target.model}: {census.describe()}. Every corpus "
+                "statistic is over content tokens (not BOS, special tokens or padding), so none can be judged: "
+                "pass prompts with text this tokenizer spells (--prompts FILE).")
+        return census
 
     def _check_text(self, lm: Any) -> str:
         from lmfacts.probe.batching import tokenize_one
@@ -163,6 +190,7 @@ class LmfactsSession:
         from lmfacts.probe.probe import ProbePlan, fingerprint, fingerprint_error, run_probe
         from lmfacts.tolerances import float_tol
 
+        self.content_census(target)  # a compat claim may come first (the raw pass never ran): same check
         pending = self._pending_compat.pop(target, None)
         lm = self.pool.get(target, "compat")
         entry: dict[str, Any] = {}

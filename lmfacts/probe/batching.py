@@ -174,6 +174,54 @@ def tokenize_one(bridge, text: str, *, prepend_bos: bool, n_ctx: int) -> tuple[l
     return ids, truncated
 
 
+class NoContentTokensError(ValueError):
+    """No prompt of the run has a content position on this model: its tokenizer turns every prompt into
+    special tokens only (``"\\u200b"`` → ``[CLS] [SEP]`` with a WordPiece tokenizer that drops invisible
+    characters). Every corpus statistic is over content tokens, so nothing can be judged: an ``error``."""
+
+
+@dataclass(frozen=True)
+class ContentCensus:
+    """How many prompts have no content position on a model, with a few of them as examples.
+
+    ``examples``: up to 3 ``(prompt, tokens)`` pairs, the prompt's first 40 characters and its token strings.
+    """
+
+    n_prompts: int
+    n_content_tokens: int
+    without_content: tuple[int, ...]
+    examples: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def describe(self) -> str:
+        """One line: how many prompts have no content token, e.g. ``'\\u200b' → ['[CLS]', '[SEP]']``."""
+        shown = "; ".join(f"{text!r} → {list(tokens)}" for text, tokens in self.examples)
+        return (f"{len(self.without_content)} of {self.n_prompts} prompts have no content token on this model "
+                f"(the tokenizer turns each into special tokens only, e.g. {shown})")
+
+
+def content_census(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: int) -> ContentCensus:
+    """Tokenise ``texts`` as the probe does (:func:`tokenize_one`, :func:`position_classes`) and count the
+    prompts without any content position (module docstring: not BOS, not a special token, not padding).
+
+    Tokenisation only, no forward pass. Raises what :func:`tokenize_one` raises for an unusable prompt.
+    """
+    specials = special_ids(bridge)
+    tok = getattr(bridge, "tokenizer", None)
+    empty: list[int] = []
+    examples: list[tuple[str, tuple[str, ...]]] = []
+    total = 0
+    for i, text in enumerate(texts):
+        ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=n_ctx)
+        n = int((position_classes(ids, prepend_bos=prepend_bos, specials=specials) == CONTENT).sum())
+        total += n
+        if n == 0:
+            empty.append(i)
+            if len(examples) < 3:
+                names = tok.convert_ids_to_tokens(ids) if tok is not None else ids
+                examples.append((text[:40], tuple(str(t) for t in names)))
+    return ContentCensus(len(texts), total, tuple(empty), tuple(examples))
+
+
 def in_vocab_pad_id(bridge, pad_id: int | None) -> int:
     """``pad_id`` if the model can embed it, else 0.
 
