@@ -83,6 +83,9 @@ class ModelPool:
         self.key: PoolKey | None = None
         self.loaded: Any = None
         self.failures: dict[PoolKey, BaseException] = {}
+        #: compat processing that changed a model's function (:mod:`lmfacts.compat_check`), re-raised for every
+        #: compat request of that model (the processed model is never handed out as compat)
+        self.compat_failures: dict[PoolKey, BaseException] = {}
         self.worker_placed: set[str] = set()  # devices chosen by worker_device (said in the model's notes)
 
     def device_for(self, target: Target) -> str:
@@ -113,11 +116,19 @@ class ModelPool:
         key = self._key(target)
         if key in self.failures:
             raise self.failures[key]
+        if processing == "compat" and key in self.compat_failures:
+            raise self.compat_failures[key]
         if self.key != key or (processing == "raw" and self.loaded.info.weight_processing != "raw"):
             self.release()
             self._load(key)
         if processing == "compat" and self.loaded.info.weight_processing != "compat":
-            self.loaded.apply_compat_processing()
+            from lmfacts.compat_check import CompatProcessingError, checked_compat_processing
+
+            try:
+                checked_compat_processing(self.loaded)
+            except CompatProcessingError as exc:
+                self.compat_failures[key] = exc
+                raise
             if self.on_load:
                 self.on_load(self.loaded)
         return self.loaded
