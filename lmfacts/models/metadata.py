@@ -31,6 +31,8 @@ class ModelInfo:
     ``prepend_bos_policy`` is the ``--prepend-bos`` choice that set it (``auto`` = the bridge's own
     ``cfg.default_prepend_bos``), and ``bridge_prepends_bos`` what ``auto`` would have used
     (None when no policy was applied, e.g. a random twin). :func:`bos_convention` words it.
+    ``bos_note`` says where the BOS token comes from when the tokenizer declares none and TransformerBridge
+    uses its EOS instead (:func:`bridge_substituted_bos`); None otherwise.
     """
 
     name: str
@@ -67,6 +69,7 @@ class ModelInfo:
     notes: list[str] = field(default_factory=list)
     prepend_bos_policy: str = "auto"
     bridge_prepends_bos: bool | None = None
+    bos_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of all fields."""
@@ -84,6 +87,8 @@ def bos_convention(info: ModelInfo | dict[str, Any]) -> str:
     """
     d = info if isinstance(info, dict) else asdict(info)
     used = "BOS prepended" if d.get("prepends_bos") else "no BOS"
+    if d.get("prepends_bos") and d.get("bos_note"):
+        used = f"BOS prepended: {d['bos_note']}"
     policy = d.get("prepend_bos_policy") or "auto"
     bridge = d.get("bridge_prepends_bos")
     if policy == "auto":
@@ -321,6 +326,37 @@ def head_params_loaded(hf_model: Any, model_dir: Path | None) -> tuple[list[str]
     return missing, evidence
 
 
+def bridge_substituted_bos(tokenizer: Any) -> str | None:
+    """A sentence naming the token used as BOS when the tokenizer declares no BOS token, else None.
+
+    TransformerLens' ``configure_tokenizer`` (TransformerLens 4.3, as HookedTransformer) sets a tokenizer's
+    missing ``bos_token`` to its ``eos_token``, and the bridge then prepends that EOS to every prompt wherever
+    its adapter's ``cfg.default_prepend_bos`` is true (Llama, OLMo …): the model sees an EOS first, which its
+    own tokenizer never puts there. Declared means: the ``bos_token`` the tokenizer was loaded with
+    (``init_kwargs``, which holds tokenizer_config.json and special_tokens_map.json), else its class's default
+    (``GPT2Tokenizer``: ``<|endoftext|>``, so GPT-2, whose BOS *is* its EOS, gets no sentence). Reads
+    attributes only; never raises for a tokenizer without them (None).
+    """
+    import inspect
+
+    bos = getattr(tokenizer, "bos_token", None)
+    if tokenizer is None or bos is None or bos != getattr(tokenizer, "eos_token", None):
+        return None
+    init = getattr(tokenizer, "init_kwargs", None) or {}
+    if "bos_token" in init:
+        declared = init["bos_token"]
+    else:
+        try:
+            param = inspect.signature(type(tokenizer).__init__).parameters.get("bos_token")
+        except (TypeError, ValueError):
+            return None
+        declared = None if param is None or param.default is inspect.Parameter.empty else param.default
+    if declared is not None:
+        return None
+    return (f"the tokenizer declares no BOS token, so TransformerBridge uses its EOS {str(bos)!r} "
+            f"(id {getattr(tokenizer, 'bos_token_id', None)}) as BOS")
+
+
 def _tokenizer_fields(tokenizer: Any, is_encoder: bool, d_vocab: int) -> tuple[int | None, int | None, str | None]:
     """Return (bos_token_id, pad_token_id, padding_side); encoders report [CLS] as their BOS.
 
@@ -356,12 +392,15 @@ def build_model_info(
     """Read a booted bridge's cfg, HF config and tokenizer into a :class:`ModelInfo` and return it.
 
     ``prepends_bos`` is the bridge's ``cfg.default_prepend_bos``, and False whenever the tokenizer has no
-    BOS id inside the vocabulary.
+    BOS id inside the vocabulary. ``bos_note`` (and a line in ``notes``): :func:`bridge_substituted_bos`,
+    for decoders whose BOS id is in the vocabulary.
     """
     cfg = bridge.cfg
     hf_config = getattr(bridge.original_model, "config", None)
     is_encoder = getattr(cfg, "attention_dir", "causal") == "bidirectional"
     bos, pad, side = _tokenizer_fields(bridge.tokenizer, is_encoder, int(cfg.d_vocab))
+    bos_note = None if is_encoder or bos is None else bridge_substituted_bos(bridge.tokenizer)
+    notes = list(notes or []) + ([f"{bos_note}: prepended wherever a BOS is (prepends_bos)"] if bos_note else [])
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     return ModelInfo(
         name=name,
@@ -394,7 +433,8 @@ def build_model_info(
         dtype=dtype,
         load_s=round(load_s, 3),
         weight_format=weight_format,
-        notes=list(notes or []),
+        notes=notes,
+        bos_note=bos_note,
     )
 
 
