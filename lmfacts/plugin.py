@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         validate_claims(session.config.stash.get(BASELINES_KEY, []), CLAIMS)
     except BaselineFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+class FamilyKeywordWarning(pytest.PytestWarning):
+    """``-k`` named a claim family but also selected claims of other families (:mod:`lmfacts.selection`)."""
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_finish")
+def pytest_collection_finish_keyword(session: pytest.Session) -> None:
+    """Warn, right after collection and in the warnings summary, when ``-k`` names a claim family (``-k "AS or
+    MA"``) but selected claims of other families (``as`` is inside ``test_rs_basis``): ``-m`` selects families."""
+    from lmfacts.claims import CLAIMS
+    from lmfacts.selection import family_keyword_strays
+
+    keyword = getattr(session.config.option, "keyword", "") or ""
+    if not keyword or not CLAIMS:
+        return
+    selected = [(s.id, s.family, it.nodeid) for it in session.items if (s := _spec(it)) is not None]
+    message = family_keyword_strays(keyword, selected, {spec.family for spec in CLAIMS.values()})
+    if message:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"lmfacts: {message}", yellow=True)
+        warnings.warn(FamilyKeywordWarning(message), stacklevel=1)
 
 
 def _new_record(item: pytest.Item, spec: ClaimSpec, target: Target, lm: Any) -> ClaimRecord:
