@@ -113,7 +113,7 @@ def _bos_prepended(ctx: Any, processing: str) -> PremiseResult:
     text = ctx.texts[0]
     ids, _ = tokenize_one(ctx.model(processing).bridge, text, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
     if ids and ids[0] == bos:
-        note = getattr(info, "bos_note", None)  # the EOS standing in for a BOS the tokenizer does not declare
+        note = getattr(info, "bos_note", None)  # an EOS standing in for an undeclared BOS; an encoder's [CLS]
         return PremiseResult(True, f"BOS id {bos} is the first token of the prompts" + (f" ({note})" if note else ""))
     from lmfacts.models.metadata import bos_convention
 

@@ -32,7 +32,8 @@ class ModelInfo:
     ``cfg.default_prepend_bos``), and ``bridge_prepends_bos`` what ``auto`` would have used
     (None when no policy was applied, e.g. a random twin). :func:`bos_convention` words it.
     ``bos_note`` says where the BOS token comes from when the tokenizer declares none and TransformerBridge
-    uses its EOS instead (:func:`bridge_substituted_bos`); None otherwise.
+    uses its EOS instead (:func:`bridge_substituted_bos`), or, for an encoder, that its class token
+    (``[CLS]``, RoBERTa's ``<s>``) stands as BOS; None otherwise.
     """
 
     name: str
@@ -392,8 +393,8 @@ def build_model_info(
     """Read a booted bridge's cfg, HF config and tokenizer into a :class:`ModelInfo` and return it.
 
     ``prepends_bos`` is the bridge's ``cfg.default_prepend_bos``, and False whenever the tokenizer has no
-    BOS id inside the vocabulary. ``bos_note`` (and a line in ``notes``): :func:`bridge_substituted_bos`,
-    for decoders whose BOS id is in the vocabulary.
+    BOS id inside the vocabulary. ``bos_note``: :func:`bridge_substituted_bos` (with a line in ``notes``)
+    for decoders whose BOS id is in the vocabulary; the class token for encoders.
     """
     cfg = bridge.cfg
     hf_config = getattr(bridge.original_model, "config", None)
@@ -401,6 +402,12 @@ def build_model_info(
     bos, pad, side = _tokenizer_fields(bridge.tokenizer, is_encoder, int(cfg.d_vocab))
     bos_note = None if is_encoder or bos is None else bridge_substituted_bos(bridge.tokenizer)
     notes = list(notes or []) + ([f"{bos_note}: prepended wherever a BOS is (prepends_bos)"] if bos_note else [])
+    if is_encoder and bos is not None:  # an encoder's "BOS" is the class token its tokenizer prepends
+        tok = bridge.tokenizer
+        if getattr(tok, "cls_token_id", None) == bos:
+            bos_note = f"the encoder's class token {str(tok.cls_token)!r} (id {bos}) is its first token, its BOS here"
+        else:
+            bos_note = f"the encoder has no class token; its BOS {str(getattr(tok, 'bos_token', None))!r} (id {bos})"
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     return ModelInfo(
         name=name,

@@ -88,3 +88,26 @@ def test_declared_means_init_kwargs_then_the_class_default() -> None:
     other.bos_token = "<s>"  # BOS differs from EOS: not the bridge's substitute
     assert bridge_substituted_bos(other) is None
     assert bridge_substituted_bos(None) is None
+
+
+def test_an_encoders_bos_is_named_as_its_class_token(tmp_path: Path) -> None:
+    """RoBERTa's "BOS" is its class token <s>: the prepend_bos convention says so (minilm-l6: '[CLS]' (id 101))."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from lmfacts.models.loading import build_tiny_model, load_model
+    from lmfacts.models.metadata import bos_convention
+    from tests.models.test_encoder_inputs import _byte_bpe_roberta_tokenizer
+
+    tok = _byte_bpe_roberta_tokenizer()
+    cfg = RobertaConfig(vocab_size=len(tok), max_position_embeddings=66, pad_token_id=1, bos_token_id=0,
+                        eos_token_id=2, type_vocab_size=1, num_hidden_layers=2, hidden_size=32,
+                        num_attention_heads=2, intermediate_size=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        RobertaForMaskedLM(cfg).save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    info = load_model(str(tmp_path)).info
+    assert info.is_encoder and info.bos_token_id == 0
+    assert "the encoder's class token '<s>' (id 0)" in bos_convention(info)
+    bert = build_tiny_model("tiny-bert").info  # the byte tokenizer: no class token, BOS <|endoftext|>
+    assert "no class token; its BOS '<|endoftext|>' (id 0)" in bos_convention(bert)
