@@ -378,10 +378,24 @@ def from_config(name: str, facts: Any) -> PremiseResult | None:
 def config_hint(name: str, facts: Any) -> str:
     """What a configuration suggests about a premise it cannot decide ("" when it says nothing).
 
-    ``facts``: a :class:`lmfacts.models.metadata.ConfigFacts`. Only ``causal_decoder`` has a hint: the
-    config's encoder / causal-LM marker (the run-time check measures attention on later positions).
+    ``facts``: a :class:`lmfacts.models.metadata.ConfigFacts`. ``causal_decoder``: the config's encoder /
+    causal-LM marker (the run-time check measures attention on later positions). ``mlp_rebuild``: a
+    mixture-of-experts MLP (``facts.structure["experts"]``). ``sink_visible``: a sliding window
+    (``facts.structure["sliding_window"]``) against the 64-token AS window.
     """
+    structure = getattr(facts, "structure", None) or {}
     if name == "causal_decoder":
         what = "an encoder: expect it not to hold" if facts.is_encoder else "a causal LM"
         return f"the configuration names {what} ({facts.evidence.get('is_encoder', 'config')})"
+    if name == "mlp_rebuild" and "experts" in structure:
+        return (f"the configuration names a mixture-of-experts MLP ({structure['experts'][1]}): no single "
+                f"W_in / W_out to rebuild, expect it not to hold")
+    if name == "sink_visible" and "sliding_window" in structure:
+        from lmfacts.measures.beyond import SINK_TOKENS
+
+        w, _, _, text = structure["sliding_window"]
+        if w < SINK_TOKENS:
+            return (f"the configuration sets a sliding window narrower than the {SINK_TOKENS}-token window "
+                    f"({text}): expect it not to hold")
+        return f"the configuration's sliding window is at least the {SINK_TOKENS}-token window ({text})"
     return ""

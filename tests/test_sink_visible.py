@@ -71,3 +71,29 @@ def test_as_claims_rest_on_the_premise() -> None:
     assert "sink_visible" in PREMISES and "sink_visible" in RUNTIME_NEEDS
     for cid in ("AS-1", "AS-2"):
         assert "sink_visible" in CLAIMS[cid].requires
+
+
+def test_claims_show_hints_from_the_configuration() -> None:
+    """``claims show AS-1 --model DIR`` says what the config suggests (the premise itself is measured at run time)."""
+    from lmfacts.models.metadata import config_structure
+    from lmfacts.premises import config_hint
+
+    class Facts:
+        def __init__(self, config: dict[str, Any]) -> None:
+            self.structure = config_structure(config, "config.json")
+
+    narrow = Facts({"sliding_window": 16, "num_hidden_layers": 4,
+                    "layer_types": ["sliding_attention"] * 3 + ["full_attention"]})
+    assert narrow.structure["sliding_window"][:3] == (16, 3, 4)
+    assert "narrower than the 64-token window (config.json: sliding_window = 16 on 3 of 4 layers)" in \
+        config_hint("sink_visible", narrow)
+    assert "at least the 64-token window" in config_hint("sink_visible", Facts({"sliding_window": 4096,
+                                                                                  "num_hidden_layers": 2}))
+    # Qwen2 declares a window it does not use
+    assert config_hint("sink_visible", Facts({"sliding_window": 16, "use_sliding_window": False})) == ""
+    assert config_hint("sink_visible", Facts({"sliding_window": None})) == ""
+    moe = Facts({"num_local_experts": 8})
+    assert "mixture-of-experts MLP (config.json: num_local_experts = 8)" in config_hint("mlp_rebuild", moe)
+    assert config_hint("mlp_rebuild", Facts({"num_experts": 1})) == ""
+    nested = Facts({"text_config": {"sliding_window": 8, "num_hidden_layers": 2}})  # Gemma 3 multimodal
+    assert "sliding_window = 8 on 2 of 2 layers" in config_hint("sink_visible", nested)

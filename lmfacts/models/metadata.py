@@ -480,6 +480,9 @@ class ConfigFacts:
     quantization: str | None
     source: str
     evidence: dict[str, str] = field(default_factory=dict)
+    #: Structure the configuration declares that some premises depend on (:func:`config_structure`): ``experts``
+    #: (a mixture-of-experts MLP) and ``sliding_window`` (local attention), each as the text quoted in hints.
+    structure: dict[str, Any] = field(default_factory=dict)
 
     def model_facts(self) -> Any:
         """The :class:`lmfacts.expectations.ModelFacts` the plugin would build from the loaded model's info."""
@@ -498,6 +501,39 @@ def config_quantization(config: dict[str, Any]) -> str | None:
         return None
     bits = qc.get("bits") or ("4" if qc.get("load_in_4bit") else "8" if qc.get("load_in_8bit") else None)
     return f"{qc.get('quant_method', 'quantized')}" + (f" {bits}-bit" if bits else "")
+
+
+#: Config keys that give a mixture-of-experts MLP's number of experts (transformers' names).
+EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+
+def config_structure(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """What an HF config dict declares about a mixture-of-experts MLP and a sliding attention window.
+
+    Returns ``{"experts": (n, text), "sliding_window": (w, n_sliding, n_layers, text)}`` with the keys present
+    only where the config declares them (a text config nested as ``text_config`` is read too): ``n`` experts
+    from the first of :data:`EXPERT_COUNT_KEYS` above 1; ``w`` = ``sliding_window`` (a positive int), applied
+    to ``n_sliding`` of ``n_layers`` layers (``layer_types`` entries naming sliding attention; every layer
+    where there are no layer types and ``use_sliding_window`` is not false). Hints only: the premises
+    themselves are measured on the loaded model. Raises nothing.
+    """
+    cfg = dict(config.get("text_config") or {}) | {k: v for k, v in config.items() if k != "text_config"} \
+        if isinstance(config.get("text_config"), dict) else config
+    out: dict[str, Any] = {}
+    for key in EXPERT_COUNT_KEYS:
+        n = cfg.get(key)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+            out["experts"] = (n, f"{where}: {key} = {n}")
+            break
+    w = cfg.get("sliding_window")
+    if isinstance(w, int) and not isinstance(w, bool) and w > 0 and cfg.get("use_sliding_window") is not False:
+        types = cfg.get("layer_types")
+        n_layers = int(cfg.get("num_hidden_layers") or (len(types) if isinstance(types, list) else 0))
+        n_sliding = sum("sliding" in str(t) for t in types) if isinstance(types, list) and types else n_layers
+        if n_sliding:
+            out["sliding_window"] = (w, n_sliding, n_layers, f"{where}: sliding_window = {w} on {n_sliding} of "
+                                                             f"{n_layers} layers")
+    return out
 
 
 def _facts_from_config(names: tuple[str, ...], config: dict[str, Any], where: str, *, source: str,
@@ -531,7 +567,8 @@ def _facts_from_config(names: tuple[str, ...], config: dict[str, Any], where: st
         q = config_quantization(config)
         quantization = (q, f"{where}: {'quantization_config' if q else 'no quantization_config'}")
     quant, ev["quantization"] = quantization
-    return ConfigFacts(names, model_type, declared[0] if declared else None, is_encoder, norm, quant, source, ev)
+    return ConfigFacts(names, model_type, declared[0] if declared else None, is_encoder, norm, quant, source, ev,
+                       structure=config_structure(config, where))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
