@@ -55,6 +55,11 @@ def _lens(ctx: ClaimContext, *, twin: bool = False, **kwargs: Any) -> tuple[Any,
 
 def _window(ctx: ClaimContext, n_points: int) -> tuple[int, int]:
     w = ctx.expectation["window"]
+    # a model with fewer than 3 blocks has no depth trend in the default window 1 … L: not applicable (a window
+    # given by an expectation entry that does not fit the model stays an error naming it)
+    ctx.require(w is not None or n_points - 1 >= 3,
+                f"the model has {n_points - 1} block(s): the default window 1 … {n_points - 1} holds "
+                f"{max(n_points - 1, 0)} point(s), too few for a depth trend (need ≥ 3)")
     lo, hi = w if w is not None else [1, n_points - 1]
     if not (0 <= lo < hi <= n_points - 1) or hi - lo < 2:
         raise ValueError(f"window [{lo}, {hi}] must hold ≥ 3 points within [0, {n_points - 1}]")
