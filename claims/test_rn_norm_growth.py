@@ -542,6 +542,17 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
 # ----------------------------------------------------------------------------------------------
 # RN-6
 # ----------------------------------------------------------------------------------------------
+def _mlp_norm_text(views: Any) -> str:
+    """Which norm the MLP reads through, for the conventions: ``"ln2"``, ``"ln1 (the block's one norm, shared
+    with attention)"`` (Phi, GPT-J, Falcon-7B), ``"none (the raw stream)"``, or per block where blocks differ
+    (``views``: a :class:`lmfacts.weights.WeightViews`)."""
+    names = [views.mlp_norm_name(i) for i in range(views.n_layers)]
+    text = {"ln2": "ln2", "ln1": "ln1 (the block's one norm, shared with attention)", None: "none (the raw stream)"}
+    if len(set(names)) == 1:
+        return text[names[0]]
+    return "; ".join(f"block {i}: {text[n]}" for i, n in enumerate(names))
+
+
 @claim("RN-6", title="MLP output on random inputs grows at mlp_out's rate", source="RN §Analyzing the MLP weights",
        processing="compat", requires=(*PRE_NORM, "mlp_rebuild"), headline=("rate_ratio",),
        params=(WINDOW,
@@ -580,7 +591,9 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     lo, hi = rn.window_from(exp, L)
     rebuild = ctx.session.rebuild(ctx.target, "compat")
     ctx.measured(rebuild_error=rebuild.to_dict())
-    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
+    views = WeightViews(lm.bridge, "compat")
+    ws = rn.layer_weight_stats(views, lm.info.normalization)
+    norm = _mlp_norm_text(views)
     mlp = probe.mlp_out.mean("content")
     attn = probe.attn_out.mean("content")
     r_rand, r2_rand = rn.fitted_rate(ws["mlp_random_norm"], (lo, hi))
@@ -588,8 +601,9 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     ov_ratio = ws["ov_random_norm"] / attn
     tol = exp["ratio_tol"]
     ctx.statistic("rate of mean ‖MLP(random normalised x)‖ / rate of mean content ‖mlp_out‖ over the window")
-    ctx.conventions(inputs="256 x~N(0,I), normalised like ln2 (LN or RMS), seed 0", hook="blocks.{l}.hook_mlp_out",
-                    resid_mid="absent for parallel blocks: the MLP input is ln2(resid_pre) (post: mid := pre)"
+    ctx.conventions(inputs=f"256 x~N(0,I), normalised like the MLP's norm, {norm} (LN or RMS), seed 0",
+                    hook="blocks.{l}.hook_mlp_out",
+                    resid_mid=f"absent for parallel blocks: the MLP reads resid_pre through {norm} (post: mid := pre)"
                     if not probe.has_resid_mid else "present", processing="compat")
     ctx.measured(window=[lo, hi], random_rate=r_rand, random_r2=r2_rand, mlp_out_rate=r_mlp,
                  rate_ratio=r_rand / r_mlp, mlp_random_norm=ws["mlp_random_norm"].tolist(),
@@ -663,7 +677,8 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     probe = ctx.probe()
     ctx.measured(rebuild_error=_rebuild_error(ctx))
     share = probe.mlp_active_share()
-    ws = rn.layer_weight_stats(WeightViews(lm.bridge, "compat"), lm.info.normalization)
+    views = WeightViews(lm.bridge, "compat")
+    ws = rn.layer_weight_stats(views, lm.info.normalization)
     rnd = ws["random_active_share"]
     rate, r2 = rn.fitted_rate(share, (lo, hi))
     ratio = float(np.mean(rnd[lo:hi + 1] / share[lo:hi + 1]))
@@ -671,7 +686,9 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
     rband = rn.rate_band(exp, "random_ratio")
     ctx.statistic("share of MLP pre-activations > 0 per layer (content tokens); random-input share / real share")
     ctx.conventions(hook="blocks.{l}.mlp.hook_pre (gate projection for gated MLPs)", positions="content",
-                    gated_mlp=lm.info.gated_mlp, random_inputs="256 x~N(0,I) normalised like ln2", processing="compat")
+                    gated_mlp=lm.info.gated_mlp,
+                    random_inputs=f"256 x~N(0,I) normalised like the MLP's norm, {_mlp_norm_text(views)}",
+                    processing="compat")
     ctx.measured(window=[lo, hi], share=share.tolist(), share_rate=rate, share_r2=r2, random_share=rnd.tolist(),
                  random_to_real=ratio, position_counts=dict(probe.position_counts))
     ctx.expected(share_rate_band=list(band), random_to_real_band=list(rband))

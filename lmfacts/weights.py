@@ -193,17 +193,27 @@ class WeightViews:
         w = _attr(norm, "weight")
         return w + 1.0 if w is not None and self.gain_offset else w
 
+    def mlp_norm_name(self, i: int) -> str | None:
+        """The name of the norm block ``i``'s MLP reads through: ``"ln2"``, or ``"ln1"`` in a parallel block with a
+        single norm (Phi, GPT-J, Falcon-7B, Cohere: the attention and the MLP both read ln1(resid_pre)); None where
+        the block has neither (no norm before the MLP). Raises IndexError for a block out of range."""
+        if not 0 <= i < self.n_layers:
+            raise IndexError(f"layer {i} out of range for a {self.n_layers}-layer model")
+        blk = self.bridge.blocks[i]  # type: ignore[attr-defined]
+        if hasattr(blk, "ln2"):
+            return "ln2"
+        return "ln1" if hasattr(blk, "ln1") and bool(getattr(self.cfg, "parallel_attn_mlp", False)) else None
+
     def layer(self, i: int) -> LayerWeights:
         """The weights of block ``i``."""
         if not 0 <= i < self.n_layers:
             raise IndexError(f"layer {i} out of range for a {self.n_layers}-layer model")
         blk = self.bridge.blocks[i]  # type: ignore[attr-defined]
         attn, mlp = blk.attn, blk.mlp
-        # The norm the MLP reads through: ln2, or in a parallel block with a single norm (Cohere, GPT-J,
-        # Falcon: the attention and the MLP both read ln1(resid_pre)) ln1. Checked against mlp.hook_pre by
+        # The norm the MLP reads through (mlp_norm_name): checked against mlp.hook_pre by
         # lmfacts.rebuild.measure_rebuild (mlp_pre_from_ln2), never believed unchecked.
-        mlp_norm = blk.ln2 if hasattr(blk, "ln2") else (
-            blk.ln1 if hasattr(blk, "ln1") and bool(getattr(self.cfg, "parallel_attn_mlp", False)) else None)
+        norm_name = self.mlp_norm_name(i)
+        mlp_norm = getattr(blk, norm_name) if norm_name is not None else None
         with torch.no_grad():
             return LayerWeights(
                 W_Q=_t(attn.W_Q), W_K=_expand_kv(_t(attn.W_K), self.n_heads),
