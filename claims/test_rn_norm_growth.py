@@ -571,8 +571,9 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
     reported: the summed-over-heads W_OV applied to the same inputs, Σ_h ln1(x)·W_OV_h, relative to
     the mean ‖attn_out‖ (gpt2-xl ≈ 5×; checked only where the expectation gives ``ov_attn_ratio``,
     and then only if the W_OV rebuild holds too — else the claim is skipped with its evidence).
-    Parallel blocks (GPT-NeoX) have no resid_mid: the MLP reads ln2(resid_pre), the post's
-    "mid := pre"; the random-input statistic is unaffected. Processing: compat. Premises:
+    Parallel blocks (GPT-NeoX) have no resid_mid: the MLP reads ln2(resid_pre), or ln1(resid_pre) in a
+    block with one norm (Phi, GPT-J, Falcon-7B; ``conventions`` name it), the post's "mid := pre"; the
+    random-input statistic is unaffected. Processing: compat. Premises:
     causal_decoder, additive_residual (mlp_out must be the down projection added unnormalised),
     mlp_rebuild (the rebuilt MLP reproduces mlp.hook_pre and the down projection on corpus inputs;
     the measured error is recorded as ``rebuild_error``). ``position_counts``: positions of each
