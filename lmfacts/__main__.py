@@ -7,6 +7,7 @@ Commands are registered in :data:`COMMANDS`; each registrar adds a subparser and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit status (2 for usage errors, as argparse does)."""
+    """Run the CLI and return its exit status (2 for usage errors, as argparse does; 1 when stdout's reader
+    closed the pipe early, as ``| head`` does, with no traceback)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -43,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"lmfacts: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lmfacts claims list | head`: the reader left; no traceback (Python docs' recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush of stdout must not raise again
+        return 1
 
 
 if __name__ == "__main__":
