@@ -566,8 +566,57 @@ def _finish(
         notes=notes,
         weight_format=weight_format,
     )
+    check_bos_fed(bridge, info)
     apply_prepend_bos(bridge, info, prepend_bos)
     return LoadedModel(bridge, info)
+
+
+def check_bos_fed(bridge: Any, info: ModelInfo) -> None:
+    """Measure that ``info.bos_token_id`` is a real token that a BOS-prepending tokenisation puts first; if not,
+    record that the model has no usable BOS (in place: ``info.prepends_bos`` False, ``bos_token_id`` and
+    ``bos_note`` None, a line in ``info.notes``; ``bridge.cfg.default_prepend_bos`` False).
+
+    :func:`lmfacts.models.metadata.build_model_info` reads ``prepends_bos`` off ``cfg.default_prepend_bos`` and
+    the BOS id off the tokenizer. Two tokenizers make that false, and every prompt's first word would then be
+    classed as BOS (RN-2's BOS norm, AS-1's sink, MA-2's "first" measured on a word; RS/BF content without it):
+
+    * the BOS string is not in the vocabulary and maps to the unknown token (TransformerBridge gives a tokenizer
+      without BOS/EOS ``'<|endoftext|>'``; with an ``<unk>`` its id is the unknown token's, inside the vocabulary);
+    * TransformerBridge does not prepend it: ``to_tokens`` skips a BOS string that is not one token of the
+      vocabulary, and an encoder's tokenizer may have lost the ``[CLS] … [SEP]`` template its files define
+      (TransformerLens reloads tokenizers with ``add_bos_token=True``, which rebuilds a generic template).
+
+    Measured on :data:`lmfacts.models.support.PROBE_TEXT` with :func:`lmfacts.probe.batching.token_ids`, the
+    tokenisation every claim uses. Raises nothing of its own.
+    """
+    from lmfacts.models.support import PROBE_TEXT
+    from lmfacts.probe.batching import token_ids
+
+    bos, tok = info.bos_token_id, bridge.tokenizer
+    if bos is None or tok is None:
+        return
+    name = tok.cls_token if info.is_encoder and getattr(tok, "cls_token_id", None) == bos else tok.bos_token
+    unk = getattr(tok, "unk_token_id", None)
+    why = None
+    if unk is not None and bos == unk and str(name) != str(tok.unk_token):
+        why = f"its BOS {str(name)!r} is not in the vocabulary: it maps to the unknown token {tok.unk_token!r} (id {unk})"
+    else:
+        ids = token_ids(bridge, PROBE_TEXT, prepend_bos=True)
+        if not ids or ids[0] != bos:
+            first = tok.convert_ids_to_tokens(ids[:1]) if ids else []
+            why = (f"a tokenisation that prepends a BOS starts with {first} (id {ids[0] if ids else None}), not its "
+                   f"BOS {str(name)!r} (id {bos}): TransformerBridge does not put it in front"
+                   + (" (the tokenizer lost the class-token template its files define)" if info.is_encoder else ""))
+    if why is None:
+        return
+    if info.bos_note:  # the EOS-for-BOS sentence no longer applies
+        info.notes = [n for n in info.notes if not n.startswith(info.bos_note)]
+    info.notes.append(f"no usable BOS: {why}; prompts run without one (prepends_bos false, bos_token_id none), "
+                      "so no position is classed as BOS and claims resting on one skip")
+    info.bos_token_id, info.bos_note, info.prepends_bos = None, None, False
+    bridge.cfg.default_prepend_bos = False
+    if unk is not None and bos == unk and not info.is_encoder:
+        tok.bos_token = None  # so no real unknown token in a prompt is classed as a BOS (batching.special_ids)
 
 
 def build_tiny_model(
