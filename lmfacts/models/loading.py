@@ -546,6 +546,8 @@ def _finish(
     bridge.eval()
     check_bridge_single_stack(ref.display_name, bridge)  # an encoder-decoder booted without a readable config
     notes.extend(drop_phantom_components(bridge))  # a module the adapter maps but the HF model lacks (post-LN OPT)
+    if model_dir is not None and getattr(bridge.cfg, "attention_dir", "causal") == "bidirectional":
+        restore_encoder_template(bridge, model_dir, notes)
     check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:
@@ -569,6 +571,51 @@ def _finish(
     check_bos_fed(bridge, info)
     apply_prepend_bos(bridge, info, prepend_bos)
     return LoadedModel(bridge, info)
+
+
+def restore_encoder_template(bridge: Any, model_dir: Path | str, notes: list[str]) -> bool:
+    """Give an encoder's tokenizer back the special-token template its files define (``[CLS] … [SEP]``), when
+    the bridge's copy lost it; return True when it was restored (a line goes into ``notes``).
+
+    TransformerLens loads every tokenizer with ``add_bos_token=True``; for a generic fast tokenizer
+    (``PreTrainedTokenizerFast`` / ``TokenizersBackend``) whose template adds ``[CLS]`` and ``[SEP]`` and which
+    declares no BOS, transformers then rebuilds the template as the bare text, so every prompt would reach the
+    encoder without the class and separator tokens it was pre-trained with (and no position is the
+    ``[CLS]``). The tokenizer saved in ``model_dir`` is loaded as is and, when its ids for
+    :data:`lmfacts.models.support.PROBE_TEXT` are the bridge's ids wrapped in special tokens, its post-processor
+    replaces the bridge's and ``cfg.tokenizer_prepends_bos`` / ``tokenizer_appends_eos`` are detected again
+    (TransformerLens' ``detect_tokenizer_bos_eos``). Anything else (the same ids, a different text split, a
+    tokenizer that cannot be loaded) changes nothing. Encoders only: decoders keep TransformerBridge's choice.
+    """
+    from transformers import AutoTokenizer
+
+    from lmfacts.models.support import PROBE_TEXT
+
+    tok = bridge.tokenizer
+    try:
+        with _quiet():
+            plain = AutoTokenizer.from_pretrained(str(model_dir))
+        ours, theirs = list(tok(PROBE_TEXT)["input_ids"]), list(plain(PROBE_TEXT)["input_ids"])
+        backend, source = tok.backend_tokenizer, plain.backend_tokenizer
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot be reloaded: keep the bridge's
+        return False
+    specials = {int(i) for i in (getattr(plain, "all_special_ids", None) or [])}
+    if ours == theirs or len(theirs) <= len(ours):
+        return False
+    k = next((i for i in range(len(theirs) - len(ours) + 1) if theirs[i:i + len(ours)] == ours), None)
+    if k is None or not all(i in specials for i in theirs[:k] + theirs[k + len(ours):]):
+        return False
+    backend.post_processor = source.post_processor
+    try:
+        from transformer_lens.model_bridge.sources._bridge_builder import detect_tokenizer_bos_eos
+
+        bridge.cfg.tokenizer_prepends_bos, bridge.cfg.tokenizer_appends_eos = detect_tokenizer_bos_eos(tok)
+    except ImportError:  # pragma: no cover - another TransformerLens layout
+        bridge.cfg.tokenizer_prepends_bos = k > 0
+    added = plain.convert_ids_to_tokens(theirs[:k]) + ["…"] + plain.convert_ids_to_tokens(theirs[k + len(ours):])
+    notes.append(f"tokenizer template restored from {model_dir}: TransformerLens' add_bos_token reload had dropped "
+                 f"the special tokens it wraps every prompt in ({' '.join(map(str, added))})")
+    return True
 
 
 def check_bos_fed(bridge: Any, info: ModelInfo) -> None:

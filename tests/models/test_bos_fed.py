@@ -5,7 +5,7 @@ measured on a word). Two tokenizers do that, both built here (tiny random models
 * a decoder tokenizer with ``<unk>`` and no BOS/EOS: the bridge names ``'<|endoftext|>'`` its BOS, which maps to
   ``<unk>`` (id 0, inside the vocabulary), and ``to_tokens`` skips it (not one token of the vocabulary);
 * an encoder whose generic tokenizer adds ``[CLS] … [SEP]`` by its template: TransformerLens reloads it with
-  ``add_bos_token=True``, which rebuilds the template without them.
+  ``add_bos_token=True``, which rebuilds the template without them; lmfacts restores it from the saved files.
 """
 
 from __future__ import annotations
@@ -89,12 +89,35 @@ def test_a_bos_that_maps_to_unk_is_no_bos(unk_only_dir: Path) -> None:
         load_model(str(unk_only_dir), prepend_bos="always")
 
 
-def test_an_encoder_whose_template_was_lost_prepends_nothing(bert_template_dir: Path) -> None:
+def test_an_encoders_lost_template_is_restored(bert_template_dir: Path) -> None:
+    """The encoder is fed ``[CLS] … [SEP]`` as its tokenizer files say (was: the bare text, and 'h' classed BOS)."""
     from lmfacts.models.loading import load_model
+    from lmfacts.probe.batching import BOS, CONTENT, SPECIAL, position_classes, special_ids, tokenize_one
 
-    info = load_model(str(bert_template_dir)).info
-    assert info.is_encoder and not info.prepends_bos and info.bos_token_id is None
-    assert any("not its BOS '[CLS]' (id 2)" in n and "template" in n for n in info.notes), info.notes
+    lm = load_model(str(bert_template_dir))
+    info = lm.info
+    assert info.is_encoder and info.prepends_bos and info.bos_token_id == 2
+    assert any("template restored" in n and "[CLS] … [SEP]" in n for n in info.notes), info.notes
+    ids, _ = tokenize_one(lm.bridge, "hi", prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+    assert ids == [2, 76, 77, 3], ids
+    classes = position_classes(ids, prepend_bos=True, specials=special_ids(lm.bridge)).tolist()
+    assert classes == [BOS, CONTENT, CONTENT, SPECIAL]
+    long_ids, cut = tokenize_one(lm.bridge, "word " * 40, prepend_bos=True, n_ctx=info.n_ctx)
+    assert cut and long_ids[0] == 2 and long_ids[-1] == 3 and len(long_ids) == info.n_ctx
+
+
+def test_an_encoder_fed_no_class_token_is_said_to_have_no_bos(bert_template_dir: Path) -> None:
+    """Where the template cannot be restored (here: undone after loading), check_bos_fed drops the BOS."""
+    from lmfacts.models.loading import check_bos_fed, load_model
+
+    lm = load_model(str(bert_template_dir))
+    from tokenizers import processors
+
+    lm.bridge.tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A")
+    lm.bridge.cfg.tokenizer_prepends_bos = False
+    check_bos_fed(lm.bridge, lm.info)
+    assert not lm.info.prepends_bos and lm.info.bos_token_id is None
+    assert any("not its BOS '[CLS]' (id 2)" in n for n in lm.info.notes), lm.info.notes
 
 
 def test_models_with_a_real_bos_are_unchanged() -> None:
