@@ -283,7 +283,7 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
 
 @claim("RS-4", title="removing a block's skip connection destroys performance",
        source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation",
-       requires=("causal_decoder", "trained_lm_head"), headline=("per_block.0.delta_no_skip",),
+       requires=("causal_decoder", "trained_lm_head", "residual_sum"), headline=("per_block.0.delta_no_skip",),
        params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over"),
                Param("min_increase", float, 1.0, "nats", "'destroys performance': removing the skip raises the "
                                                          "loss by at least this")))

@@ -304,28 +304,14 @@ def _lens_readout(ctx: Any, processing: str) -> PremiseResult:
     soft-caps in a way the bridge does not declare makes the lens decode another distribution than the model's
     (KL and the final distribution at the wrong temperature), and the premise fails. A NaN/inf error
     raises :class:`lmfacts.context.NonFiniteMeasurement` (an ``error``, not a premise that fails)."""
-    from lmfacts.measures.beyond import bridge_decode, bridge_unembed
-    from lmfacts.probe.batching import tokenize_one
-    from lmfacts.readout import readout_path
+    from lmfacts.measures.beyond import bridge_decode, bridge_readout_path, bridge_unembed
     from lmfacts.rebuild import measure_lens_readout
 
-    def measure_path(lm: Any) -> list[str]:
-        info = lm.info
-        ids, _ = tokenize_one(lm.bridge, ctx.texts[0], prepend_bos=info.prepends_bos, n_ctx=min(info.n_ctx, 48))
-        return readout_path(lm.bridge, ids, device=info.device)
-
-    # The lens decodes through ln_final alone (bridge_decode); a model without one (post-LN OPT) or with another
-    # module before its unembedding (OPT-350m's project_out) is decoded otherwise: measured, then named.
-    path = ctx.session.model_check("readout_path", ctx.target, processing, measure_path)
-    if path != ["ln_final"]:
-        return PremiseResult(False, f"between its last block and the unembedding the model runs "
-                                    f"{' → '.join(path) if path else 'nothing (no final norm)'} (measured on one "
-                                    f"corpus prompt), but the logit lens decodes through ln_final then the "
-                                    f"unembedding", {"readout_path": path})
+    path = ctx.session.model_check("readout_path", ctx.target, processing, lambda lm: bridge_readout_path(lm.bridge))
 
     def measure(lm: Any) -> Any:
         info = lm.info
-        return measure_lens_readout(lm.bridge, ctx.texts[0], bridge_decode(lm.bridge), unembed=bridge_unembed(lm.bridge),
+        return measure_lens_readout(lm.bridge, ctx.texts[0], bridge_decode(lm.bridge, path), unembed=bridge_unembed(lm.bridge),
                                     dtype=ctx.dtype, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx,
                                     device=info.device)
 

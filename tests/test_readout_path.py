@@ -10,7 +10,6 @@ premise and what the model runs there. :func:`lmfacts.readout.readout_path` meas
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from lmfacts.readout import readout_decode, readout_path
 from tests.helpers import load_report, run_pytest, save_random_causal_lm
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
-OPT = dict(num_hidden_layers=2, hidden_size=64, ffn_dim=128, num_attention_heads=4, max_position_embeddings=128,
+OPT = dict(num_hidden_layers=3, hidden_size=64, ffn_dim=128, num_attention_heads=4, max_position_embeddings=128,
            pad_token_id=0, do_layer_norm_before=False)
 
 
@@ -57,13 +56,15 @@ def test_readout_path_of_a_pre_norm_model_is_its_final_norm() -> None:
     assert readout_path(lm.bridge, lm.bridge.tokenizer(TEXT)["input_ids"]) == ["ln_final"]
 
 
-def test_ll_claims_skip_naming_what_runs_before_the_head(tmp_path: Path) -> None:
-    """OPT-350m's shape: LL-1 / LL-2 skip on ``lens_readout`` naming ``project_out`` (were errors)."""
+def test_ll_claims_decode_through_what_runs_before_the_head(tmp_path: Path) -> None:
+    """OPT-350m's shape: the lens decodes through ``project_out`` (the lens_readout premise holds), so LL-1 / LL-2
+    are judged (were errors: no attribute ln_final)."""
     d = save_random_causal_lm(tmp_path / "opt", "opt", word_embed_proj_dim=32, **OPT)
     proc, _ = run_pytest("claims/", "-m", "LL", "--model", str(d), "--max-prompts", "8",
                          report_dir=tmp_path / "reports", timeout=300)
     report = load_report(tmp_path / "reports")
     outcomes = {r["claim"]: r["outcome"] for r in report["results"]}
-    assert outcomes == {"LL-1": "skipped", "LL-2": "skipped"}, (outcomes, proc.stdout[-2000:])
-    blob = json.dumps(report["results"], ensure_ascii=False)
-    assert "lens_readout" in blob and "runs project_out" in blob
+    assert set(outcomes) == {"LL-1", "LL-2"} and not {"skipped", "error"} & set(outcomes.values()), \
+        (outcomes, proc.stdout[-2000:])
+    premises = {p["name"]: p for r in report["results"] for p in r["premises"]}
+    assert premises["lens_readout"]["holds"], premises["lens_readout"]

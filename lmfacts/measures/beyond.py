@@ -640,14 +640,22 @@ def bridge_unembed(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     return unembed
 
 
-def bridge_decode(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's final norm then unembedding (and its head's output transform, so the lens reads the
-    distribution the model outputs), ``[n, d] → [n, V]`` (tuned-lens' ``Unembed``; ``lens_readout`` premise)."""
-    unembed = bridge_unembed(bridge)
+def bridge_decode(bridge: Any, path: Sequence[str] = ("ln_final",)) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The modules the model runs between its last block and its unembedding (``path``, measured by
+    :func:`lmfacts.readout.readout_path`: ``ln_final`` for most models, ``project_out`` for OPT-350m, none for a
+    post-LN OPT), then its unembedding and its head's output transform, so the lens reads the distribution the
+    model outputs; ``[n, d] → [n, V]`` (tuned-lens' ``Unembed``; ``lens_readout`` premise)."""
+    from lmfacts.readout import readout_decode
 
-    def decode(x: torch.Tensor) -> torch.Tensor:
-        return unembed(bridge.ln_final(x))
-    return decode
+    return readout_decode(bridge, path, bridge_unembed(bridge))
+
+
+def bridge_readout_path(bridge: Any) -> list[str]:
+    """:func:`lmfacts.readout.readout_path` on a short fixed id sequence (the path is structural: any ids do)."""
+    from lmfacts.readout import readout_path
+
+    dev = next((p.device for p in bridge.parameters()), "cpu")
+    return readout_path(bridge, list(range(min(8, int(bridge.cfg.d_vocab)))), device=dev)
 
 
 def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveReduction, SinkReduction | None,
@@ -668,8 +676,14 @@ def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveRed
         sinks = SinkReduction(L, int(cfg.n_heads), causal=causal, cls_id=getattr(tok, "cls_token_id", None),
                               sep_id=getattr(tok, "sep_token_id", None))
     lens_red = None
-    if lens and {"ln_final.hook_in", "unembed.hook_in"} <= names:
-        lens_red = LensReduction(L, bridge_decode(bridge))
+    path: list[str] | None = None
+    if lens and "unembed.hook_in" in names:
+        try:
+            path = bridge_readout_path(bridge)
+        except ValueError:  # no measurable readout path: LL's lens_readout premise measures and reports it
+            path = None
+    if path is not None:
+        lens_red = LensReduction(L, bridge_decode(bridge, path))
         lens_red.unembed = bridge_unembed(bridge)
         lens_red.output_transform = output_transform(bridge)
     return massive, sinks, lens_red

@@ -65,6 +65,9 @@ def build_random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
             dtype=torch_dtype(lm.info.dtype),
         )
     bridge.eval()
+    from lmfacts.models.bridge_repair import drop_phantom_components
+
+    drop_phantom_components(bridge)  # as the loader does: a module the adapter maps but the HF model lacks
     info = build_model_info(
         bridge, name=f"{lm.info.name} (random twin, seed {seed})", source="random-twin",
         hf_id_or_path=lm.info.hf_id_or_path, revision=None, has_lm_head=lm.info.has_lm_head,
