@@ -386,7 +386,8 @@ def model_view(spec: ClaimSpec, model: str, revision: str | None = None,
         out["facts"] = {"names": list(facts.names), "architecture": facts.architecture,
                         "architecture_class": cfg.architecture_class, "is_encoder": facts.is_encoder,
                         "normalization": cfg.normalization, "quantization": cfg.quantization,
-                        "source": cfg.source, "evidence": dict(cfg.evidence)}
+                        "source": cfg.source, "evidence": dict(cfg.evidence),
+                        "encoder_decoder": _encoder_decoder(ref)}
         applicable = entries
     else:
         facts = ModelFacts(names=tuple(dict.fromkeys((model, ref.display_name, ref.target))), architecture="",
@@ -561,6 +562,28 @@ def format_show(d: dict[str, Any], view: dict[str, Any] | None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _encoder_decoder(ref: Any) -> str | None:
+    """Where the config of ``ref`` (a local directory, or a hub id's cached config) says the model is an
+    encoder-decoder, which no run can measure (:func:`lmfacts.models.support.encoder_decoder_evidence`, from the
+    config's own ``is_encoder_decoder`` or a legacy architecture name); else None. Reads config.json only (neither
+    torch nor transformers is imported); None when it is not readable here."""
+    from lmfacts.models import hub
+    from lmfacts.models.support import encoder_decoder_evidence
+
+    if ref.kind == "local-dir":
+        path: Path | None = Path(ref.target) / "config.json"
+    elif ref.kind == "hub":
+        path = hub.cached_config_path(ref.target, None)
+    else:
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    evidence = encoder_decoder_evidence(config, class_default=False) if isinstance(config, dict) else None
+    return f"{path}: {evidence}" if evidence else None
+
+
 def format_model_view(d: dict[str, Any], view: dict[str, Any]) -> list[str]:
     """The ``--model`` part of ``claims show``."""
     lines = [f"model {view['model']} (from its configuration; no weights loaded):"]
@@ -575,6 +598,9 @@ def format_model_view(d: dict[str, Any], view: dict[str, Any]) -> list[str]:
                   f"  encoder:       {'yes' if f['is_encoder'] else 'no'}  ({ev.get('is_encoder')})",
                   f"  normalization: {f['normalization'] or 'unknown'}  ({ev.get('normalization')})",
                   f"  quantization:  {f['quantization'] or 'none (float weights)'}  ({ev.get('quantization')})"]
+        if f.get("encoder_decoder"):
+            lines.append(f"  runnable:      no: an encoder-decoder ({_tilde(f['encoder_decoder'])}); every claim "
+                         "measures one stack of blocks, so a run stops with a usage error")
     lines.append("")
     lines.append(f"expectation entries for {d['id']} (most specific wins: models > architectures > predicate > "
                  "default):")

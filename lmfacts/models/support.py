@@ -60,20 +60,21 @@ def supported_text_architectures() -> dict[str, list[str]]:
 ENCODER_DECODER_ALIASES = frozenset({"T5WithLMHeadModel"})
 
 
-def encoder_decoder_evidence(config: Mapping[str, Any]) -> str | None:
+def encoder_decoder_evidence(config: Mapping[str, Any], *, class_default: bool = True) -> str | None:
     """Why the HF config dict ``config`` describes an encoder-decoder (sequence-to-sequence) model, or None.
 
     The evidence is the config's own ``is_encoder_decoder`` when it states one (T5, BART, Marian, Pegasus,
     … save ``true``), else the default of transformers' configuration class for its ``model_type`` (a
     hand-written config that omits the key), else a declared architecture in
-    :data:`ENCODER_DECODER_ALIASES`. Reads no weights; imports transformers' config mapping only.
+    :data:`ENCODER_DECODER_ALIASES`. Reads no weights; imports transformers' config mapping only, and not
+    even that with ``class_default=False`` (transformers 5 imports torch with it: ``claims show`` must not).
     """
     declared = [a for a in (config.get("architectures") or []) if isinstance(a, str)]
     stated = config.get("is_encoder_decoder")
     if isinstance(stated, bool):
         return "is_encoder_decoder: true" if stated else None
     model_type = config.get("model_type")
-    if isinstance(model_type, str):
+    if class_default and isinstance(model_type, str):
         try:
             from transformers import CONFIG_MAPPING
 

@@ -113,3 +113,23 @@ def test_encoder_decoder_without_config_check_fails_each_test_clearly(bart_dir: 
     assert proc.returncode != 0, out[-2000:]
     assert "it is an encoder-decoder" in out and "encoder_blocks, decoder_blocks" in out, out[-3000:]
     assert "KeyError" not in out and "Traceback" not in out, out[-3000:]
+
+
+def test_claims_show_says_an_encoder_decoder_cannot_run(t5_dir: Path) -> None:
+    """``claims show --model`` (config only, ~1 s) says what a run would: not runnable, with the config's evidence."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "lmfacts", "claims", "show", "RN-1", "--model", str(t5_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "runnable:      no: an encoder-decoder" in proc.stdout and "is_encoder_decoder: true" in proc.stdout
+    llama = subprocess.run([sys.executable, "-m", "lmfacts", "claims", "show", "RN-1", "--model", "tiny-llama"],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert llama.returncode == 0 and "runnable:" not in llama.stdout
+    script = ("import sys; from lmfacts.claims_cli import _encoder_decoder; from lmfacts.models.names import "
+              f"parse_model_name as p; print(_encoder_decoder(p({str(t5_dir)!r})) is not None, 'torch' in sys.modules)")
+    light = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert light.stdout.split() == ["True", "False"], light.stdout + light.stderr  # config only: torch not imported
