@@ -172,23 +172,6 @@ def _copy_file_backed_tensors(module: Any) -> int:
     return copied
 
 
-def return_freed_heap() -> None:
-    """Give freed heap pages back to the OS (glibc ``malloc_trim(0)``); a no-op elsewhere.
-
-    The compat switch frees hundreds of MB of mid-sized tensors that glibc keeps in its arenas, so
-    RSS stays high after the switch although the memory is free; trimming returns it.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-
-
 class LoadedModel:
     """A booted bridge (eval mode) with its tokenizer and metadata."""
 
@@ -219,6 +202,8 @@ class LoadedModel:
         gc.collect()
         _copy_file_backed_tensors(self.bridge)
         gc.collect()
+        from lmfacts.heap import return_freed_heap
+
         return_freed_heap()
         for w in caught:
             msg = str(w.message)

@@ -635,7 +635,7 @@ def run_probe(bridge, texts: Sequence[str], *, prepend_bos: bool, padding_side: 
         warnings.warn(f"{len(truncated)} prompt(s) longer than the model's context ({n_ctx} tokens) were "
                       f"truncated, e.g. {truncated_texts[0][:40]!r}…", stacklevel=2)
     res = probe.finish()
-    from lmfacts.models.loading import return_freed_heap
+    from lmfacts.heap import return_freed_heap
 
     return_freed_heap()  # the batches' transients (activations, logits) stay in glibc's arenas otherwise
     acc_bytes = _accumulator_bytes(probe)
