@@ -38,6 +38,31 @@ def test_no_warning_when_the_selection_is_what_was_named() -> None:
     assert family_keyword_strays("", [RS1], FAMILIES) is None
 
 
+RN1 = ("RN-1", "RN", "claims/test_rn_norm_growth.py::test_rn1_exponential_growth[RN-1-tiny-llama-cpu]")
+
+
+def test_claims_the_expression_asks_for_by_other_words_are_not_strays() -> None:
+    """``-k "RN-1 or AS"`` asks for RN-1 by name: no warning about it, and no ``-m 'AS'`` advice that would drop it
+    (was: 'also selected claims of other families: RN-1')."""
+    assert family_keyword_strays("RN-1 or AS", [RN1, AS1], FAMILIES) is None
+    assert family_keyword_strays("(AS or test_rn_norm) and tiny-llama", [RN1, AS1], FAMILIES) is None
+    # the same expression still names a claim it did not ask for
+    msg = family_keyword_strays("RN-1 or AS", [RN1, AS1, RS1], FAMILIES)
+    assert msg is not None and "RS-1" in msg and "RN-1" not in msg.split(":")[1].split(".")[0], msg
+    # 'and' with a word every test has does not make the family match intended ('tiny-gemma' contains 'ma')
+    assert "LL-1" in (family_keyword_strays("MA and tiny-gemma", [LL1], FAMILIES) or "")
+
+
+def test_not_is_read_as_written() -> None:
+    """``not`` negates what follows; a stray selected despite it is still named, with ``-m`` the same expression."""
+    msg = family_keyword_strays("MA and not RS", [LL1], FAMILIES)
+    assert msg is not None and "LL-1" in msg and "-m 'MA and not RS'" in msg, msg
+    paren = family_keyword_strays("(as or ma-) and not rn", [LL1, RS1], FAMILIES)
+    assert paren is not None and "-m '(AS or MA) and not RN'" in paren, paren
+    # an expression that does not parse: judged by family alone, as before
+    assert "RS-1" in (family_keyword_strays("AS or (", [RS1], FAMILIES) or "")
+
+
 def test_a_run_warns_at_collection(tmp_path: Path) -> None:
     base = ("claims/", "--collect-only", "-q", "--model", "tiny-gpt2")
     proc, seconds = run_pytest(*base, "-k", "AS or MA", report_dir=tmp_path)
