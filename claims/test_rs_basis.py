@@ -89,7 +89,8 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
                   "vs a fixed random rotation, per residual point")
     ctx.conventions(kurtosis="per token across hidden dims (Pearson, normal = 3), averaged over tokens",
                     hook="blocks.{l}.hook_resid_pre (+ final resid_post, before the final norm)",
-                    positions="content (no BOS, no pad); the post averaged over all 128 padded positions",
+                    positions="content (no BOS/[CLS], no other special tokens such as [SEP]/EOS, no pad); the source post "
+                              "instead averaged over all 128 padded positions, padding included",
                     rotation="one Haar-random orthogonal matrix, seed 1234", processing="raw")
     ctx.measured(median_kurtosis=med, embedding_kurtosis=prof["per_token"][0], worst_rotated_deviation=worst,
                  kurtosis=prof["per_token"], rotated=prof["per_token_rotated"], window=[lo, hi],
@@ -176,7 +177,7 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     ctx.statistic(f"share of dimensions whose max signed activation over content tokens exceeds t = {t}, per "
                   "residual point; Spearman ρ with depth")
     ctx.conventions(threshold=t, sign="signed (positive side, as the post's code)", comparison="strict >",
-                    hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS, no pad)",
+                    hook="blocks.{l}.hook_resid_pre (+ final resid_post)", positions="content (no BOS/[CLS], no other special tokens such as [SEP]/EOS, no pad)",
                     processing="raw")
     ctx.measured(shares=shares, spearman=rho, first=shares[0], last=shares[-1], points=pts,
                  alternatives={"abs": {"shares": shares_abs, "spearman": rho_abs, "holds": holds_abs},

@@ -61,8 +61,8 @@ def build_random_twin(lm: LoadedModel, seed: int = TWIN_SEED) -> LoadedModel:
         model = cls(config)
         model = model.to(device=lm.info.device, dtype=torch_dtype(lm.info.dtype)).eval()
         bridge = TransformerBridge.boot_transformers(
-            f"lmfacts-twin/{lm.info.name}", hf_model=model, tokenizer=lm.tokenizer, device=lm.info.device,
-            dtype=torch_dtype(lm.info.dtype),
+            f"lmfacts-twin/{lm.info.name}", hf_model=model, device=lm.info.device, dtype=torch_dtype(lm.info.dtype),
+            tokenizer=copy.deepcopy(lm.tokenizer),  # booting re-runs its set-up on it: the model's stays as checked
         )
     bridge.eval()
     from lmfacts.models.bridge_repair import drop_phantom_components

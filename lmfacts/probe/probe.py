@@ -151,10 +151,11 @@ class ProbeResult:
         return np.asarray(st.cov_sum, dtype=np.float64) / st.n_tokens - np.outer(m, m)
 
     def token_kurtosis(self, point: int, rotated: bool = False) -> float:
-        """Mean over content tokens of the per-token kurtosis across dimensions (RS convention)."""
+        """Mean over content tokens of the per-token kurtosis across dimensions (RS convention); NaN when the
+        point saw no content token (a NaN measurement is an error, never a verdict)."""
         st = self.points[point]
         s = st.rotated_token_kurtosis_sum if rotated else st.token_kurtosis_sum
-        return s / st.n_tokens
+        return s / st.n_tokens if st.n_tokens else float("nan")
 
 
 @functools.lru_cache(maxsize=4)
