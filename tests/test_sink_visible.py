@@ -97,3 +97,25 @@ def test_claims_show_hints_from_the_configuration() -> None:
     assert config_hint("mlp_rebuild", Facts({"num_experts": 1})) == ""
     nested = Facts({"text_config": {"sliding_window": 8, "num_hidden_layers": 2}})  # Gemma 3 multimodal
     assert "sliding_window = 8 on 2 of 2 layers" in config_hint("sink_visible", nested)
+
+
+def test_a_run_skips_as_on_a_narrow_window_only(tmp_path: Path) -> None:
+    """End to end, through the premise as registered (prompt choice, truncation to the AS window, the premise's
+    verdict): a Mistral with sliding_window = 16 skips AS-1/AS-2 on ``sink_visible`` naming the window; the same
+    model with full attention is not skipped on it (a mutation of the premise to 'always holds' or to measuring
+    a prompt other than the window's leaves the measure-level tests above passing)."""
+    from tests.helpers import load_report, run_pytest
+
+    narrow = save_random_causal_lm(tmp_path / "narrow", "mistral", sliding_window=16,
+                                   **{**SMALL, "max_position_embeddings": 256})
+    full = save_random_causal_lm(tmp_path / "full", "mistral", sliding_window=None,
+                                 **{**SMALL, "max_position_embeddings": 256})
+    proc, _ = run_pytest("claims/test_as_sinks.py", "--model", str(narrow), "--model", str(full),
+                         "--max-prompts", "24", report_dir=tmp_path / "reports")
+    assert proc.returncode in (0, 1), proc.stdout[-3000:]
+    results = {(r["claim"], Path(r["model"]).name): r for r in load_report(tmp_path / "reports")["results"]}
+    for cid in ("AS-1", "AS-2"):
+        r = results[(cid, "narrow")]
+        assert r["outcome"] == "skipped" and "sink_visible" in r["reason"], r
+        assert "from position 16 on" in r["reason"] and "sliding_window = 16" in r["reason"], r["reason"]
+        assert "sink_visible" not in (results[(cid, "full")].get("reason") or ""), results[(cid, "full")]
