@@ -75,3 +75,28 @@ def test_depth_spearman_planted() -> None:
         depth_spearman([1.0])
     with pytest.raises(ValueError, match="layers"):
         depth_spearman([1.0, 2.0, 3.0], layers=[0, 1])
+
+
+def test_depth_spearman_is_the_exact_rank_ratio() -> None:
+    """ρ is a ratio of integers; a threshold it meets exactly is met (scipy's float Pearson on the ranks gives
+    0.7999999999999999 for one swapped pair of 4 points, and ``ρ ≥ 0.8`` failed: LL-2 on tiny-llama in bfloat16,
+    whose first two agreement shares swapped by one token of 187). Planted permutations with known ρ."""
+    from lmfacts.stats.trends import depth_spearman, depth_trend
+
+    # one adjacent swap among n points: ρ = 1 − 12 / (n(n² − 1)), exactly
+    for n, want in ((4, 0.8), (5, 0.9), (6, 33 / 35)):
+        values = list(range(n))
+        values[0], values[1] = values[1], values[0]
+        assert depth_spearman(values) == want
+        assert depth_spearman(values) >= want and depth_trend([v + 1.0 for v in values]).spearman == want
+    # ties (average ranks) still agree with scipy to the last digits, and stay within [−1, 1]
+    rng = np.random.default_rng(1)
+    from scipy import stats as sps
+
+    for _ in range(200):
+        n = int(rng.integers(3, 30))
+        v = rng.integers(0, 5, n).astype(float)
+        if np.ptp(v) == 0:
+            continue
+        assert depth_spearman(v) == pytest.approx(sps.spearmanr(np.arange(n), v).statistic, abs=1e-12)
+    assert np.isnan(depth_spearman([1.0, 2.0, 3.0], layers=[4, 4, 4]))  # constant layers: undefined
