@@ -63,12 +63,17 @@ def build_dir_atomic(final: Path, build: Callable[[Path], None]) -> Path:
 def sha256_file(path: Path) -> str:
     """Return the sha256 hex digest of ``path``, hashing in chunks.
 
-    The digest is cached in the cache root keyed by (resolved path, size, mtime_ns), so an
-    unchanged file is hashed only once.
+    The digest is cached in the cache root keyed by (resolved path, size, mtime_ns, inode, ctime_ns), so an
+    unchanged file is hashed only once. The inode and the status-change time are in the key because size and
+    mtime alone do not tell two files apart: ``cp -p``, ``rsync -a``, ``tar x`` and reproducible builds
+    (``SOURCE_DATE_EPOCH``) give a new file of the same size the old file's mtime, and a stale digest would boot
+    the old file's cached conversion. ctime cannot be set from user space and changes with every write or
+    replacement, so a rewritten file is hashed again (a ``chmod`` costs one extra hash, never a wrong one).
+    Raises OSError when ``path`` cannot be read.
     """
     path = Path(path).resolve()
     st = path.stat()
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     index_path = cache_root() / _HASH_INDEX
     index: dict[str, str] = {}
     if index_path.is_file():

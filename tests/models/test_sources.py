@@ -167,3 +167,25 @@ def test_hub_id_boots_from_local_cache_offline(tmp_path: Path, monkeypatch: pyte
         assert torch.equal(loaded.bridge(toks), reference.bridge(toks))
     with pytest.raises(ModelUnavailableError, match="revision 'v9'"):
         load_model(hf_id, revision="v9")
+
+
+def test_sha256_not_fooled_by_a_preserved_mtime(tmp_path: Path) -> None:
+    """A file replaced by another of the same size whose mtime was carried over (``cp -p``, ``rsync -a``,
+    ``tar x``, ``SOURCE_DATE_EPOCH``) is hashed again: a stale digest would boot the old file's cached GGUF
+    conversion for the new file."""
+    import hashlib
+    import shutil
+
+    f, new = tmp_path / "m.gguf", tmp_path / "new.gguf"
+    f.write_bytes(b"abc" * 1000)
+    old_stat = f.stat()
+    assert sha256_file(f) == hashlib.sha256(b"abc" * 1000).hexdigest()
+    new.write_bytes(b"xyz" * 1000)
+    os.utime(new, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+    shutil.copy2(new, f.with_suffix(".part"))
+    os.replace(f.with_suffix(".part"), f)  # what a download / rsync does: write aside, rename over
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (old_stat.st_size, old_stat.st_mtime_ns)
+    assert sha256_file(f) == hashlib.sha256(b"xyz" * 1000).hexdigest()
+    f.write_bytes(b"abc" * 1000)  # rewritten in place, the mtime set back
+    os.utime(f, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+    assert sha256_file(f) == hashlib.sha256(b"abc" * 1000).hexdigest()
