@@ -2,9 +2,10 @@
 
 The first load dequantises the GGUF with transformers' GGUF loader (slow: ~15 s for 135M params),
 strips the quantizer markers and saves an fp32 HF directory (model + tokenizer) under
-``<cache>/gguf/<sha256 prefix>/``. Later loads boot that directory by path (~1 s). The
-storage summary of the weight matrices and whether any is quantised (read with ``gguf.GGUFReader``)
-are stored next to it in ``lmfacts-gguf.json``.
+``<cache>/gguf/<sha256 prefix>-<converter tag>/`` (the tag names the transformers version and the
+conversion's version). Later loads boot that directory by path (~1 s). The storage summary of the
+weight matrices and whether any is quantised (read with ``gguf.GGUFReader``) are stored next to it in
+``lmfacts-gguf.json``.
 """
 
 from __future__ import annotations
@@ -127,22 +128,48 @@ def _convert(path: Path, out: Path, sha256: str, architecture_hint: str | None) 
     meta.update(
         source=str(path.resolve()),
         sha256=sha256,
+        converter=converter_tag(),
         architecture_class=arch,
         convert_s=round(time.perf_counter() - t0, 2),
     )
     write_json_atomic(out / META_FILE, meta)
 
 
+#: Bump when :func:`_convert` changes what it writes (a conversion by an older lmfacts is then redone).
+CONVERT_VERSION = 1
+
+
+def converter_tag() -> str:
+    """The converter a cached conversion was made by: ``"tf<transformers version>-c<CONVERT_VERSION>"``.
+
+    transformers' GGUF loader does the dequantisation, the tensor renaming (and Llama's q/k un-permutation) and
+    builds the tokenizer from the header; its releases change all three (a new tokenizer builder, a fixed
+    dequantiser), so a conversion made by another version may not be the model this transformers would load.
+    Read from the installed package's metadata (no import of transformers or torch). Raises nothing: an
+    unreadable version reads ``"tfunknown"``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tf = version("transformers")
+    except PackageNotFoundError:  # pragma: no cover - transformers is a dependency
+        tf = "unknown"
+    return f"tf{tf}-c{CONVERT_VERSION}"
+
+
 def converted_dir_for(path: Path) -> Path:
-    """Return the cache directory a GGUF file converts into (whether or not it exists yet)."""
-    return cache_root() / "gguf" / sha256_file(path)[:24]
+    """Return the cache directory a GGUF file converts into (whether or not it exists yet):
+    ``<cache>/gguf/<sha256 prefix>-<converter_tag()>``, so a changed file (another digest) or another
+    converter (a transformers upgrade, a new lmfacts conversion) gets a fresh conversion. Raises OSError when
+    ``path`` cannot be read."""
+    return cache_root() / "gguf" / f"{sha256_file(path)[:24]}-{converter_tag()}"
 
 
 def ensure_gguf_converted(path: Path, architecture_hint: str | None = None) -> tuple[Path, dict[str, Any], bool]:
     """Return ``(hf_dir, metadata, converted_now)`` for a GGUF file, converting it on first use.
 
     ``metadata`` holds the keys of :func:`summarise_gguf_quantization` plus ``source``, ``sha256``,
-    ``architecture_class`` and ``convert_s``. Metadata written by an older lmfacts is re-read from the
+    ``converter`` (:func:`converter_tag`), ``architecture_class`` and ``convert_s``. Metadata written by an older lmfacts is re-read from the
     GGUF file (the conversion itself is kept).
     """
     path = Path(path)

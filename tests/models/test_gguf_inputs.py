@@ -186,3 +186,52 @@ def test_claims_show_on_a_broken_gguf_is_a_usage_error_without_torch(ggufs: dict
     assert proc.returncode == 2, out[-2000:]
     assert f"{str(ggufs['data-cut'])!r} is not a readable GGUF file" in out and "Traceback" not in out
     assert "torch imported: False" in out
+
+
+def test_gguf_cache_reused_and_invalidated(ggufs: dict[str, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second load boots the cached conversion; a file replaced by another GGUF of the same size with the old
+    mtime carried over (``cp -p``, ``rsync -a``) is converted again (its weights, not the old file's, are
+    loaded); another transformers version converts again (its GGUF loader may read the file differently)."""
+    import importlib.metadata
+    import os
+    import shutil
+
+    from lmfacts.models.loading import load_model
+
+    other, tok = _tiny("qwen2", rms_norm_eps=1e-6)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(-1.0)  # the same shapes, other values: a GGUF of the same size
+    other_gguf = _write_gguf(other, tok, tmp_path / "other.gguf", gguf.MODEL_ARCH.QWEN2)
+    f = tmp_path / "m.gguf"
+    shutil.copy2(ggufs["qwen2-f32"], f)
+    assert other_gguf.stat().st_size == f.stat().st_size
+    ids = torch.tensor([[0, 72, 101, 108]])
+
+    def load() -> tuple[str, torch.Tensor]:
+        lm = load_model(str(f))
+        with torch.no_grad():
+            logits = lm.bridge.original_model(ids).logits
+        note = next(n for n in lm.info.notes if n.startswith("GGUF converted") or n.startswith("GGUF booted"))
+        lm.release()
+        return note, logits
+
+    first, want = load()
+    second, again = load()
+    assert first.startswith("GGUF converted") and second.startswith("GGUF booted from cached conversion")
+    assert torch.equal(want, again)
+    st = f.stat()
+    shutil.copy2(other_gguf, tmp_path / "m.part")
+    os.utime(tmp_path / "m.part", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp_path / "m.part", f)
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    replaced, got = load()
+    assert replaced.startswith("GGUF converted"), replaced
+    assert not torch.allclose(got, want)
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "99.0.0" if name == "transformers" else real_version(name))
+    upgraded, again = load()
+    assert upgraded.startswith("GGUF converted") and "tf99.0.0" in upgraded, upgraded
+    assert torch.equal(got, again)
