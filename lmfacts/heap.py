@@ -5,9 +5,10 @@ hidden states: 1–100 MB each at the default 4,096 padded tokens per batch). gl
 arenas by default (its mmap threshold adapts upwards to 32 MB), and a freed chunk that the next, differently
 shaped request cannot reuse stays resident: the heap grows by fragmentation, not by live memory. Measured on
 SmolLM2-135M (the AS-1 pass: model, random twin and both probe passes), peak RSS 2.75 GB with glibc's
-default against 2.27 GB when every allocation of at least 1 MB is its own mapping (``M_MMAP_THRESHOLD``
-= 1 MiB), which the OS takes back on free. :func:`limit_heap_fragmentation` sets that for a run;
-:func:`return_freed_heap` trims what the arenas still hold after a pass.
+default against 2.22 GB when every allocation of at least 1 MB is its own mapping (``M_MMAP_THRESHOLD``
+= 1 MiB), which the OS takes back on free; the peak is the random twin's pass, with two models resident.
+:func:`fragmentation_limited` sets that for a block of code (the twin's pass); :func:`return_freed_heap`
+trims what the arenas still hold after a pass.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 #: allocations of at least this many bytes get their own mapping (returned to the OS when freed)
 MMAP_THRESHOLD_BYTES = 1 << 20
+#: glibc's own upper bound of its adaptive threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX), restored afterwards
+GLIBC_THRESHOLD_MAX_BYTES = 32 << 20
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
 
 
@@ -48,6 +52,27 @@ def limit_heap_fragmentation(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     with contextlib.suppress(AttributeError, TypeError):
         return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
     return False
+
+
+@contextlib.contextmanager
+def fragmentation_limited(threshold: int = MMAP_THRESHOLD_BYTES) -> Iterator[bool]:
+    """:func:`limit_heap_fragmentation` inside the block (yields whether it applied), glibc's adaptive
+    threshold's upper bound (:data:`GLIBC_THRESHOLD_MAX_BYTES`, where a warmed-up process sits) after it.
+
+    Each mapping costs page faults when first touched (the kernel zeroes every page): on a 2-core CPU,
+    ≈ 2.5 s of system time per 4 forward passes of 4,096 tokens through SmolLM2-135M. So lmfacts limits
+    fragmentation only where the peak is (the random twin's pass, while two models are resident), not
+    for a whole run. Raises ValueError as :func:`limit_heap_fragmentation`.
+    """
+    applied = limit_heap_fragmentation(threshold)
+    try:
+        yield applied
+    finally:
+        if applied:
+            libc = _libc()
+            with contextlib.suppress(AttributeError, TypeError):
+                if libc is not None:
+                    libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_THRESHOLD_MAX_BYTES)
 
 
 def return_freed_heap() -> None:

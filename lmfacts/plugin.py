@@ -113,11 +113,9 @@ def pytest_configure_session(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
         config.option.dist = "loadgroup"  # one model's tests go to one worker
     from lmfacts.expectations import ExpectationFileError
-    from lmfacts.heap import limit_heap_fragmentation
     from lmfacts.report.paths import git_short_sha, new_run_id
     from lmfacts.session import LmfactsSession
 
-    limit_heap_fragmentation()  # freed activations go back to the OS (peak RSS: lmfacts.heap)
     options = read_options(config)
     profile = _load_hypothesis_profile(config)
     worker = _is_worker(config)

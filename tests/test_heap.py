@@ -21,6 +21,10 @@ class MI2(ctypes.Structure):
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MI2
 applied = limit_heap_fragmentation() if sys.argv[1] == "apply" else None
+if sys.argv[1] == "scoped":
+    from lmfacts.heap import fragmentation_limited
+    with fragmentation_limited() as applied:
+        pass
 warm = torch.empty(24 * 2**20 // 4).fill_(1.0)
 del warm
 base = libc.mallinfo2().hblkhd
@@ -46,6 +50,8 @@ def test_mid_sized_tensors_get_their_own_mappings_when_applied() -> None:
     assert applied == "True" and mapped >= 30.0, (applied, mapped)
     applied, mapped = _run("apply", {**os.environ, "MALLOC_MMAP_THRESHOLD_": "33554432"})
     assert applied == "False" and mapped == 0.0
+    applied, mapped = _run("scoped")  # after the block: glibc's (warmed-up) threshold again
+    assert applied == "True" and mapped == 0.0
 
 
 def test_bad_threshold_is_refused_and_trim_is_harmless() -> None:

@@ -156,7 +156,13 @@ def session_twin_pass(ctx: Any) -> tuple[Any, Any]:
                          f"as reduction-only batches)")
         return res, bp
 
-    return session.model_check("twin-pass", target, "raw", measure)
+    def measure_limited(lm: LoadedModel) -> tuple[Any, Any]:
+        from lmfacts.heap import fragmentation_limited
+
+        with fragmentation_limited():  # the run's peak RSS: two models resident (lmfacts.heap)
+            return measure(lm)
+
+    return session.model_check("twin-pass", target, "raw", measure_limited)
 
 
 def release_twin() -> None:
