@@ -89,3 +89,30 @@ def test_pool_never_hands_out_a_failed_compat_model(tmp_path: Path, monkeypatch:
         with pytest.raises(CompatProcessingError):
             pool.get(target, "compat")
     assert pool.get(target, "raw").info.weight_processing == "raw"  # raw claims reload the raw model
+
+
+def test_reduced_precision_rounding_is_not_a_changed_function() -> None:
+    """smollm2-135m's fold is exact, but in bfloat16 its two passes differ by rounding accumulated over 30 blocks
+    (0.0375 on CPU, above a fixed 4 ulps = 0.031: every compat claim was E). The tolerance grows like √blocks."""
+    from lmfacts.compat_check import COMPAT_TOL_F32, compat_tol
+
+    assert compat_tol("float32", 30) == COMPAT_TOL_F32
+    assert compat_tol("bfloat16", 3) == pytest.approx(4 * 2 ** -7 * 2)
+    lm = load_model("smollm2-135m", dtype="bfloat16")
+    checked_compat_processing(lm)
+    assert lm.info.weight_processing == "compat"
+
+
+def test_a_broken_fold_is_still_caught_in_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    lm = build_tiny_model("tiny-llama", dtype="bfloat16", hf_model_transform=_trained_gains)
+    original = LoadedModel.apply_compat_processing
+
+    def broken(self: Any) -> float:  # block 1's MLP down projection × 1.5 after the fold
+        seconds = original(self)
+        with torch.no_grad():
+            self.bridge.original_model.model.layers[1].mlp.down_proj.weight.mul_(1.5)
+        return seconds
+
+    monkeypatch.setattr(LoadedModel, "apply_compat_processing", broken)
+    with pytest.raises(CompatProcessingError, match=r"moved is 1 \(blocks\.1\.hook_resid_post"):
+        checked_compat_processing(lm)
