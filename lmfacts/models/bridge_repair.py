@@ -13,8 +13,9 @@ that names a module (``name`` set) but wraps nothing (``original_component`` is 
 attribute it replaced in the HF model is set back to ``None`` (what transformers built, so the model computes
 what it computes without the bridge), and the component, its hook points and its ``real_components`` entry
 are removed from the bridge (so ``"ln_final.hook_in" in bridge.hook_dict`` is False, as it is for every model
-without a final norm). :func:`boot_transformers` is ``TransformerBridge.boot_transformers`` followed by it;
-every boot in lmfacts goes through it.
+without a final norm). Every bridge lmfacts boots goes through
+it: the loader's ``lmfacts.models.loading._finish`` (all model kinds) and the random twin
+(``lmfacts.models.twin.build_random_twin``).
 """
 
 from __future__ import annotations
@@ -76,17 +77,3 @@ def drop_phantom_components(bridge: Any) -> list[str]:
             f"so the model runs as transformers built it" + ("" if id(m) in restored else " (not found in the HF model)")
             for path, m in phantoms]
 
-
-def boot_transformers(*args: Any, notes: list[str] | None = None, **kwargs: Any) -> Any:
-    """``TransformerBridge.boot_transformers(*args, **kwargs)``, then :func:`drop_phantom_components`.
-
-    ``notes``: where each removal is recorded (the model's notes, shown in ``run.json``). Raises whatever
-    ``boot_transformers`` raises.
-    """
-    from transformer_lens.model_bridge import TransformerBridge
-
-    bridge = TransformerBridge.boot_transformers(*args, **kwargs)
-    dropped = drop_phantom_components(bridge)
-    if notes is not None:
-        notes.extend(dropped)
-    return bridge
