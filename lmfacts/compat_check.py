@@ -45,6 +45,12 @@ class CompatProcessingError(RuntimeError):
     """TransformerLens compat processing changed the model's function (see the module docstring)."""
 
 
+class NonFiniteLogitsError(FloatingPointError):
+    """The unprocessed model's logits on the check prompt are NaN/inf (float16 overflow, damaged weights): the
+    compat check cannot compare anything (an error, E, of every compat claim; its cause is named by
+    :mod:`lmfacts.nonfinite`)."""
+
+
 def _centred(x: torch.Tensor) -> torch.Tensor:
     x = x.detach().double().cpu()
     return x - x.mean(-1, keepdim=True)
@@ -77,6 +83,7 @@ def checked_compat_processing(lm: Any) -> float:
     Compared on :data:`CHECK_TEXT` (tokenised as the run tokenises prompts): relative Frobenius change of the
     logits, each row centred over the vocabulary, in float64. Raises :class:`CompatProcessingError` when the change is above
     :func:`compat_tol` (dtype, block count) or not finite; the model is left processed (the caller must not hand it out as compat).
+    Raises :class:`NonFiniteLogitsError` (before processing anything) when the model's own logits are not finite.
     """
     from lmfacts.probe.batching import tokenize_one
 
@@ -87,6 +94,10 @@ def checked_compat_processing(lm: Any) -> float:
     ids, _ = tokenize_one(bridge, CHECK_TEXT, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
     tokens = torch.tensor([ids], dtype=torch.long, device=info.device)
     before = _pass(bridge, tokens)
+    if not bool(torch.isfinite(before[0]).all()):  # the model itself, before any processing: not compat's doing
+        raise NonFiniteLogitsError(
+            f"{info.name} computes NaN/inf logits on a {len(ids)}-token check prompt in {info.dtype} before any "
+            "compat processing, so whether compat processing keeps its function cannot be checked")
     seconds = lm.apply_compat_processing()
     after = _pass(lm.bridge, tokens)
     err = _rel(before[0], after[0])

@@ -556,6 +556,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record.duration_s = round(record.duration_s + report.duration, 4)
         if record.outcome == "error":
             record.error = _error_detail(call)
+            if record.error and call.excinfo is not None:  # a NaN/inf: name its cause (float16 overflow, …)
+                from lmfacts.nonfinite import explain_error
+
+                record.error = explain_error(record.error, call.excinfo.value,
+                                             getattr(item, "funcargs", {}).get("ctx"))
             if report.when == "call" and record.error:
                 record.reason = f"{record.error['type']}: {record.error['message']}"
         if record.outcome in ("failed", "error") and not record.reason:

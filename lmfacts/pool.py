@@ -122,11 +122,15 @@ class ModelPool:
             self.release()
             self._load(key)
         if processing == "compat" and self.loaded.info.weight_processing != "compat":
-            from lmfacts.compat_check import CompatProcessingError, checked_compat_processing
+            from lmfacts.compat_check import (
+                CompatProcessingError,
+                NonFiniteLogitsError,
+                checked_compat_processing,
+            )
 
             try:
                 checked_compat_processing(self.loaded)
-            except CompatProcessingError as exc:
+            except (CompatProcessingError, NonFiniteLogitsError) as exc:
                 self.compat_failures[key] = exc
                 raise
             if self.on_load:
