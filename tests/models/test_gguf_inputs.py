@@ -235,3 +235,28 @@ def test_gguf_cache_reused_and_invalidated(ggufs: dict[str, Path], tmp_path: Pat
     upgraded, again = load()
     assert upgraded.startswith("GGUF converted") and "tf99.0.0" in upgraded, upgraded
     assert torch.equal(got, again)
+
+
+@pytest.mark.parametrize("qtype, quantised", [("F16", False), ("BF16", False), ("Q8_0", True), ("Q4_0", True),
+                                              ("Q4_1", True), ("Q5_0", True)])
+def test_storage_types_quantised_or_not(tmp_path: Path, qtype: str, quantised: bool) -> None:
+    """Float storage (F16, BF16) is not quantisation, whatever its precision: BF-3/BF-7 judge those weights;
+    every Q* type is, and the summary names it (the evidence of the float_weights premise). Header only."""
+    from lmfacts.models.gguf_cache import summarise_gguf_quantization
+
+    t = gguf.GGMLQuantizationType[qtype]
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "llama")
+    rng = np.random.default_rng(0)
+    for name in ("token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_up.weight"):
+        v = rng.normal(0, 0.02, (64, 64)).astype(np.float32)
+        q = v.astype(np.float16) if t == gguf.GGMLQuantizationType.F16 else gguf.quants.quantize(v, t)
+        w.add_tensor(name, q, raw_shape=q.shape if t != gguf.GGMLQuantizationType.F16 else None,
+                     raw_dtype=None if t == gguf.GGMLQuantizationType.F16 else t)
+    w.add_tensor("blk.0.attn_norm.weight", np.ones(64, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    meta = summarise_gguf_quantization(tmp_path / "m.gguf")
+    assert meta["quantized"] is quantised
+    assert qtype in meta["summary"] and "F32" not in meta["summary"]  # the F32 norm gain is no weight matrix
