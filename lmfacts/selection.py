@@ -11,7 +11,7 @@ once collection is done. Pure: no pytest or torch import.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 _OPERATORS = {"and", "or", "not"}
 
@@ -69,19 +69,18 @@ def _intended(keyword: str, named: Sequence[str], family: str, nodeid: str) -> b
         name = tok.rstrip("-").upper()
         return family.upper() == name if name in named else tok.lower() in nodeid.lower()
 
-    def conjunction() -> bool:
-        value = atom()
-        while peek() == "and":
+    def chain(op: str, operand: Callable[[], bool]) -> bool:  # every operand is parsed, then combined
+        values = [operand()]
+        while peek() == op:
             take()
-            value = atom() and value
-        return value
+            values.append(operand())
+        return all(values) if op == "and" else any(values)
+
+    def conjunction() -> bool:
+        return chain("and", atom)
 
     def disjunction() -> bool:
-        value = conjunction()
-        while peek() == "or":
-            take()
-            value = conjunction() or value
-        return value
+        return chain("or", conjunction)
 
     try:
         value = disjunction()
