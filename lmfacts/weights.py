@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lmfacts.models.metadata import EXPERT_COUNT_KEYS
+
 READING = ("W_Q", "W_K", "W_V", "W_in", "W_gate")
 WRITING = ("W_O", "W_out")
 
@@ -84,7 +86,7 @@ def _expand_kv(w: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
 def _experts_count(module: object) -> int | None:
     """Number of experts of an MoE module (its config's or its own attribute), else None."""
     for owner in (module, getattr(module, "experts", None), getattr(module, "config", None)):
-        for name in ("num_experts", "num_local_experts", "n_routed_experts", "n_experts"):
+        for name in EXPERT_COUNT_KEYS:
             n = getattr(owner, name, None) if owner is not None else None
             if isinstance(n, int) and n > 0:
                 return n

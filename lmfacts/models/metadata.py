@@ -504,7 +504,7 @@ def config_quantization(config: dict[str, Any]) -> str | None:
 
 
 #: Config keys that give a mixture-of-experts MLP's number of experts (transformers' names).
-EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "n_experts")
 
 
 def config_structure(config: dict[str, Any], where: str) -> dict[str, Any]:
