@@ -59,6 +59,15 @@ def ensure_venv() -> Path:
     return _python()
 
 
+def _inside(arg: str, directory: Path) -> bool:
+    """Whether ``arg`` names an existing file or directory inside ``directory`` (relative to here or the root)."""
+    for base in (Path.cwd(), ROOT):
+        path = (base / arg).resolve()
+        if path.exists() and path.is_relative_to(directory.resolve()):
+            return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Dispatch ``claims`` / ``tests`` / ``setup``."""
     if not argv or argv[0] not in ("claims", "tests", "setup"):
@@ -69,7 +78,10 @@ def main(argv: list[str]) -> int:
     if what == "setup":
         return 0
     target = "claims/" if what == "claims" else "tests/"
-    cmd = [py, "-m", "pytest", target, *rest]
+    # a path inside that directory (tests/test_x.py, claims/test_rs_basis.py::…) replaces it: pytest would
+    # otherwise collect the whole directory and the path
+    inside = [a for a in rest if not a.startswith("-") and _inside(a.split("::")[0], ROOT / target)]
+    cmd = [py, "-m", "pytest", *([] if inside else [target]), *rest]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
