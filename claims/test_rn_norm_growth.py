@@ -79,7 +79,9 @@ def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> dict[str, int
 
 
 def _band_text(band: tuple[float | None, float | None]) -> str:
-    return f"[{band[0]}, {band[1]}]"
+    """``[lo, hi]``, an open side as ∞ (``[1.0, ∞)``), not ``None``."""
+    lo, hi = band
+    return f"{'(−∞' if lo is None else f'[{lo}'}, {'∞)' if hi is None else f'{hi}]'}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -701,7 +703,7 @@ def test_rn7_activation_rate(ctx: ClaimContext) -> None:
                 "vspans": [{"lo": lo, "hi": hi, "label": "fit window"}]})
     ctx.check(rn.in_band(rate, band), f"active share rate {rate:.4f} on blocks {lo}–{hi} outside {_band_text(band)}",
               share_rate=rate)
-    ctx.check(rn.in_band(ratio, rband), f"random inputs activate {ratio:.2f}× the real share, outside "
+    ctx.check(rn.in_band(ratio, rband), f"random inputs activate {ratio:.4f}× the real share, outside "
                                         f"{_band_text(rband)}", random_to_real=ratio)
 
 
