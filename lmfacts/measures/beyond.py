@@ -50,7 +50,9 @@ accumulators.
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -650,12 +652,19 @@ def bridge_decode(bridge: Any, path: Sequence[str] = ("ln_final",)) -> Callable[
     return readout_decode(bridge, path, bridge_unembed(bridge))
 
 
+_READOUT_PATHS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
 def bridge_readout_path(bridge: Any) -> list[str]:
-    """:func:`lmfacts.readout.readout_path` on a short fixed id sequence (the path is structural: any ids do)."""
+    """:func:`lmfacts.readout.readout_path` on a short fixed id sequence (the path is structural: any ids do),
+    measured once per bridge object (the ``lens_readout`` premise and the logit-lens reduction both ask; compat
+    processing changes weights, not which modules run). Raises ValueError as ``readout_path`` (not cached)."""
     from lmfacts.readout import readout_path
 
-    dev = next((p.device for p in bridge.parameters()), "cpu")
-    return readout_path(bridge, list(range(min(8, int(bridge.cfg.d_vocab)))), device=dev)
+    if bridge not in _READOUT_PATHS:
+        dev = next((p.device for p in bridge.parameters()), "cpu")
+        _READOUT_PATHS[bridge] = readout_path(bridge, list(range(min(8, int(bridge.cfg.d_vocab)))), device=dev)
+    return list(_READOUT_PATHS[bridge])
 
 
 def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveReduction, SinkReduction | None,
@@ -678,10 +687,9 @@ def reductions_for(bridge: Any, *, causal: bool, lens: bool) -> tuple[MassiveRed
     lens_red = None
     path: list[str] | None = None
     if lens and "unembed.hook_in" in names:
-        try:
+        # no measurable readout path (ValueError): no lens reduction; LL's lens_readout premise reports why
+        with contextlib.suppress(ValueError):
             path = bridge_readout_path(bridge)
-        except ValueError:  # no measurable readout path: LL's lens_readout premise measures and reports it
-            path = None
     if path is not None:
         lens_red = LensReduction(L, bridge_decode(bridge, path))
         lens_red.unembed = bridge_unembed(bridge)
