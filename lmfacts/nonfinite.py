@@ -18,8 +18,10 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-#: Check text fed first (any text the tokenizer spells); then up to :data:`MAX_PROMPTS` of the run's prompts.
-CHECK_TEXT = "The quick brown fox jumps over the lazy dog, and 12 birds sang: done!"
+from lmfacts import compat_check
+
+#: Check text fed first (the compat check's); then up to :data:`MAX_PROMPTS` of the run's prompts.
+CHECK_TEXT = compat_check.CHECK_TEXT
 MAX_PROMPTS = 8
 
 _CACHE: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()

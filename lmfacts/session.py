@@ -10,20 +10,12 @@ import os
 import platform
 import sys
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from lmfacts.options import RunOptions, Target
 from lmfacts.pool import ModelPool
-
-
-def package_version(name: str) -> str | None:
-    """Installed version of a distribution, without importing it."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+from lmfacts.versions import package_version
 
 
 class _SessionPool(ModelPool):

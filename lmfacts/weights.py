@@ -83,6 +83,10 @@ def _expand_kv(w: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
     return w.repeat_interleave(n_heads // w.shape[0], dim=0)
 
 
+#: Batched expert parameters ([experts, ·, ·], transformers' MoE vocabulary); gate_up_proj holds gate then up.
+_BATCHED_EXPERT_NAMES = ("gate_up_proj", "gate_proj", "up_proj", "down_proj")
+
+
 def _experts_count(module: object) -> int | None:
     """Number of experts of an MoE module (its config's or its own attribute), else None."""
     for owner in (module, getattr(module, "experts", None), getattr(module, "config", None)):
@@ -94,7 +98,7 @@ def _experts_count(module: object) -> int | None:
     if isinstance(experts, torch.nn.ModuleList):
         return len(experts)
     for name, p in (module.named_parameters() if isinstance(module, torch.nn.Module) else ()):
-        if p.ndim == 3 and name.rpartition(".")[2] in ("gate_up_proj", "gate_proj", "up_proj", "down_proj"):
+        if p.ndim == 3 and name.rpartition(".")[2] in _BATCHED_EXPERT_NAMES:
             return int(p.shape[0])
     return None
 
@@ -118,10 +122,6 @@ def mlp_structure(mlp: object, path: str) -> str:
             " plus a shared expert" if shared else "") + ")"
         return f"{path} is {what}: no single W_in / W_out"
     return f"{path} ({cls}) exposes no W_in / W_out"
-
-
-#: Batched expert parameters ([experts, ·, ·], transformers' MoE vocabulary); gate_up_proj holds gate then up.
-_BATCHED_EXPERT_NAMES = ("gate_up_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:

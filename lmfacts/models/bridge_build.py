@@ -114,12 +114,9 @@ def build_failure_message(model: str, exc: BaseException, frame: traceback.Frame
                           config: Mapping[str, Any]) -> str:
     """The text of :class:`BridgeBuildError` for ``model`` whose boot raised ``exc`` at ``frame`` (inside
     transformer_lens); ``config``: its HF config dict (may be empty)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from lmfacts.versions import package_version
 
-    try:
-        tl_version = version("transformer_lens")
-    except PackageNotFoundError:  # pragma: no cover - a source checkout of transformer_lens
-        tl_version = "unknown version"
+    tl_version = package_version("transformer_lens") or "unknown version"  # None: a source checkout
     declared = [a for a in (config.get("architectures") or []) if isinstance(a, str)]
     arch = declared[0] if declared else (f"model_type {config['model_type']!r}" if config.get("model_type")
                                          else "its architecture")

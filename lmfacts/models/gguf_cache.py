@@ -148,13 +148,9 @@ def converter_tag() -> str:
     Read from the installed package's metadata (no import of transformers or torch). Raises nothing: an
     unreadable version reads ``"tfunknown"``.
     """
-    from importlib.metadata import PackageNotFoundError, version
+    from lmfacts.versions import package_version
 
-    try:
-        tf = version("transformers")
-    except PackageNotFoundError:  # pragma: no cover - transformers is a dependency
-        tf = "unknown"
-    return f"tf{tf}-c{CONVERT_VERSION}"
+    return f"tf{package_version('transformers') or 'unknown'}-c{CONVERT_VERSION}"
 
 
 def converted_dir_for(path: Path) -> Path:

@@ -30,15 +30,12 @@ class UnsupportedArchitectureError(ModelUnavailableError):
 
 def _resolver() -> tuple[Any, Mapping[str, Any], str]:
     """TransformerLens' architecture resolver, its table of supported architectures and its version."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
     from transformer_lens.model_bridge.sources._hf_format import determine_architecture_from_hf_config
 
-    try:
-        tl_version = version("transformer_lens")
-    except PackageNotFoundError:  # pragma: no cover - a source checkout of transformer_lens
-        tl_version = "unknown version"
+    from lmfacts.versions import package_version
+
+    tl_version = package_version("transformer_lens") or "unknown version"  # None: a source checkout
     return determine_architecture_from_hf_config, SUPPORTED_ARCHITECTURES, tl_version
 
 
