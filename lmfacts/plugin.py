@@ -84,22 +84,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
     Runs before Hypothesis's own plugin reads ``--hypothesis-seed``: the controller draws a seed
     (unless one was given) and xdist workers take the controller's. A derandomised profile (the
-    default) gets none: its examples do not depend on a seed.
+    default) gets none: its examples do not depend on a seed. An unknown profile name is a usage error.
     """
     import secrets
 
     from lmfacts.profiles import resolve_profile_name, select_profile
 
+    try:
+        name = resolve_profile_name(select_profile(config.getoption("hypothesis_profile", None), os.environ))
+    except ValueError as exc:
+        # now, before Hypothesis's own pytest_configure (which runs after this one) loads
+        # --hypothesis-profile itself and ends the run with an INTERNALERROR traceback on an unknown name
+        raise pytest.UsageError(str(exc)) from None
     if config.getoption("hypothesis_seed", None) is not None:
         return
     worker_seed = getattr(config, "workerinput", {}).get("lmfacts_hypothesis_seed")
     if worker_seed is not None:
         config.option.hypothesis_seed = worker_seed
         return
-    try:
-        name = resolve_profile_name(select_profile(config.getoption("hypothesis_profile", None), os.environ))
-    except ValueError:
-        return  # reported as a usage error by start_session
     from hypothesis import settings
 
     if not settings.get_profile(name).derandomize:
