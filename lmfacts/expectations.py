@@ -40,6 +40,7 @@ once the claims are collected, before any model loads.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Sequence
@@ -295,6 +296,40 @@ def validate_params(entries: list[Expectation], specs: dict[str, ClaimSpec]) -> 
             if not param.accepts(value):
                 raise ExpectationFileError(f"{where}: {value!r} is not a {param.type_name} "
                                            f"({param.meaning or 'see the claim'})")
+            problem = _empty_value_problem(key, value)
+            if problem:
+                raise ExpectationFileError(f"{where}: {problem} ({param.meaning or 'see the claim'})")
+        for key, value in e.params.items():
+            if key.endswith("_min") and f"{key[:-4]}_max" in e.params:
+                hi = e.params[f"{key[:-4]}_max"]
+                if _is_number(value) and _is_number(hi) and value > hi:
+                    raise ExpectationFileError(
+                        f"{e.file}: expectation[{e.index}] (claim {e.claim}).params: {key} = {value!r} is above "
+                        f"{key[:-4]}_max = {hi!r}: no value can pass, so every model would fail without a finding; "
+                        "swap them or drop one")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _empty_value_problem(key: str, value: Any) -> str | None:
+    """Why a well-typed parameter value leaves a claim nothing to judge, or None.
+
+    A non-finite float (TOML ``nan``, ``inf``) makes every comparison false or true whatever was
+    measured; a negative tolerance (``tol``, ``*_tol``, ``*_rtol``) is an empty band; a window
+    (``window``, ``*_window``: inclusive ``[lo, hi]`` indices) is two indices with ``0 ≤ lo ≤ hi``
+    (another shape selects nothing, or not what it says). Each would turn a claim's verdict into a constant, never a finding about a model.
+    """
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        return f"{value!r} is not finite: every comparison with it has a fixed answer, whatever the model measures"
+    if (key == "tol" or key.endswith(("_tol", "_rtol"))) and _is_number(value) and value < 0:
+        return f"a negative tolerance ({value!r}) is an empty band that no value can pass"
+    if (key == "window" or key.endswith("_window")) and isinstance(value, list) and all(map(_is_number, value)) \
+            and (len(value) != 2 or value[0] > value[1] or value[0] < 0):
+        return f"window {value!r} is not [lo, hi] with 0 ≤ lo ≤ hi (inclusive indices)"
+    return None
 
 
 def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
