@@ -88,16 +88,58 @@ def summarise_gguf_quantization(path: Path) -> dict[str, Any]:
     }
 
 
+class IncompleteGGUFError(RuntimeError):
+    """transformers' GGUF loader built a model some of whose parameters the file did not fill."""
+
+
+def check_gguf_load_complete(path: Path, architecture: str, info: dict[str, Any]) -> None:
+    """Raise :class:`IncompleteGGUFError` unless every parameter of the loaded model came from the file.
+
+    ``info`` is ``from_pretrained(..., output_loading_info=True, ignore_mismatched_sizes=True)``'s second
+    value: ``missing_keys`` (parameters the file does not hold, or that transformers' GGUF name map does not
+    reach) and ``mismatched_keys`` ((name, shape in the file, shape the header's config asks for)). transformers
+    only logs both and initialises those parameters at random, so the model would be partly random and every
+    claim on it a statement about random weights (seen: a Bloom GGUF without its ``token_embd_norm``/``ffn_norm``
+    tensors; a Qwen3 GGUF whose header lacks ``attention.key_length``, so ``head_dim`` defaults to 128).
+    """
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(info.get("mismatched_keys") or (), key=lambda t: str(t[0]))
+    if not missing and not mismatched:
+        return
+    parts = []
+    if missing:
+        shown = ", ".join(missing[:6]) + (f", … ({len(missing)} in all)" if len(missing) > 6 else "")
+        parts.append(f"{len(missing)} parameter(s) are not in the file (or not mapped by this transformers' GGUF "
+                     f"loader) and would be initialised at random: {shown}")
+    if mismatched:
+        shown = "; ".join(f"{name}: {tuple(a)} in the file, {tuple(b)} expected" for name, a, b in mismatched[:3])
+        more = f"; … ({len(mismatched)} in all)" if len(mismatched) > 3 else ""
+        parts.append(f"{len(mismatched)} tensor(s) have another shape than the {architecture} built from the "
+                     f"file's header (a hyper-parameter such as head_dim / attention.key_length, the head counts "
+                     f"or the context length is missing from or wrong in the header): {shown}{more}")
+    raise IncompleteGGUFError(
+        f"the GGUF file {str(path)!r} does not fill every parameter of the {architecture} transformers builds "
+        f"from it: " + "; and ".join(parts) + ". lmfacts will not judge a partly random model: write the missing "
+        "tensors / header keys into the GGUF (llama.cpp's convert_hf_to_gguf.py writes them), or pass the "
+        "original Hugging Face checkpoint directory instead.")
+
+
 def load_gguf_direct(path: Path, dtype: Any = None) -> tuple[Any, Any]:
-    """Dequantise a GGUF file with transformers: return ``(hf_model in eval mode, tokenizer)``."""
+    """Dequantise a GGUF file with transformers: return ``(hf_model in eval mode, tokenizer)``.
+
+    Raises :class:`IncompleteGGUFError` when some parameter of the model is not filled from the file
+    (:func:`check_gguf_load_complete`), and whatever transformers' loader raises otherwise.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32
+    model, info = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32,
+        output_loading_info=True, ignore_mismatched_sizes=True,
     )
+    check_gguf_load_complete(path, type(model).__name__, info)
     return model.eval(), tok
 
 
@@ -136,7 +178,7 @@ def _convert(path: Path, out: Path, sha256: str, architecture_hint: str | None) 
 
 
 #: Bump when :func:`_convert` changes what it writes (a conversion by an older lmfacts is then redone).
-CONVERT_VERSION = 1
+CONVERT_VERSION = 2  # 2: a conversion leaving parameters randomly initialised is refused
 
 
 def converter_tag() -> str:

@@ -479,6 +479,8 @@ def _load_gguf_file(
             converted, meta, now = gguf_cache.ensure_gguf_converted(path, hint)
     except MemoryError:
         raise
+    except gguf_cache.IncompleteGGUFError as exc:  # already one paragraph naming the file and what to fix
+        raise ModelUnavailableError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - transformers' GGUF loader fails in many ways; each means the same
         raise ModelUnavailableError(
             f"the GGUF file {str(path)!r} could not be converted to a Hugging Face model by transformers' GGUF "

@@ -17,8 +17,10 @@ gguf = pytest.importorskip("gguf")
 np = pytest.importorskip("numpy")
 
 
-def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id: int | None = 0) -> Path:
-    """Write ``model`` (a HF causal LM, RMS-norm family) as a GGUF: F32, or Q8_0 for every 2-D matrix."""
+def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id: int | None = 0,
+                drop: tuple[str, ...] = (), kv_heads: int | None = None) -> Path:
+    """Write ``model`` (a HF causal LM, RMS-norm family) as a GGUF: F32, or Q8_0 for every 2-D matrix;
+    ``drop``: GGUF tensor names left out; ``kv_heads``: the header's KV head count (default: the model's)."""
     cfg = model.config
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
@@ -28,7 +30,7 @@ def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id:
     w.add_embedding_length(cfg.hidden_size)
     w.add_feed_forward_length(cfg.intermediate_size)
     w.add_head_count(cfg.num_attention_heads)
-    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_head_count_kv(kv_heads or cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_freq_base(10000.0)
     w.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
@@ -50,6 +52,8 @@ def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id:
         v = value.detach().float().numpy()
         name = names.get_name(key, try_suffixes=(".weight", ".bias"))
         assert name is not None, key
+        if name in drop:
+            continue
         if quantize and v.ndim == 2 and v.shape[-1] % 32 == 0:
             q = gguf.quants.quantize(v, gguf.GGMLQuantizationType.Q8_0)
             w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
@@ -260,3 +264,26 @@ def test_storage_types_quantised_or_not(tmp_path: Path, qtype: str, quantised: b
     meta = summarise_gguf_quantization(tmp_path / "m.gguf")
     assert meta["quantized"] is quantised
     assert qtype in meta["summary"] and "F32" not in meta["summary"]  # the F32 norm gain is no weight matrix
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("no-ffn-norm", ["initialised at random", "model.layers.0.post_attention_layernorm.weight"]),
+    ("kv-header", ["another shape", "k_proj.weight", "(16, 32) in the file", "(32, 32) expected"])])
+def test_a_gguf_that_leaves_parameters_random_is_refused(tmp_path: Path, case: str, needles: list[str]) -> None:
+    """transformers' GGUF loader initialises at random (and only logs) a parameter the file does not hold or
+    holds in another shape than its header implies; lmfacts must refuse that model, naming the parameters,
+    instead of judging a partly random model (a Bloom GGUF without token_embd_norm, a Qwen3 header without
+    attention.key_length)."""
+    from lmfacts.models.loading import load_model
+    from lmfacts.models.names import ModelUnavailableError
+
+    qwen, tok = _tiny("qwen2", rms_norm_eps=1e-6)
+    kw = {"drop": ("blk.0.ffn_norm.weight",)} if case == "no-ffn-norm" else {"kv_heads": 2}
+    path = _write_gguf(qwen, tok, tmp_path / f"{case}.gguf", gguf.MODEL_ARCH.QWEN2, **kw)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model(str(path))
+    assert time.perf_counter() - t0 < 30
+    msg = str(err.value)
+    assert str(path) in msg and all(n in msg for n in needles), msg
+    assert not any((tmp_path / "lmfacts-cache").glob("gguf/*/config.json"))  # no partly random model cached
