@@ -105,9 +105,11 @@ def check_bridge_single_stack(model: str, bridge: Any) -> None:
     The configuration checks (:func:`check_config_supported`) catch encoder-decoders before any weight is
     read where the config is readable here; this is the check after booting, for what they cannot see (a
     hub model without a cached config, ``--trust-remote-code``). The message names the model, the adapter
-    and the stacks the bridge has instead (``encoder_blocks``, ``decoder_blocks``). Returns None.
+    and the stacks the bridge has instead (``encoder_blocks``, ``decoder_blocks``). A single stack is then
+    checked for the probe's sublayer hooks (:func:`check_bridge_sublayers`). Returns None.
     """
     if hasattr(bridge, "blocks"):
+        check_bridge_sublayers(model, bridge)
         return
     stacks = [name for name, _ in bridge.named_children() if name.endswith("blocks")]
     adapter = type(getattr(bridge, "adapter", None)).__name__
@@ -119,6 +121,58 @@ def check_bridge_single_stack(model: str, bridge: Any) -> None:
     raise UnsupportedArchitectureError(
         f"model {model!r} cannot be run: TransformerBridge booted it as {adapter}, which has no stack of "
         "transformer blocks ('blocks'); every lmfacts claim hooks blocks.{l}.hook_resid_post.")
+
+
+#: The hooks the shared probe pass sets on every block ``blocks.{l}.…`` (lmfacts/probe/probe.py ``_hooks``):
+#: a block without them (a state-space or recurrent mixer instead of attention + MLP) cannot be measured.
+PROBE_BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out", "mlp.hook_pre", "hook_resid_post")
+
+
+def _block_ranges(blocks: list[int]) -> str:
+    """``[0, 1, 2, 5]`` → ``"0–2, 5"``."""
+    runs: list[list[int]] = []
+    for b in blocks:
+        if runs and b == runs[-1][1] + 1:
+            runs[-1][1] = b
+        else:
+            runs.append([b, b])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
+
+
+def check_bridge_sublayers(model: str, bridge: Any) -> None:
+    """Raise :class:`UnsupportedArchitectureError` when some block of the booted TransformerBridge ``bridge``
+    lacks a hook of :data:`PROBE_BLOCK_HOOKS` (Mamba, RWKV, a hybrid's state-space blocks: the bridge boots
+    them, but their blocks mix tokens with a recurrent mixer, not attention + MLP).
+
+    Measured on the bridge's hook table (``bridge.hook_dict``), not read off the architecture's name. The
+    message names ``model``, the adapter, the blocks and hooks missing, the sublayer hooks those blocks have
+    instead (``hook_mixer_out``…) and what to do; without it every claim errored with a TransformerLens
+    ``KeyError: "Hook name 'blocks.0.hook_attn_out' does not exist on this model."`` traceback. Returns None.
+    """
+    names = set(getattr(bridge, "hook_dict", {}) or {})
+    n_layers = len(bridge.blocks)
+    missing: dict[str, list[int]] = {}
+    for i in range(n_layers):
+        for h in PROBE_BLOCK_HOOKS:
+            if f"blocks.{i}.{h}" not in names:
+                missing.setdefault(h, []).append(i)
+    if not missing:
+        return
+    first = min(min(v) for v in missing.values())
+    prefix = f"blocks.{first}."
+    instead = sorted(n[len(prefix):] for n in names
+                     if n.startswith(prefix) and n.count(".") == 2 and n.endswith("_out")
+                     and n[len(prefix):] not in PROBE_BLOCK_HOOKS and n[len(prefix):] != "hook_out")
+    adapter = type(getattr(bridge, "adapter", None)).__name__
+    lacks = "; ".join(f"{h} at block(s) {_block_ranges(b)}" for h, b in missing.items())
+    has = f" (block {first} has {', '.join(instead)} instead)" if instead else ""
+    raise UnsupportedArchitectureError(
+        f"model {model!r} cannot be run: TransformerBridge booted it as {adapter}, whose blocks are not "
+        f"attention + MLP blocks: of the {n_layers} blocks, it lacks {lacks}{has}. Every lmfacts claim reads "
+        "one shared probe pass that hooks each block's attention output, MLP output and MLP pre-activation "
+        f"(blocks.{{l}}.{', blocks.{l}.'.join(PROBE_BLOCK_HOOKS)}); a state-space or recurrent mixer (Mamba, "
+        f"RWKV, the SSM layers of a hybrid) has none of them. Remove --model {model}, or run a transformer "
+        "(attention + MLP) model.")
 
 
 def bridge_architecture(config: Mapping[str, Any]) -> str | None:
