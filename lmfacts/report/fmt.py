@@ -47,6 +47,20 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
+def _is_band(key: str, value: Any) -> bool:
+    """Whether ``key=value`` is an expected band: ``band`` / ``*_band`` holding ``[lo, hi]`` (None = open)."""
+    last = key.rsplit(".", 1)[-1]
+    return ((last == "band" or last.endswith("_band")) and isinstance(value, (list, tuple)) and len(value) == 2
+            and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in value))
+
+
+def band_interval(band: list | tuple, sig: int = 4) -> str:
+    """An open band ``[lo, hi]`` (None = unbounded side, as JSON stores it) as ``(lo, hi)`` with ∞ for an
+    unbounded side: ``[1.0, None]`` → ``(1, ∞)``, never ``[1, null]``."""
+    lo, hi = band
+    return f"({'−∞' if lo is None else fmt_number(lo, sig)}, {'∞' if hi is None else fmt_number(hi, sig)})"
+
+
 def fmt_list(values: list, sig: int = 4, max_items: int = 3) -> str:
     """``[a, b, c, … (n items)]`` for a list, showing at most ``max_items`` elements."""
     shown = ", ".join(fmt_scalar(v, sig) if is_scalar(v) else "…" for v in values[:max_items])
@@ -66,7 +80,8 @@ def compact(
     """One-line summary of a measured/expected/tolerance value.
 
     Dicts are flattened to ``key=value`` pairs of their scalar leaves (at most ``max_fields``,
-    then ``…``). Lists are shown truncated to ``max_list`` items when ``lists`` is true and
+    then ``…``); an expected band (a ``*_band`` key) as ``(lo, hi)`` with ∞ for an open side (:func:`band_interval`).
+    Lists are shown truncated to ``max_list`` items when ``lists`` is true and
     left out otherwise (for markdown, which must stay short). ``None`` gives ``""``.
     """
     if value is None:
@@ -78,7 +93,9 @@ def compact(
     parts: list[str] = []
     hidden = 0
     for key, leaf in flatten(value):
-        if isinstance(leaf, list):
+        if _is_band(key, leaf):
+            text = band_interval(leaf, sig)
+        elif isinstance(leaf, list):
             if not lists and len(leaf) > max_list:
                 hidden += 1
                 continue

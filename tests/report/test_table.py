@@ -100,7 +100,7 @@ def test_html_matrix_marks_inconclusive_and_known_findings():
 def test_lead_sentences():
     assert lead_sentence(_rec()) == "Measured rate = 1.059 (95% CI [1.054, 1.063]) against expected > 1: passed."
     failed = _rec(headline=["rate", "r2"], outcome="failed", reason="r2 0.93 < 0.95", intervals={})
-    assert lead_sentence(failed) == ("Measured rate = 1.059, r2 = 0.93 against expected rate_band=[1, null]: "
+    assert lead_sentence(failed) == ("Measured rate = 1.059, r2 = 0.93 against expected rate_band=(1, ∞): "
                                      "failed — r2 0.93 < 0.95.")
     inc = _rec(outcome="inconclusive", reason="inconclusive: rate = 1.0588 straddles the band edge 1.06")
     assert lead_sentence(inc).endswith(": inconclusive (the CI straddles a band edge) — rate = 1.0588 straddles "
