@@ -524,11 +524,16 @@ def _finish(
     blocks (an encoder-decoder: :func:`lmfacts.models.support.check_bridge_single_stack`);
     TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
     outside its vocabulary and cannot be fixed; UnusableTokenizerError (a ModelUnavailableError) for a
-    degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`);
+    degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`)
+    or that turns ordinary text into ids past the embedding (:func:`~lmfacts.models.support.check_tokenizer_fits_embedding`);
     ModelOptionError for ``prepend_bos="always"`` on a model without a BOS token.
     """
     from lmfacts.models.bridge_repair import drop_phantom_components
-    from lmfacts.models.support import check_bridge_single_stack, check_tokenizer_spells_text
+    from lmfacts.models.support import (
+        check_bridge_single_stack,
+        check_tokenizer_fits_embedding,
+        check_tokenizer_spells_text,
+    )
 
     bridge.eval()
     check_bridge_single_stack(ref.display_name, bridge)  # an encoder-decoder booted without a readable config
@@ -536,6 +541,7 @@ def _finish(
     if model_dir is not None and getattr(bridge.cfg, "attention_dir", "causal") == "bidirectional":
         restore_encoder_template(bridge, model_dir, notes)
     check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
+    check_tokenizer_fits_embedding(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)
     if has_lm_head is None:
         has_lm_head = _has_lm_head(bridge, model_dir, notes)

@@ -416,6 +416,36 @@ def check_tokenizer_files(model: str, model_dir: Path | str) -> None:
         f"save it next to the weights (tokenizer.save_pretrained({str(d)!r})) or copy its tokenizer files there.")
 
 
+def check_tokenizer_fits_embedding(model: str, tokenizer: Any, d_vocab: int) -> None:
+    """Raise :class:`UnusableTokenizerError` when ordinary text (:data:`PROBE_TEXT`) tokenises to an id the
+    model cannot embed (``>= d_vocab``, the embedding's rows): the tokenizer's own vocabulary is larger than
+    the model's embedding matrix, so it is not the tokenizer these weights were trained with (a directory
+    with another model's tokenizer files, a config ``vocab_size`` cut below the tokenizer's).
+
+    Added tokens past the embedding are not judged here (the loader removes special ones it can); only ids
+    that plain text reaches. None / a tokenizer that cannot be called: nothing is checked.
+    """
+    if tokenizer is None or not callable(tokenizer):
+        return
+    try:
+        ids = [int(i) for i in tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]]
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot run is check_tokenizer_spells_text's business
+        return
+    outside = sorted({i for i in ids if not 0 <= i < d_vocab})
+    if not outside:
+        return
+    added = {int(i) for i in (getattr(tokenizer, "added_tokens_decoder", None) or {})}
+    regular = sum(1 for i in (tokenizer.get_vocab() or {}).values() if int(i) >= d_vocab and int(i) not in added) \
+        if hasattr(tokenizer, "get_vocab") else len(outside)
+    names = tokenizer.convert_ids_to_tokens(outside[:5]) if hasattr(tokenizer, "convert_ids_to_tokens") else outside
+    raise UnusableTokenizerError(
+        f"model {model!r}: its tokenizer ({type(tokenizer).__name__}, {len(tokenizer)} tokens, from "
+        f"{getattr(tokenizer, 'name_or_path', '?')!r}) turns ordinary text into ids the model cannot embed: "
+        f"{PROBE_TEXT[:30]!r}… gives ids {outside[:5]} ({names}), but the embedding has {d_vocab} rows "
+        f"({regular} of the tokenizer's regular tokens lie past it). The tokenizer does not belong to these "
+        "weights: save the model's own tokenizer next to them, or fix the config's vocab_size.")
+
+
 def check_tokenizer_spells_text(model: str, tokenizer: Any, d_vocab: int) -> None:
     """Raise :class:`UnusableTokenizerError` when ``tokenizer`` is degenerate: its vocabulary is less than
     half the model's ``d_vocab`` rows *and* it cannot spell ordinary text (:data:`PROBE_TEXT`): at least
