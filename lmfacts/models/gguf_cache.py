@@ -134,7 +134,15 @@ def load_gguf_direct(path: Path, dtype: Any = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
-    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except KeyError as exc:  # transformers' tokenizer builders index the header's tokenizer.ggml.* fields
+        field = exc.args[0] if exc.args else "?"
+        raise IncompleteGGUFError(
+            f"the GGUF file {str(path)!r} lacks the tokenizer field tokenizer.ggml.{field} that transformers needs "
+            f"to build its tokenizer (KeyError {field!r}; a BPE vocabulary needs tokenizer.ggml.merges or "
+            "tokenizer.ggml.scores, a SentencePiece one tokenizer.ggml.scores): write it into the GGUF (llama.cpp's "
+            "convert_hf_to_gguf.py does), or pass the original Hugging Face checkpoint directory instead.") from exc
     model, info = AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32,
         output_loading_info=True, ignore_mismatched_sizes=True,

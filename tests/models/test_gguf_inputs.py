@@ -18,9 +18,10 @@ np = pytest.importorskip("numpy")
 
 
 def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id: int | None = 0,
-                drop: tuple[str, ...] = (), kv_heads: int | None = None) -> Path:
+                drop: tuple[str, ...] = (), kv_heads: int | None = None, scores: bool = True) -> Path:
     """Write ``model`` (a HF causal LM, RMS-norm family) as a GGUF: F32, or Q8_0 for every 2-D matrix;
-    ``drop``: GGUF tensor names left out; ``kv_heads``: the header's KV head count (default: the model's)."""
+    ``drop``: GGUF tensor names left out; ``kv_heads``: the header's KV head count (default: the model's);
+    ``scores``: False leaves out tokenizer.ggml.scores (with no merges either, a BPE vocabulary cannot be built)."""
     cfg = model.config
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
@@ -40,7 +41,8 @@ def _write_gguf(model, tok, path: Path, arch, *, quantize: bool = False, pad_id:
     w.add_tokenizer_pre("default")
     w.add_token_list([t for t, _ in vocab])
     w.add_token_types([3 if i == 0 else 1 for i in range(len(vocab))])
-    w.add_token_scores([0.0] * len(vocab))
+    if scores:
+        w.add_token_scores([0.0] * len(vocab))
     w.add_token_merges([])
     w.add_bos_token_id(0)
     w.add_eos_token_id(0)
@@ -268,17 +270,20 @@ def test_storage_types_quantised_or_not(tmp_path: Path, qtype: str, quantised: b
 
 @pytest.mark.parametrize("case, needles", [
     ("no-ffn-norm", ["initialised at random", "model.layers.0.post_attention_layernorm.weight"]),
-    ("kv-header", ["another shape", "k_proj.weight", "(16, 32) in the file", "(32, 32) expected"])])
+    ("kv-header", ["another shape", "k_proj.weight", "(16, 32) in the file", "(32, 32) expected"]),
+    ("no-scores", ["tokenizer.ggml.scores", "convert_hf_to_gguf.py"])])
 def test_a_gguf_that_leaves_parameters_random_is_refused(tmp_path: Path, case: str, needles: list[str]) -> None:
     """transformers' GGUF loader initialises at random (and only logs) a parameter the file does not hold or
     holds in another shape than its header implies; lmfacts must refuse that model, naming the parameters,
     instead of judging a partly random model (a Bloom GGUF without token_embd_norm, a Qwen3 header without
-    attention.key_length)."""
+    attention.key_length). A header without the tokenizer field transformers indexes (no scores and no merges)
+    names that field instead of a bare KeyError."""
     from lmfacts.models.loading import load_model
     from lmfacts.models.names import ModelUnavailableError
 
     qwen, tok = _tiny("qwen2", rms_norm_eps=1e-6)
-    kw = {"drop": ("blk.0.ffn_norm.weight",)} if case == "no-ffn-norm" else {"kv_heads": 2}
+    kw = {"no-ffn-norm": {"drop": ("blk.0.ffn_norm.weight",)}, "kv-header": {"kv_heads": 2},
+          "no-scores": {"scores": False}}[case]
     path = _write_gguf(qwen, tok, tmp_path / f"{case}.gguf", gguf.MODEL_ARCH.QWEN2, **kw)
     t0 = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as err:
