@@ -99,8 +99,9 @@ def test_spliced_prompts_shrink_to_two_short_sentences() -> None:
 
 def test_spliced_prompts_need_two_prompts() -> None:
     single = Corpus.from_prompts([Prompt("a", "g", "Only one.")], source="x")
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="at least two") as err:
         spliced_prompts(single)
+    assert "'x' has 1 non-blank prompt" in str(err.value) and "--prompts" in str(err.value)  # what to fix
     with pytest.raises(ValueError, match="max_parts"):
         spliced_prompts(CORPUS, max_parts=1)
 

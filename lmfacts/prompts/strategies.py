@@ -115,10 +115,13 @@ def spliced_prompts(corpus: Corpus | None = None, max_parts: int = 3) -> st.Sear
     """
     if max_parts < 2:
         raise ValueError(f"max_parts must be at least 2, got {max_parts}")
-    pools = [split_sentences(text) for text in _plain_order(_resolve(corpus).texts)]
+    resolved = _resolve(corpus)
+    pools = [split_sentences(text) for text in _plain_order(resolved.texts)]
     pools = [pool for pool in pools if pool]
     if len(pools) < 2:
-        raise ValueError("spliced_prompts needs a corpus with at least two non-blank prompts")
+        raise ValueError(
+            f"the prompt corpus {resolved.source!r} has {len(pools)} non-blank prompt(s), and the per-prompt claims "
+            "join sentences of at least two different prompts: give --prompts a file with two or more prompts")
     parts_max = min(max_parts, len(pools))
 
     @st.composite
