@@ -157,6 +157,7 @@ def check_bridge_sublayers(model: str, bridge: Any) -> None:
             if f"blocks.{i}.{h}" not in names:
                 missing.setdefault(h, []).append(i)
     if not missing:
+        check_bridge_hooks_fire(model, bridge)
         return
     first = min(min(v) for v in missing.values())
     prefix = f"blocks.{first}."
@@ -173,6 +174,51 @@ def check_bridge_sublayers(model: str, bridge: Any) -> None:
         f"(blocks.{{l}}.{', blocks.{l}.'.join(PROBE_BLOCK_HOOKS)}); a state-space or recurrent mixer (Mamba, "
         f"RWKV, the SSM layers of a hybrid) has none of them. Remove --model {model}, or run a transformer "
         "(attention + MLP) model.")
+
+
+def check_bridge_hooks_fire(model: str, bridge: Any) -> None:
+    """Raise :class:`UnsupportedArchitectureError` when a hook of :data:`PROBE_BLOCK_HOOKS` that the booted
+    ``bridge`` declares never fires on a forward pass (its adapter maps it to a module the HF forward never
+    calls: TransformerLens 4.3's OpenAIGPT adapter, post-LN GPT-1, never fires ``blocks.{l}.hook_resid_post``).
+
+    Measured on one forward pass of two token ids 0 (``inference_mode``, no logits kept). Without this the
+    probe's statistics at the unfired hooks were empty: RS-1 errored with ``median_kurtosis=nan``, the logit
+    lens with "the last block never ran", others judged the empty point. A forward pass that raises is left
+    to the claims (nothing is decided here). Returns None.
+    """
+    import torch
+
+    fired: set[str] = set()
+    n_layers = len(bridge.blocks)
+    names = [f"blocks.{i}.{h}" for i in range(n_layers) for h in PROBE_BLOCK_HOOKS]
+
+    def mark(name: str) -> Any:
+        def hook(x: Any, hook: Any) -> None:
+            fired.add(name)  # by the name hooked (an alias's HookPoint may carry its target's name)
+        return hook
+
+    device = getattr(getattr(bridge, "cfg", None), "device", None) or "cpu"
+    tokens = torch.zeros((1, 2), dtype=torch.long, device=device)
+    try:
+        with torch.inference_mode():
+            bridge.run_with_hooks(tokens, fwd_hooks=[(n, mark(n)) for n in names], return_type=None)
+    except Exception:  # noqa: BLE001 - a model that cannot run two tokens fails in its claims, with their context
+        return
+    silent: dict[str, list[int]] = {}
+    for i in range(n_layers):
+        for h in PROBE_BLOCK_HOOKS:
+            if f"blocks.{i}.{h}" not in fired:
+                silent.setdefault(h, []).append(i)
+    if not silent:
+        return
+    adapter = type(getattr(bridge, "adapter", None)).__name__
+    lacks = "; ".join(f"{h} at block(s) {_block_ranges(b)}" for h, b in silent.items())
+    raise UnsupportedArchitectureError(
+        f"model {model!r} cannot be run: TransformerBridge booted it as {adapter}, which declares hooks that "
+        f"never fire on a forward pass: {lacks} (the adapter maps them to no module the model's forward runs). "
+        "Every lmfacts claim reads one shared probe pass through these hooks; statistics at a hook that never "
+        f"fires would be empty. Remove --model {model}, or use a transformer_lens version whose adapter for "
+        "this architecture fires them.")
 
 
 def bridge_architecture(config: Mapping[str, Any]) -> str | None:

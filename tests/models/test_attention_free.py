@@ -1,4 +1,5 @@
-"""A model whose blocks are not attention + MLP (Mamba) is refused at load with one clear message.
+"""A model whose blocks are not attention + MLP (Mamba), or whose probe hooks never fire (GPT-1), is refused at
+load with one clear message.
 
 Input that exposed it: a random ``MambaForCausalLM`` saved with the byte tokenizer. TransformerBridge lists
 Mamba, Mamba2, RWKV … as supported and boots them, but their blocks have a ``mixer`` and no attention or MLP,
@@ -40,3 +41,19 @@ def test_attention_mlp_blocks_pass() -> None:
     from lmfacts.models.support import check_bridge_sublayers
 
     check_bridge_sublayers("tiny-llama", build_tiny_model("tiny-llama").bridge)  # raises nothing
+
+
+def test_hooks_that_never_fire_are_refused(tmp_path: Path) -> None:
+    """Input that exposed it: a random post-LN ``OpenAIGPTLMHeadModel`` (GPT-1). TransformerLens 4.3's adapter
+    declares ``blocks.{l}.hook_resid_post`` but never fires it, so the probe's last point stayed empty: RS-1
+    errored with ``median_kurtosis=nan`` and LL-1/LL-2 with "the last block never ran". Planted answer: the
+    hooks that did not fire on a forward pass."""
+    from lmfacts.models.loading import load_model
+    from lmfacts.models.names import ModelUnavailableError
+
+    d = save_random_causal_lm(tmp_path / "gpt1", "openai-gpt", n_layer=2, n_embd=32, n_head=2, n_positions=64)
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model(str(d))
+    msg = str(err.value)
+    assert "OpenAIGPTArchitectureAdapter" in msg and "never fire" in msg, msg
+    assert "hook_resid_post at block(s) 0–1" in msg and "Remove --model" in msg and "\n" not in msg, msg
