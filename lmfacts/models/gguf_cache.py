@@ -116,7 +116,8 @@ def check_gguf_load_complete(path: Path, architecture: str, info: dict[str, Any]
         more = f"; … ({len(mismatched)} in all)" if len(mismatched) > 3 else ""
         parts.append(f"{len(mismatched)} tensor(s) have another shape than the {architecture} built from the "
                      f"file's header (a hyper-parameter such as head_dim / attention.key_length, the head counts "
-                     f"or the context length is missing from or wrong in the header): {shown}{more}")
+                     f"or the context length is missing from or wrong in the header, or this transformers' GGUF loader reads it "
+                     f"into another config field, as 5.x does GPT-2's context_length): {shown}{more}")
     raise IncompleteGGUFError(
         f"the GGUF file {str(path)!r} does not fill every parameter of the {architecture} transformers builds "
         f"from it: " + "; and ".join(parts) + ". lmfacts will not judge a partly random model: write the missing "
