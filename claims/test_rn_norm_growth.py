@@ -486,7 +486,7 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
 # RN-5
 # ----------------------------------------------------------------------------------------------
 @claim("RN-5", title="W_OV Frobenius norms grow like attn_out", source="RN §Analyzing the Attention weights",
-       processing="compat", requires=(*PRE_NORM, "ov_rebuild"), headline=("rate_ratio",),
+       processing="compat", requires=(*PRE_NORM, "ov_rebuild", "norms_folded"), headline=("rate_ratio",),
        params=(WINDOW,
                Param("ratio_tol", float, 0.03, "", "'same rate': W_OV rate / attn_out rate within 1 ± this"),
                Param("b_o_rel_max", float, 0.1, "× ‖attn_out‖", "'b_O negligible': ‖b_O‖ / mean ‖attn_out‖ in "
@@ -556,7 +556,7 @@ def _mlp_norm_text(views: Any) -> str:
 
 
 @claim("RN-6", title="MLP output on random inputs grows at mlp_out's rate", source="RN §Analyzing the MLP weights",
-       processing="compat", requires=(*PRE_NORM, "mlp_rebuild"), headline=("rate_ratio",),
+       processing="compat", requires=(*PRE_NORM, "mlp_rebuild", "norms_folded"), headline=("rate_ratio",),
        params=(WINDOW,
                Param("ratio_tol", float, 0.03, "", "random-input MLP rate / mlp_out rate within 1 ± this"),
                Param("ov_attn_ratio", float, None, "× ‖attn_out‖", "if set: median summed-W_OV-on-random-inputs / "
@@ -647,7 +647,7 @@ def test_rn6_random_inputs(ctx: ClaimContext) -> None:
 # RN-7
 # ----------------------------------------------------------------------------------------------
 @claim("RN-7", title="MLP activation share rises with depth; random inputs activate more",
-       source="RN Appendix 3", processing="compat", requires=("causal_decoder", "mlp_rebuild"),
+       source="RN Appendix 3", processing="compat", requires=("causal_decoder", "mlp_rebuild", "norms_folded"),
        headline=("share_rate", "random_to_real"),
        params=(WINDOW, *_band_params("share_rate", "fitted rate of the active share", "×/layer", 1.0),
                *_band_params("random_ratio", "random-input / real active share", "×", 1.0)))

@@ -159,6 +159,71 @@ premise("mlp_rebuild", "the MLP rebuilt from its weights reproduces mlp.hook_pre
 CENTRED_TOL_F32 = 1e-4
 
 
+#: Float32 tolerance of ``norms_folded`` (relative distance of a block norm's output from the parameter-free
+#: LayerNorm / RMS normalisation of the same input); scaled to the run's dtype.
+FOLDED_TOL_F32 = 1e-3
+
+
+def unfolded_norms(bridge: Any, tol: float, *, n_rows: int = 8, seed: int = 0) -> list[tuple[str, float]]:
+    """The block norms of ``bridge`` (``blocks.{l}.ln1`` / ``ln2``) whose output on random inputs is not a
+    parameter-free normalisation: ``[(name, relative distance)]``, empty when every norm's gain and bias were
+    folded into the weights that read it (TransformerLens ``fold_ln``) or never differed from 1 and 0.
+
+    Measured, not read off the architecture: ``x`` ~ N(0, I) [n_rows, d_model] (seeded) goes through each
+    norm module; the distance is min over LayerNorm ``(x − mean)/std`` and RMS ``x/rms`` of
+    ``‖norm(x) − ref‖ / ‖ref‖``, and a norm counts as unfolded when it exceeds ``tol``. Norms the bridge does
+    not have (a parallel block's missing ln2) are skipped. Raises nothing for a norm that cannot be called
+    (it is reported with distance ``nan``).
+    """
+    import torch
+
+    out: list[tuple[str, float]] = []
+    for i, block in enumerate(bridge.blocks):
+        for name in ("ln1", "ln2"):
+            mod = getattr(block, name, None)
+            if mod is None:
+                continue
+            p = next(iter(mod.parameters()), None)
+            if p is None:
+                continue  # parameter-free (OLMo's LayerNorm, LayerNormPre after fold_ln)
+            d = p.shape[-1]
+            g = torch.Generator().manual_seed(seed)
+            x = torch.randn(1, n_rows, d, generator=g, dtype=torch.float32).to(p.device, p.dtype)
+            try:
+                with torch.inference_mode():
+                    y = mod(x).float()
+            except Exception:  # noqa: BLE001 - reported as not measurable
+                out.append((f"blocks.{i}.{name}", float("nan")))
+                continue
+            xf = x.float()
+            c = xf - xf.mean(-1, keepdim=True)
+            refs = (c / c.pow(2).mean(-1, keepdim=True).sqrt(), xf / xf.pow(2).mean(-1, keepdim=True).sqrt())
+            dist = min(float((y - r).norm() / r.norm()) for r in refs)
+            if not dist <= tol:
+                out.append((f"blocks.{i}.{name}", dist))
+    return out
+
+
+@premise("norms_folded", "every block norm (ln1, ln2) is parameter-free after compat processing: its gain and bias "
+         "are folded into the weights that read it (TransformerLens fold_ln), so W_V, W_in on normalised "
+         "inputs are the model's")
+def _norms_folded(ctx: Any, processing: str) -> PremiseResult:
+    from lmfacts.tolerances import float_tol
+
+    lm = ctx.model(processing)
+    tol = float_tol(FOLDED_TOL_F32, lm.info.dtype)
+    bad = unfolded_norms(lm.bridge, tol)
+    if not bad:
+        return PremiseResult(True, f"every block norm is a parameter-free normalisation (tolerance {tol:.3g}, "
+                                   f"{processing} weights)")
+    why = [n for n in lm.info.notes if "fold_ln" in n]
+    shown = ", ".join(f"{n} {v:.3g}" for n, v in bad[:4]) + (f", … ({len(bad)} norms)" if len(bad) > 4 else "")
+    return PremiseResult(False, f"norm output differs from a parameter-free normalisation of the same input by "
+                                f"{shown} (relative, tolerance {tol:.3g}, {processing} weights): its gain/bias "
+                                "is not folded into the weights that read it" + (f" ({why[0]})" if why else ""),
+                         {"unfolded": [n for n, _ in bad]})
+
+
 premise("residual_sum", "the stream is a plain sum: resid_post = resid_pre + attn_out + mlp_out at every block "
         "(never re-normalised)")(_rebuild_premise("residual_sum"))
 # Weaker than additive_residual: it says nothing about what hook_attn_out / hook_mlp_out are (a norm
@@ -334,6 +399,7 @@ RUNTIME_NEEDS: dict[str, str] = {
     "additive_residual": "weights and activations (rebuild checks)",
     "ov_rebuild": "weights and activations (rebuild checks)",
     "mlp_rebuild": "weights and activations (rebuild checks)",
+    "norms_folded": "weights (the compat model's block norms on random inputs)",
     "residual_sum": "activations (rebuild checks)",
     "centred_stream": "activations (the probe)",
     "attention_patterns": "activations (the probe pass)",

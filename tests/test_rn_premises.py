@@ -44,9 +44,9 @@ EXPECTED_REQUIRES = {
     "RN-3": {"causal_decoder", "additive_residual"},
     "RN-4": {"causal_decoder", "residual_sum"},
     "RN-4p": {"causal_decoder", "residual_sum"},
-    "RN-5": {"causal_decoder", "additive_residual", "ov_rebuild"},
-    "RN-6": {"causal_decoder", "additive_residual", "mlp_rebuild"},
-    "RN-7": {"causal_decoder", "mlp_rebuild"},
+    "RN-5": {"causal_decoder", "additive_residual", "ov_rebuild", "norms_folded"},
+    "RN-6": {"causal_decoder", "additive_residual", "mlp_rebuild", "norms_folded"},
+    "RN-7": {"causal_decoder", "mlp_rebuild", "norms_folded"},
     "RN-8": {"ov_rebuild"},
     "RN-9": {"centred_stream"},
 }
