@@ -634,11 +634,67 @@ class RunReporter:
         self.paths: dict[str, Path] = {}
         self.error: str | None = None
         self.diff_text: str | None = None
+        self._old_sigterm: Any = None
+        self._signal: str | None = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Open the run directory only when the run collected claims (the engine's tests write none)."""
         if any(_spec(item) is not None for item in session.items):
             self.lm.open_store()
+            self._selected([item.nodeid for item in session.items if _spec(item) is not None])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing: the selection is what the first worker collected."""
+        if self.lm.completion is None:
+            if self.lm.store is None:
+                self.lm.open_store()
+            self._selected(list(ids))
+
+    def _selected(self, ids: list[str]) -> None:
+        """Record the selection in run.json (status ``running``) before any test runs, and turn SIGTERM
+        into an interruption, so that a run stopped midway still writes a report that says it is partial."""
+        self.lm.completion = {"status": "running", "n_selected": len(ids), "selected": sorted(ids)}
+        self.lm.write_run_info()
+        self._catch_sigterm()
+
+    def _catch_sigterm(self) -> None:
+        """SIGTERM (a CI timeout, ``kill``, ``timeout``) ends the run like Ctrl-C: pytest stops, the report
+        is written and marked partial. Only in the main thread, and only where SIGTERM has its default action."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread() or self._old_sigterm is not None:
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self._signal = "SIGTERM"
+            raise KeyboardInterrupt("SIGTERM")
+
+        self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        import signal
+
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+    def _finish_completion(self, exitstatus: int) -> None:
+        """Set the run's final status: ``interrupted`` (by SIGINT / SIGTERM) or ``finished``, with the
+        selected tests that recorded no result (``not_run``)."""
+        c = self.lm.completion
+        if c is None:
+            return
+        done = {r.get("nodeid") for r in self.lm.results}
+        c["not_run"] = [i for i in c.get("selected", []) if i not in done]
+        if exitstatus == pytest.ExitCode.INTERRUPTED or self._signal is not None:
+            c["status"] = "interrupted"
+            c["signal"] = self._signal or "SIGINT"
+        else:
+            c["status"] = "finished"
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.lm.store is None and any(n in (USER_PROPERTY, MODEL_PROPERTY) for n, _ in report.user_properties):
@@ -655,9 +711,11 @@ class RunReporter:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         lm = self.lm
+        self._restore_sigterm()
         lm.pool.release()
         if lm.store is None:
             return
+        self._finish_completion(exitstatus)
         try:
             from lmfacts.report.render import render_run
 

@@ -56,6 +56,9 @@ class LmfactsSession:
         self.models: dict[str, dict[str, Any]] = {}
         self._probes: dict[tuple[Target, str], Any] = {}
         self._pending_compat: dict[Target, Any] = {}
+        # how far the run got (run.json "run"."completion"): status running → finished | interrupted,
+        # the selected test ids; None until the controller has collected (lmfacts.plugin.RunReporter)
+        self.completion: dict[str, Any] | None = None
         self.probe_info: dict[str, dict[str, Any]] = {}  # per target id: how its probe results were made
         self._model_checks: dict[tuple[str, Target, str], Any] = {}
         # whether the raw probe pass also feeds the MA / AS / LL reductions (lmfacts.measures.beyond); the
@@ -309,6 +312,7 @@ class LmfactsSession:
                 "options": self.options.to_dict(),
                 "env": {k: os.environ[k] for k in ("CI", "HF_HUB_OFFLINE", "LMFACTS_CACHE_DIR") if k in os.environ},
                 "argv": sys.argv,
+                **({"completion": self.completion} if self.completion is not None else {}),
             },
             "models": list(self.models.values()),
             "probes": self.probe_info,

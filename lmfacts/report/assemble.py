@@ -103,6 +103,34 @@ def claim_order(report: dict[str, Any]) -> list[str]:
     return sorted(claims, key=claim_sort_key)
 
 
+def partial_run(run: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why the report holds fewer results than the run selected, or None for a run that finished.
+
+    Read from run.json's ``run.completion`` (written by the plugin once the tests are collected):
+    ``status`` ``interrupted`` (SIGINT / SIGTERM; ``signal``) or ``running`` (the process ended
+    without finishing: killed, or still running), the selected test ids and those without a result.
+    A run.json without ``completion`` (older runs, merged reports) says nothing and gives None.
+    """
+    c = run.get("completion") if isinstance(run, dict) else None
+    if not isinstance(c, dict):
+        return None
+    done = {r.get("nodeid") for r in results}
+    selected = list(c.get("selected") or [])
+    not_run = [i for i in selected if i not in done]
+    status = c.get("status")
+    if status == "finished" and not not_run:
+        return None
+    n_selected = c.get("n_selected", len(selected))
+    how = {"interrupted": f"was interrupted ({c.get('signal') or 'SIGINT'})",
+           "running": "did not finish (killed, or still running)"}.get(str(status), str(status))
+    text = (f"partial report: the run {how}; {len(results)} of {n_selected} selected tests have a result, "
+            f"{len(not_run)} did not run")
+    if not_run:
+        text += " (e.g. " + ", ".join(i.rsplit("::", 1)[-1] for i in not_run[:3]) + ("…" if len(not_run) > 3 else "") + ")"
+    return {"status": status, "signal": c.get("signal"), "n_selected": n_selected, "n_results": len(results),
+            "not_run": not_run, "text": text}
+
+
 def build_report(run_info: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     """The report dict from a run.json object and the raw result lines."""
     report = dict(run_info)
@@ -112,6 +140,9 @@ def build_report(run_info: dict[str, Any], records: list[dict[str, Any]]) -> dic
     results = final_records(records)
     report["results"] = results
     report["summary"] = summarise(results)
+    partial = partial_run(report["run"], results)
+    if partial is not None:
+        report["partial"] = partial
     from lmfacts.report.trajectory import trajectories
 
     if trajectory := trajectories(results):  # a checkpoint sweep: values against step, emergence steps

@@ -141,6 +141,8 @@ def _header(report: dict[str, Any]) -> str:
         + (f' · <code>{esc(run.get("command"))}</code>' if run.get("command") else "")
         + (f" · {esc(merged)}" if merged else "")
         + f'</p><div class="chips">{chips}</div>'
+        + (f'<p class="partial"><b>⚠ {esc(report["partial"]["text"])}</b></p>'
+           if isinstance(report.get("partial"), dict) and report["partial"].get("text") else "")
         + (f"<nav>Models: {nav} · <a href=\"#run\">run details</a></nav>" if nav else "")
     )
 

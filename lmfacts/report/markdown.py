@@ -77,6 +77,9 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
         else "**no results recorded**"
     )
     lines.append("")
+    partial = report.get("partial")
+    if isinstance(partial, dict) and partial.get("text"):
+        lines += [f"> **⚠ {md_escape(partial['text'])}**", ""]
     return lines
 
 

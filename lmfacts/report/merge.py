@@ -264,7 +264,28 @@ def merged_run_info(sources: list[SourceRun], run_id: str, out_dir: Path, comman
             entry["differs"] = differs
         merged_from.append(entry)
     run["merged_from"] = merged_from
+    completion = _merged_completion([s.run.get("completion") for s in sources])
+    if completion is None:
+        run.pop("completion", None)
+    else:
+        run["completion"] = completion
     return info
+
+
+def _merged_completion(parts: list[Any]) -> dict[str, Any] | None:
+    """The runs' ``run.completion`` together: every selected test, ``finished`` only if every run finished
+    (else the first other status and its signal). None when a run has none (it cannot say what it selected)."""
+    if not parts or not all(isinstance(c, dict) for c in parts):
+        return None
+    selected = sorted({i for c in parts for i in c.get("selected") or []})
+    unfinished = [c for c in parts if c.get("status") != "finished"]
+    out: dict[str, Any] = {"status": unfinished[0].get("status") if unfinished else "finished",
+                           "n_selected": len(selected), "selected": selected}
+    if unfinished and unfinished[0].get("signal"):
+        out["signal"] = unfinished[0]["signal"]
+    if all("not_run" in c for c in parts):
+        out["not_run"] = sorted({i for c in parts for i in c["not_run"]})
+    return out
 
 
 def merge_runs(paths: list[str | Path], out: str | Path, *, now: datetime | None = None) -> Path:

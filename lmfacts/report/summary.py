@@ -19,6 +19,9 @@ def terminal_summary_lines(report: dict[str, Any], *, ascii_only: bool = False, 
     counts = (report.get("summary") or {}).get("counts") or {}
     total = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)) or "no results"
     lines = [f"lmfacts run {run_id}: {total}"]
+    partial = report.get("partial")
+    if isinstance(partial, dict) and partial.get("text"):
+        lines.append(str(partial["text"]))
     claims = claim_order(report)
     if not claims:
         return lines
