@@ -3,6 +3,7 @@
 
     python bench/suite_vs_floor.py --model smollm2-135m [--max-prompts N] [--suite-args "-k RN"] [--device cuda]
     python bench/suite_vs_floor.py --widths [--probe-memory GB]
+    python bench/suite_vs_floor.py --model smollm2-135m --replay   # + the suite's own compute floor
 
 Floor (one subprocess): load the cached model, one bare forward pass (with logits) over the corpus
 in length-sorted batches packed like the probe's (``--batch-tokens``), and the singular values of
@@ -12,6 +13,10 @@ same corpus options. Prints both wall times, their ratio, the peak RSS of each (
 available): the floor loads the model there and runs its forward and svdvals there (synchronised
 before each part is timed), and the suite gets the same ``--device``; on CUDA the floor also
 prints its peak GPU memory.
+
+``--replay``: the suite's forward passes are recorded and replayed bare afterwards
+(:mod:`bench/suite_forwards.py`); prints the seconds per kind of pass and ``load + replay + svdvals``,
+the lower bound of the suite under the claims' sample sizes, as a ratio to the floor.
 
 ``--widths``: random GPT-2 models at the gpt2 / medium / large / xl widths (d_model 768, 1024,
 1280, 1600; 4 layers, 8 prompts) run through the probe under ``--probe-memory``; prints the
@@ -98,11 +103,12 @@ def floor(model: str, max_prompts: int | None, batch_tokens: int, device: str = 
     return out
 
 
-def _child(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Run ``cmd`` in a wrapper process; returns (seconds, peak RSS MB of cmd's tree, return code, output tail)."""
+def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """Run ``cmd`` in a wrapper process (``env``: extra environment variables); returns (seconds, peak RSS MB of
+    cmd's tree, return code, output tail)."""
     wrapper = [sys.executable, __file__, "--wrap", "--", *cmd]
     t0 = time.perf_counter()
-    proc = subprocess.run(wrapper, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(wrapper, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - t0
     lines = proc.stdout.strip().splitlines()
     stats = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"peak_rss_mb": float("nan"), "rc": -1}
@@ -136,12 +142,40 @@ def compare(a: argparse.Namespace) -> int:
         scmd = [sys.executable, "-m", "pytest", "claims/", "--model", a.model, *corpus_args, "-p", "no:cacheprovider",
                 "-q", "--report-dir", tmp, "--batch-tokens", str(a.batch_tokens), "--device", a.device,
                 *shlex.split(a.suite_args)]
-        s_s, s_rss, s_rc, s_out = _child(scmd)
-    summary = next((ln for ln in reversed(s_out.splitlines()) if " in " in ln and ("passed" in ln or "failed" in ln)), "")
-    print(f"suite: {s_s:7.1f} s wall, peak RSS {s_rss:.0f} MB, pytest rc {s_rc} ({summary.strip('= ')}); "
-          f"load average {_loadavg()}")
-    print(f"ratio suite/floor = {s_s / f_s:.3f}   peak RSS suite = {s_rss / 1024:.2f} GB")
+        env = None
+        if a.replay:  # record the suite's forward passes (bench/suite_forwards.py); the recording costs ~0.1 s
+            record = str(Path(tmp) / "forwards.pt")
+            scmd += ["-p", "suite_forwards"]
+            env = {"LMFACTS_RECORD_FORWARDS": record,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))}
+        s_s, s_rss, s_rc, s_out = _child(scmd, env)
+        summary = next((ln for ln in reversed(s_out.splitlines()) if " in " in ln and ("passed" in ln or "failed" in ln)),
+                       "")
+        print(f"suite: {s_s:7.1f} s wall, peak RSS {s_rss:.0f} MB, pytest rc {s_rc} ({summary.strip('= ')}); "
+              f"load average {_loadavg()}")
+        print(f"ratio suite/floor = {s_s / f_s:.3f}   peak RSS suite = {s_rss / 1024:.2f} GB", flush=True)
+        if a.replay:
+            _print_replay(a, record, f_s, detail)
     return 0
+
+
+def _print_replay(a: argparse.Namespace, record: str, f_s: float, detail: dict) -> None:
+    """Replay the recorded passes bare (bench/suite_forwards.py) and print the suite's lower bound."""
+    proc = subprocess.run([sys.executable, __file__, "--replay-file", record, "--model", a.model, "--device", a.device],
+                          capture_output=True, text=True, cwd=ROOT)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines or not lines[-1].startswith("{"):
+        print(f"replay failed (rc {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}", file=sys.stderr)
+        return
+    kinds = json.loads(lines[-1])
+    total = 0.0
+    for k, v in kinds.items():
+        total += v["seconds"]
+        print(f"  replayed bare: {k:10s} {v['calls']:5d} calls, {v['tokens']:7d} tokens "
+              f"({v['twin_calls']} calls of the twin): {v['seconds']:6.1f} s")
+    bound = detail["load_s"] + detail["svd_s"] + total
+    print(f"suite's own compute floor (load {detail['load_s']:.1f} + replayed passes {total:.1f} + svdvals "
+          f"{detail['svd_s']:.1f}) = {bound:.1f} s: ratio ≥ {bound / f_s:.3f} under the claims' current sample sizes")
 
 
 def widths(a: argparse.Namespace) -> int:
@@ -189,7 +223,10 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (floor and suite alike)")
+    ap.add_argument("--replay", action="store_true",
+                    help="also replay the suite's recorded forward passes bare: its compute floor (bench/suite_forwards.py)")
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--replay-file", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.device == "auto":
         from lmfacts.options import resolve_auto_device
@@ -197,6 +234,11 @@ def main() -> int:
         a.device = resolve_auto_device()
     if a.floor:
         print(json.dumps(floor(a.model, a.max_prompts, a.batch_tokens, a.device)))
+        return 0
+    if a.replay_file:
+        from suite_forwards import replay
+
+        print(json.dumps(replay(a.model, a.replay_file, a.device)))
         return 0
     return widths(a) if a.widths else compare(a)
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -248,3 +249,19 @@ def test_key_importance_sums_equal_the_numpy_statistic(causal: bool) -> None:
     want = key_importance(attn.numpy(), mask.numpy(), causal=causal)
     assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(want).any() == causal
     np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-12)
+
+
+def test_in_place_logsumexp_is_torch_logsumexp_bit_for_bit() -> None:
+    """The logit lens's buffered logsumexp (:func:`beyond._logsumexp_`) gives ``torch.logsumexp``'s bits, also on
+    rows with a +inf, a −inf, only −inf, a NaN and huge values, so the buffer moves no reported number."""
+    from lmfacts.measures.beyond import _logsumexp_
+
+    g = torch.Generator().manual_seed(3)
+    z = (torch.randn(9, 4099, generator=g, dtype=torch.float64) * 7.0)
+    z[1, 5], z[2, 7], z[3, :] = math.inf, -math.inf, -math.inf
+    z[4, 11], z[5] = math.nan, z[5] * 1e3
+    ref = torch.logsumexp(z, dim=-1)
+    got = _logsumexp_(z.clone())
+    assert torch.equal(ref.isnan(), got.isnan())
+    keep = ~ref.isnan()
+    assert torch.equal(ref[keep], got[keep])

@@ -437,7 +437,7 @@ def _row_dot(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                   lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                   lens: torch.Tensor, work: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row KL(p_final ‖ softmax(lens)) in nats, ``[n]`` float64, from ``[n, V]`` lens logits ``z``, and a
     0-d bool tensor: whether every KL is finite (read by the caller once per batch, not here).
 
@@ -448,13 +448,31 @@ def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch
     :func:`_final_terms` once per batch. All float64 (agrees with the direct form to ~1e-12 relative),
     and exactly 0 where ``z`` equals ``f`` (the same reductions of the same values). NaN/inf in ``lens``
     make the KL non-finite (+inf → lse inf, −inf → Σ p z −inf or NaN), so the flag catches them.
+    ``work``: an ``[n, V]`` float64 buffer the float64 copy of ``z`` and logsumexp's temporary are computed in
+    (overwritten), so a point allocates no ``[n, V]`` array — each fresh one costs page faults, 37 GB of zeroed
+    pages per run on SmolLM2 before this buffer; :func:`_logsumexp_` gives ``torch.logsumexp``'s bits.
     """
     import torch
 
     dot_f, lse_f, mass = final_terms
-    z = lens.double()
-    kl = (dot_f - _row_dot(p_final, z)) - (lse_f - torch.logsumexp(z, dim=-1)) * mass
+    z = lens.double() if work is None else work.copy_(lens)
+    dot_z = _row_dot(p_final, z)
+    lse_z = torch.logsumexp(z, dim=-1) if work is None else _logsumexp_(z)
+    kl = (dot_f - dot_z) - (lse_f - lse_z) * mass
     return kl.clamp(min=0.0), torch.isfinite(kl).all()  # the clamp: round-off can give −1e-16
+
+
+def _logsumexp_(z: torch.Tensor) -> torch.Tensor:
+    """``torch.logsumexp(z, dim=-1)`` of ``[n, V]`` ``z``, computed in ``z`` (destroyed): ``[n]``.
+
+    The steps of ATen's ``logsumexp`` (row max, ±inf maxima replaced by 0, Σ exp(z − max), log, + max) on the
+    same values in the same order, so the result is bit-identical (``tests/test_beyond_claims.py``).
+    """
+    import math
+
+    m = z.amax(dim=-1, keepdim=True)
+    m.masked_fill_(m.abs() == math.inf, 0.0)
+    return z.sub_(m).exp_().sum(dim=-1).log_().add_(m.squeeze(-1))
 
 
 def _final_terms(final: torch.Tensor
@@ -551,6 +569,7 @@ class LensReduction:
             # rows at a time: each holds a few [rows, V] float64 arrays, so memory is bounded for any vocabulary
             chunk = max(1, min(n_all, LENS_CHUNK_BYTES // (8 * vocab)))
             totals = torch.zeros((len(points), 4), dtype=torch.float64, device=final_all.device)
+            work = torch.empty((chunk, vocab), dtype=torch.float64, device=final_all.device)  # every point's
             final_ok = torch.ones((), dtype=torch.bool, device=final_all.device)
             for r0 in range(0, n_all, chunk):
                 final = final_all[r0:r0 + chunk]
@@ -566,11 +585,12 @@ class LensReduction:
                         out = self.decode(torch.cat([self._store[q][r0:r0 + chunk] for q in grp])).float()
                         decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
                     lens = decoded.pop(p)
-                    kl, ok = _kl_from_final(p_final, final_terms, lens)
+                    kl, ok = _kl_from_final(p_final, final_terms, lens, work[:n])
                     totals[p] += torch.stack([kl.sum(), (kl * kl).sum(),
                                               (lens.argmax(-1) == top_final).sum().double(), (~ok).double()])
                     del lens, kl
                 del p_final, final_terms, decoded
+            del work
             host = torch.cat([totals.reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
         table, final_finite = host[:-1].reshape(len(points), 4), bool(host[-1])
         if not final_finite:
