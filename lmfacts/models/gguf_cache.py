@@ -144,10 +144,20 @@ def load_gguf_direct(path: Path, dtype: Any = None) -> tuple[Any, Any]:
             f"to build its tokenizer (KeyError {field!r}; a BPE vocabulary needs tokenizer.ggml.merges or "
             "tokenizer.ggml.scores, a SentencePiece one tokenizer.ggml.scores): write it into the GGUF (llama.cpp's "
             "convert_hf_to_gguf.py does), or pass the original Hugging Face checkpoint directory instead.") from exc
-    model, info = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32,
-        output_loading_info=True, ignore_mismatched_sizes=True,
-    )
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=dtype or torch.float32,
+            output_loading_info=True, ignore_mismatched_sizes=True,
+        )
+    except AssertionError as exc:
+        if "padding_idx" not in str(exc).lower():
+            raise
+        raise IncompleteGGUFError(
+            f"the GGUF file {str(path)!r} could not be converted: its header has no tokenizer.ggml.padding_token_id "
+            f"inside its {len(tok)}-token vocabulary, so transformers falls back to the architecture's default pad id "
+            "(Phi-3: 32000), which lies past the embedding (nn.Embedding: 'Padding_idx must be within "
+            "num_embeddings'): write tokenizer.ggml.padding_token_id (any id below the vocabulary size, e.g. the "
+            "EOS id) into the GGUF, or pass the original Hugging Face checkpoint directory instead.") from exc
     check_gguf_load_complete(path, type(model).__name__, info)
     return model.eval(), tok
 

@@ -140,13 +140,15 @@ def test_unconvertible_gguf_architecture_lists_the_convertible_ones(ggufs: dict[
 
 def test_a_conversion_failure_is_a_model_error_naming_the_file(ggufs: dict[str, Path]) -> None:
     """transformers' GGUF loader raises whatever it raises (here an AssertionError from nn.Embedding: Phi-3's
-    default pad id 32000 lies outside a 257-token vocabulary); lmfacts reports it as a load failure."""
+    default pad id 32000 lies outside a 257-token vocabulary); lmfacts reports it as a load failure,
+    naming the header field to write."""
     from lmfacts.models.loading import load_model
     from lmfacts.models.names import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError) as err:
         load_model(str(ggufs["phi3-no-pad"]))
     assert str(ggufs["phi3-no-pad"]) in str(err.value) and "could not be converted" in str(err.value)
+    assert "tokenizer.ggml.padding_token_id" in str(err.value)  # what to fix, not nn.Embedding's assertion
 
 
 def test_qwen2_gguf_round_trips_and_only_the_q8_file_counts_as_quantised(ggufs: dict[str, Path]) -> None:
