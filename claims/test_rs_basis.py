@@ -37,6 +37,8 @@ def _kurtosis_profile(probe: Any) -> dict[str, list[float]]:
         "per_token_rotated": [probe.token_kurtosis(p, rotated=True) for p in range(n)],
         "per_feature": [_per_feature_kurtosis(probe.points[p].moments) for p in range(n)],
         "per_feature_rotated": [_per_feature_kurtosis(probe.points[p].rotated_moments) for p in range(n)],
+        "constant_tokens": [probe.token_kurtosis_undefined(p) for p in range(n)],
+        "constant_tokens_rotated": [probe.token_kurtosis_undefined(p, rotated=True) for p in range(n)],
     }
 
 
@@ -97,6 +99,11 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
                  alternatives={"per_feature_across_tokens": {"median": alt_med, "worst_rotated_deviation": alt_worst,
                                                              "kurtosis": prof["per_feature"],
                                                              "rotated": prof["per_feature_rotated"], "holds": alt}})
+    if any(prof["constant_tokens"]) or any(prof["constant_tokens_rotated"]):
+        ctx.measured(constant_tokens=prof["constant_tokens"], constant_tokens_rotated=prof["constant_tokens_rotated"])
+        ctx.conventions(constant_tokens="content tokens whose vector is constant across d_model (zero variance, e.g. an "
+                                        "all-zero embedding row) have no kurtosis (0/0) and are left out of the mean; "
+                                        "counted per point in constant_tokens")
     ctx.control(median_kurtosis=t_med, worst_rotated_deviation=t_worst, kurtosis=twin["per_token"],
                 n_prompts=min(32, len(ctx.texts)), seed=0)
     ctx.measured(twin_also_shows=bool(t_holds))

@@ -115,6 +115,8 @@ class PointStats:
     rotated_moments: DimensionMoments = field(init=False)
     token_kurtosis_sum: float = 0.0
     rotated_token_kurtosis_sum: float = 0.0
+    token_kurtosis_undefined: int = 0  # content tokens constant across dimensions (kurtosis 0/0), not in the sum
+    rotated_token_kurtosis_undefined: int = 0
     n_tokens: float = 0.0
     cov_sum: np.ndarray | None = None
     max_signed: np.ndarray = field(init=False)

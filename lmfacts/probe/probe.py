@@ -151,11 +151,21 @@ class ProbeResult:
         return np.asarray(st.cov_sum, dtype=np.float64) / st.n_tokens - np.outer(m, m)
 
     def token_kurtosis(self, point: int, rotated: bool = False) -> float:
-        """Mean over content tokens of the per-token kurtosis across dimensions (RS convention); NaN when the
-        point saw no content token (a NaN measurement is an error, never a verdict)."""
+        """Mean over content tokens of the per-token kurtosis across dimensions (RS convention), over the tokens
+        where it is defined (:meth:`token_kurtosis_undefined` counts the others: a vector constant across its
+        dimensions, e.g. an all-zero embedding row, has kurtosis 0/0); NaN when no content token has one (a NaN
+        measurement is an error, never a verdict)."""
         st = self.points[point]
         s = st.rotated_token_kurtosis_sum if rotated else st.token_kurtosis_sum
-        return s / st.n_tokens if st.n_tokens else float("nan")
+        n = st.n_tokens - self.token_kurtosis_undefined(point, rotated)
+        return s / n if n > 0 else float("nan")
+
+    def token_kurtosis_undefined(self, point: int, rotated: bool = False) -> int:
+        """Content tokens at ``point`` whose vector is constant across its dimensions (zero variance: Pearson
+        kurtosis 0/0), left out of :meth:`token_kurtosis`; a random rotation turns a constant non-zero vector into a
+        non-constant one, so the rotated count can be smaller."""
+        st = self.points[point]
+        return int(st.rotated_token_kurtosis_undefined if rotated else st.token_kurtosis_undefined)
 
 
 @functools.lru_cache(maxsize=4)
@@ -195,6 +205,8 @@ class _PointAcc:
         self.rs = [z() for _ in range(4)]
         self.tk = torch.zeros((), dtype=torch.float64, device=device)
         self.rtk = torch.zeros((), dtype=torch.float64, device=device)
+        self.tk_undefined = torch.zeros((), dtype=torch.int64, device=device)  # tokens whose kurtosis is 0/0
+        self.rtk_undefined = torch.zeros((), dtype=torch.int64, device=device)
         self.hi = torch.full((d,), -torch.inf, dtype=torch.float64, device=device)
         self.lo = torch.full((d,), torch.inf, dtype=torch.float64, device=device)
         self.topk = z()
@@ -202,6 +214,16 @@ class _PointAcc:
         self.cov = None if cov_dtype is None else torch.zeros(d, d, dtype=cov_dtype, device=device)
         self.sample: torch.Tensor | None = None
         self.sample_keys: torch.Tensor | None = None
+
+
+def _add_token_kurtosis(total: torch.Tensor, undefined: torch.Tensor, x: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(total + Σ kurtosis, undefined + count)`` over the rows of ``x`` ``[n, d]`` (:func:`per_token_kurtosis`),
+    the rows whose kurtosis is not finite (a row constant across its dimensions: 0/0; NaN/inf activations raise
+    NonFiniteActivationError at the batch's end instead) counted, not summed; both stay on the device."""
+    k = per_token_kurtosis(x)
+    bad = ~torch.isfinite(k)
+    return total + k.masked_fill(bad, 0.0).double().sum(), undefined + bad.sum()
 
 
 def _moments(sums: list[torch.Tensor], y: torch.Tensor, s2: torch.Tensor | None = None) -> None:
@@ -434,7 +456,7 @@ class _Probe:
             diag = torch.diagonal(c)
             st.cov += c if st.cov.dtype == torch.float32 else c.double()
         _moments(st.s, y, diag)
-        st.tk += per_token_kurtosis(xc).double().sum()
+        st.tk, st.tk_undefined = _add_token_kurtosis(st.tk, st.tk_undefined, xc)
         st.n += xc.shape[0]
         ax = xc.abs()
         st.abs += ax.sum(0).double()
@@ -447,7 +469,7 @@ class _Probe:
             if st.rshift is None:
                 st.rshift = xr.mean(0)
             _moments(st.rs, xr - st.rshift)
-            st.rtk += per_token_kurtosis(xr).double().sum()
+            st.rtk, st.rtk_undefined = _add_token_kurtosis(st.rtk, st.rtk_undefined, xr)
 
     # -- results -----------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -479,6 +501,8 @@ class _Probe:
                 mom.shift = None if shift is None else shift.double().cpu().numpy()
                 mom.s1, mom.s2, mom.s3, mom.s4 = (s.cpu().numpy() for s in sums)
             st.token_kurtosis_sum, st.rotated_token_kurtosis_sum = float(acc.tk), float(acc.rtk)
+            st.token_kurtosis_undefined = int(acc.tk_undefined)
+            st.rotated_token_kurtosis_undefined = int(acc.rtk_undefined)
             st.cov_sum = None if acc.cov is None else acc.cov.cpu().numpy()
             st.max_signed, st.min_signed = acc.hi.cpu().numpy(), acc.lo.cpu().numpy()
             st.topk_counts, st.abs_sum = acc.topk.cpu().numpy(), acc.abs.cpu().numpy()
