@@ -40,8 +40,10 @@ once the claims are collected, before any model loads.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,6 +61,8 @@ MATCH_KEYS = {"models": list, "architectures": list, "encoder": bool, "normaliza
               "default": bool}
 ENTRY_KEYS = {"claim", "kind", "source", "match", "params", "xfail", "skip", "note"}
 LEVELS = ("models", "architectures", "predicate", "default")
+PREDICATES = ("encoder", "normalization", "quantized")
+_ENTRY_HEADER = re.compile(r"^\s*\[\[\s*expectation\s*\]\]")
 
 
 class ExpectationFileError(ValueError):
@@ -91,6 +95,12 @@ class Expectation:
     index: int
     label: str = ""  # how origins name the file (default: its name; a user's file: the path as given)
     user: bool = False  # from a user's file (--expectations): applied after a built-in entry of its level
+    line: int | None = None  # the line of its ``[[expectation]]`` header (None: written another way)
+
+    @property
+    def where(self) -> str:
+        """``<file>: expectation[<index>] (line <n>)``, how errors name the entry."""
+        return f"{self.file}: expectation[{self.index}]" + (f" (line {self.line})" if self.line else "")
 
     @property
     def name(self) -> str:
@@ -154,7 +164,7 @@ def _fail(path: Path, where: str, msg: str) -> ExpectationFileError:
 
 
 def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None, label: str = "",
-                    user: bool = False) -> Expectation:
+                    user: bool = False, line: int | None = None) -> Expectation:
     where = f"expectation[{i}]"
     if not isinstance(raw, dict):
         raise _fail(path, where, "must be a table")
@@ -190,7 +200,7 @@ def _validate_entry(path: Path, i: int, raw: Any, known_claims: set[str] | None,
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise _fail(path, f"{where}.{key}", "must be a non-empty reason string")
     return Expectation(claim, kind, source, dict(match), dict(params), raw.get("xfail"), raw.get("skip"),
-                       str(path), i, label, user)
+                       str(path), i, label, user, line)
 
 
 def load_file(path: Path, known_claims: set[str] | None = None, label: str = "",
@@ -203,7 +213,8 @@ def load_file(path: Path, known_claims: set[str] | None = None, label: str = "",
     a missing ``schema = 1``, or an entry that breaks the schema.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ExpectationFileError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -216,7 +227,11 @@ def load_file(path: Path, known_claims: set[str] | None = None, label: str = "",
     entries = data.get("expectation", [])
     if not isinstance(entries, list):
         raise _fail(path, "expectation", "use [[expectation]] tables")
-    return [_validate_entry(path, i, raw, known_claims, label, user) for i, raw in enumerate(entries)]
+    lines = [n for n, row in enumerate(text.splitlines(), 1) if _ENTRY_HEADER.match(row)]
+    if len(lines) != len(entries):  # entries written as an inline array: no header lines to name
+        lines = [None] * len(entries)
+    return [_validate_entry(path, i, raw, known_claims, label, user, line)
+            for i, (raw, line) in enumerate(zip(entries, lines, strict=True))]
 
 
 def default_dir() -> Path:
@@ -260,7 +275,8 @@ def load_all(directory: Path | None = None, known_claims: set[str] | None = None
     """The built-in expectations (every ``*.toml`` in ``directory``, default :func:`default_dir`; sorted)
     followed by the users' files ``extra`` (``--expectations`` arguments, :func:`user_files`).
 
-    Raises :class:`ExpectationFileError` naming the file for a malformed one.
+    Raises :class:`ExpectationFileError` naming the file for a malformed one, and for two entries of one
+    group (the built-in files, or the users' files) that always apply together (:func:`check_conflicts`).
     """
     directory = directory or default_dir()
     out: list[Expectation] = []
@@ -268,7 +284,60 @@ def load_all(directory: Path | None = None, known_claims: set[str] | None = None
         out.extend(load_file(path, known_claims))
     for path, label in user_files(extra):
         out.extend(load_file(path, known_claims, label=label, user=True))
+    check_conflicts(out)
     return out
+
+
+def _selector(e: Expectation) -> tuple[int, Any] | None:
+    """The level an entry matches at (as :meth:`Expectation.level`) and what it selects there, or None."""
+    m = e.match
+    if "models" in m:
+        return 0, set(m["models"])
+    if "architectures" in m:
+        return 1, set(m["architectures"])
+    preds = {k: m[k] for k in PREDICATES if k in m}
+    if preds:
+        return 2, preds
+    return (3, None) if m.get("default") else None
+
+
+def _common(a: tuple[int, Any], b: tuple[int, Any]) -> str | None:
+    """The models two selectors of one level both take (as words), or None when they can differ."""
+    if a[0] != b[0]:
+        return None
+    if a[0] in (0, 1):
+        return ", ".join(sorted(a[1] & b[1])) or None
+    if a[0] == 2:
+        return "models with " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in a[1].items()) if a[1] == b[1] else None
+    return "every model"
+
+
+def check_conflicts(entries: Sequence[Expectation]) -> None:
+    """Reject two entries that :func:`resolve` could never choose between, on every model they select.
+
+    Within one group (built-in / ``$LMFACTS_EXPECTATIONS_DIR`` entries, or the users' ``--expectations``
+    entries; a user's entry at the level of a built-in one is an override, not a conflict), two entries
+    for the same claim conflict when their ``models`` (or ``architectures``) lists share a name, their
+    predicates are the same, or both are ``default = true``. Overlaps that depend on the model (two names of
+    one model, predicates one model meets both of) are left to :func:`resolve` at run time.
+    Raises :class:`ExpectationFileError` naming both entries (file, index, line), the claim, the level and
+    the fix.
+    """
+    seen: dict[tuple[bool, str], list[tuple[Expectation, tuple[int, Any]]]] = {}
+    for e in entries:
+        sel = _selector(e)
+        if sel is None:
+            continue
+        for other, other_sel in seen.setdefault((e.user, e.claim), []):
+            who = _common(other_sel, sel)
+            if who:
+                raise ExpectationFileError(
+                    f"{other.where} and {e.where} both set {e.claim} for {who} at the same level "
+                    f"({LEVELS[sel[0]]}): lmfacts cannot tell which applies, so every test of {e.claim} on such a "
+                    "model would end in an error. Keep one entry (merge their params into it) and remove one, or "
+                    "narrow one's match so the two select different models (an entry of yours at the level of a "
+                    "built-in one is fine: it overrides it)")
+        seen[e.user, e.claim].append((e, sel))
 
 
 def _origin(e: Expectation) -> str:
@@ -352,8 +421,8 @@ def resolve(entries: list[Expectation], claim: str, facts: ModelFacts,
         if (lvl, e.user) in by_level:
             other = by_level[lvl, e.user]
             raise ExpectationFileError(
-                f"{e.file}: expectation[{e.index}] and {other.file}: expectation[{other.index}] both set {claim} "
-                f"for {facts.names[0]} at the same level ({LEVELS[lvl]}): make one more specific or remove one"
+                f"{other.where} and {e.where} both set {claim} for {facts.names[0]} at the same level "
+                f"({LEVELS[lvl]}): make one more specific or remove one"
             )
         by_level[lvl, e.user] = e
     out = defaults_of(spec) if spec is not None else Resolved(claim)
