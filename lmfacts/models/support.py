@@ -84,17 +84,28 @@ def encoder_decoder_evidence(config: Mapping[str, Any], *, class_default: bool =
     return f"architectures {aliased} (an encoder-decoder)" if aliased else None
 
 
+def architectures_text() -> str:
+    """The text architectures TransformerBridge boots (:func:`supported_text_architectures`), as the usage errors
+    list them, with what lmfacts still refuses among the decoders (:func:`check_bridge_sublayers`,
+    :func:`check_bridge_hooks_fire`: blocks without attention/MLP hook points, or hooks that never fire)."""
+    _, _, version = _resolver()
+    kinds = supported_text_architectures()
+    return (f"Supported encoders: {', '.join(kinds['encoders'])}.\n"
+            f"Decoders TransformerBridge boots: {', '.join(kinds['decoders'])}. Of these, lmfacts refuses at load, "
+            f"naming what is missing, those whose blocks lack attention and MLP hook points or never fire them "
+            f"(state-space and recurrent mixers such as Mamba and RWKV, hybrids' state-space blocks; "
+            f"transformer_lens {version}'s OpenAI GPT adapter).")
+
+
 def encoder_decoder_message(model: str, evidence: str, where: str, stacks: str = "") -> str:
     """The usage-error text for ``model``, an encoder-decoder (``evidence`` read at ``where``)."""
-    kinds = supported_text_architectures()
     booted = f" TransformerBridge boots it as {stacks}." if stacks else ""
     return (f"model {model!r} cannot be run: it is an encoder-decoder (sequence-to-sequence) model ({where}: "
             f"{evidence}).{booted} Every lmfacts claim measures one residual stream, blocks.{{l}} of a "
             "single stack fed the prompt (a causal decoder or a masked-LM encoder); an encoder-decoder has two "
             "stacks (the decoder reads the encoder through cross-attention), and no claim here says which one "
             "a finding is about.\n"
-            f"Supported encoders: {', '.join(kinds['encoders'])}.\n"
-            f"Supported decoders: {', '.join(kinds['decoders'])}.\n"
+            f"{architectures_text()}\n"
             f"Remove --model {model}.")
 
 
@@ -235,13 +246,11 @@ def bridge_architecture(config: Mapping[str, Any]) -> str | None:
 def unsupported_message(model: str, config: Mapping[str, Any], where: str) -> str:
     """The usage-error text for ``model`` whose config (read at ``where``) names no supported architecture."""
     _, _, version = _resolver()
-    kinds = supported_text_architectures()
     declared = list(config.get("architectures") or [])
     return (f"model {model!r} cannot be run: its architecture ({where}: architectures {declared or 'none'}, "
             f"model_type {config.get('model_type')!r}) is not supported by TransformerBridge "
             f"(transformer_lens {version}), which lmfacts hooks every model through.\n"
-            f"Supported encoders: {', '.join(kinds['encoders'])}.\n"
-            f"Supported decoders: {', '.join(kinds['decoders'])}.\n"
+            f"{architectures_text()}\n"
             f"Remove --model {model} or convert the model to one of these architectures.")
 
 

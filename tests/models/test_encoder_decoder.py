@@ -133,3 +133,15 @@ def test_claims_show_says_an_encoder_decoder_cannot_run(t5_dir: Path) -> None:
               f"parse_model_name as p; print(_encoder_decoder(p({str(t5_dir)!r})) is not None, 'torch' in sys.modules)")
     light = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert light.stdout.split() == ["True", "False"], light.stdout + light.stderr  # config only: torch not imported
+
+
+def test_the_architecture_list_says_which_booted_decoders_lmfacts_still_refuses() -> None:
+    """The usage errors list what TransformerBridge boots; among its decoders are state-space and recurrent models
+    (Mamba, RWKV) that lmfacts refuses at load (their blocks have no attention/MLP hooks), so the list must not
+    call them supported without saying so."""
+    from lmfacts.models.support import architectures_text, supported_text_architectures
+
+    text = architectures_text()
+    assert "MambaForCausalLM" in supported_text_architectures()["decoders"]  # what the bridge table offers
+    assert "Supported decoders" not in text
+    assert "refuses at load" in text and "Mamba" in text and "RWKV" in text
