@@ -30,13 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import COUNT, SHARE, Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures.beyond import SINK_TOKENS, session_beyond
 
 EPSILON = Param("epsilon", float, 0.3, "attention share",
-                "a (prompt, layer, head) is a sink when the sink positions' importance exceeds this (Gu et al.)")
-MIN_PROMPTS = Param("min_prompts", int, 5, "prompts", f"at least this many prompts of ≥ {SINK_TOKENS} tokens")
+                "a (prompt, layer, head) is a sink when the sink positions' importance exceeds this (Gu et al.)",
+                SHARE)
+MIN_PROMPTS = Param("min_prompts", int, 5, "prompts", f"at least this many prompts of ≥ {SINK_TOKENS} tokens",
+                    COUNT)
 HOOK = "blocks.{l}.attn.hook_pattern"
 
 
@@ -70,8 +72,8 @@ def _stats(red: Any, name: str, epsilon: float, include: bool) -> Any:
        headline=("sink_rate", "head_sink_rate"),
        params=(EPSILON, MIN_PROMPTS,
                Param("min_sink_rate", float, 0.2, "share of (prompt, layer, head)", "'substantial': sink rate at least "
-                                                                                   "this"),
-               Param("twin_max_sink_rate", float, 0.05, "share", "the random twin's sink rate below this"),
+                                                                                   "this", SHARE),
+               Param("twin_max_sink_rate", float, 0.05, "share", "the random twin's sink rate below this", SHARE),
                Param("include_sink_query", bool, False, "",
                      "count the sink position's own query (Gu's code: True; query 0 of a causal model sees only "
                      "itself, A[0,0] = 1 is forced)"),
@@ -79,7 +81,7 @@ def _stats(red: Any, name: str, epsilon: float, include: bool) -> Any:
                Param("layer_window", list[int], None, "block",
                      "inclusive blocks whose mean sink share is also judged (unset: none)"),
                Param("min_layer_share", float, 0.5, "attention share",
-                     "with layer_window: mean attention share on the sink over those blocks at least this")))
+                     "with layer_window: mean attention share on the sink over those blocks at least this", SHARE)))
 def test_as1_sink_rate(ctx: ClaimContext) -> None:
     """AS-1: a substantial share of (prompt, layer, head) triples are attention sinks; the random twin's are not.
 
@@ -168,7 +170,7 @@ def test_as1_sink_rate(ctx: ClaimContext) -> None:
                Param("abs_threshold", float, 100.0, "activation", "massive: |a| above this (as MA-1)"),
                Param("rel_threshold", float, 1000.0, "× layer median", "and above this × the block's median |a|"),
                Param("min_hit_share", float, 0.8, "share of sink (prompt, layer, head)",
-                     "at least this share of sinks have their top key on a massive position")))
+                     "at least this share of sinks have their top key on a massive position", SHARE)))
 def test_as2_sinks_on_massive_activations(ctx: ClaimContext) -> None:
     """AS-2: where a head parks its attention, the key carries a massive activation.
 

@@ -20,20 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import CORRELATION, R_SQUARED, SAMPLE_SIZE, SHARE, Domain, Param, claim
 from lmfacts.context import ClaimContext, NonFiniteMeasurement
 from lmfacts.stats import DegenerateSample
 
 # Parameters shared by several claims (each claim's registration lists the ones it reads).
 BULK_TOL = Param("bulk_tol", float, 0.03, "KS distance",
                  "a 'Gaussian bulk': robust-standardised KS distance to N(0,1) over the central 99% at most this "
-                 "(lmfacts.stats.gaussianity)")
+                 "(lmfacts.stats.gaussianity)", Domain(0, 1, "a Kolmogorov–Smirnov distance"))
 OUTLIER_FACTOR = Param("outlier_factor", float, 1.5, "× E[max|Z|]",
                        "'outliers': max|z| at least this × a Gaussian sample's expected max")
-R2_MIN = Param("r2_min", float, 0.95, "", "power-law fit R² over the bulk ranks at least this")
+R2_MIN = Param("r2_min", float, 0.95, "", "power-law fit R² over the bulk ranks at least this", R_SQUARED)
 MP_TOL = Param("mp_tol", float, 0.1, "RMS log σ", "'unlike Marchenko–Pastur': RMS log distance above this "
                                                   "(lmfacts.stats.spectrum)")
-MIN_RHO = Param("min_rho", float, 0.5, "", "Spearman ρ(layer, value) at least this ('grows with depth')")
+MIN_RHO = Param("min_rho", float, 0.5, "", "Spearman ρ(layer, value) at least this ('grows with depth')",
+                CORRELATION)
 
 SAMPLE_VALUES = 65_536  # values per matrix / gradient / activation sample for KS, max|z| and tail fits
 TAIL_FIT_VALUES = 20_000  # values per sample for the (slow) Gaussian / Laplace / logistic MLE fits
@@ -134,7 +135,8 @@ def _twin_note(ctx: ClaimContext, twin_shows: bool, why: str) -> None:
        source="BF §Activations Are Nearly Gaussian With Outliers", headline=("share",),
        params=(Param("window", list[int], None, "point index", "inclusive points judged; unset: [1, L-1]"),
                BULK_TOL, OUTLIER_FACTOR,
-               Param("min_share", float, 0.5, "share of points", "most (≥ this share of) judged points must pass")))
+               Param("min_share", float, 0.5, "share of points", "most (≥ this share of) judged points must pass",
+                     SHARE)))
 def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
     """BF-1: the bulk of residual activations is Gaussian, the extremes are far beyond a Gaussian's.
 
@@ -222,7 +224,7 @@ def test_bf1_gaussian_with_outliers(ctx: ClaimContext) -> None:
        source="BF §Outliers Are Consistent Through The Residual Stream",
        headline=("across_positions", "across_blocks"),
        params=(Param("window", list[int], None, "point index", "inclusive points compared; unset: [1, L-1]"),
-               Param("min_overlap", float, 0.25, "", "mean top-k overlap at least this"),
+               Param("min_overlap", float, 0.25, "", "mean top-k overlap at least this", SHARE),
                Param("chance_factor", float, 5.0, "× chance", "and at least this × the overlap of random dims")))
 def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
     """BF-2: the few largest-magnitude dimensions are the same across token positions and blocks.
@@ -380,7 +382,7 @@ def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor:
        params=(Param("kurt_tol", float, 1.0, "excess kurtosis", "|excess kurtosis| of a Gaussian matrix at most this"),
                BULK_TOL, OUTLIER_FACTOR,
                Param("min_share", float, 0.9, "share of matrices", "'highly consistent across all the weight "
-                                                                   "matrices': at least this share pass")))
+                                                                   "matrices': at least this share pass", SHARE)))
 def test_bf3_weights_gaussian(ctx: ClaimContext) -> None:
     """BF-3: the entries of every weight matrix are close to Gaussian and have no outliers.
 
@@ -627,11 +629,11 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
 @claim("BF-6", title="per-example gradients are nearly Gaussian with zero mean", source="BF §Gradients Are Highly Gaussian",
        requires=("causal_decoder", "trained_lm_head"), headline=("share",),
        params=(Param("n_prompts", int, 4, "prompts", "stratified corpus prompts (seed 0), one gradient each "
-                                                      "(the post: a single example)"),
+                                                      "(the post: a single example)", SAMPLE_SIZE),
                BULK_TOL,
                Param("mean_tol", float, 0.05, "std", "'zero mean': |mean|/std of a gradient at most this"),
                OUTLIER_FACTOR,
-               Param("min_share", float, 0.5, "share of gradients", "at least this share pass")))
+               Param("min_share", float, 0.5, "share of gradients", "at least this share pass", SHARE)))
 def test_bf6_gradients_gaussian(ctx: ClaimContext) -> None:
     """BF-6: per-example gradients of the attention QKV weights are Gaussian with zero mean (few outliers).
 
@@ -815,7 +817,7 @@ def spectrum_rows(spectra: list[tuple[str, int, tuple[int, int], np.ndarray]], d
        headline=("share", "median_exponent"), inputs="weights",
        params=(R2_MIN, MP_TOL,
                Param("min_share", float, 0.9, "share of matrices", "at least this share are power-law and far "
-                                                                   "from MP")))
+                                                                   "from MP", SHARE)))
 def test_bf7_weight_spectra_power_law(ctx: ClaimContext) -> None:
     """BF-7: singular values vs rank are a power law over the bulk with a sharp fall-off at the end,
     clearly unlike the Marchenko–Pastur spectrum of a Gaussian matrix of the same shape.
@@ -947,7 +949,7 @@ def _covariance_spectra(probe: Any, device: str, lo: int, hi: int, r2_min: float
        params=(Param("window", list[int], None, "point index", "inclusive points judged; unset: [1, L]"),
                R2_MIN, MP_TOL,
                Param("min_share", float, 0.75, "share of points", "at least this share are power-law and far "
-                                                                  "from MP"),
+                                                                  "from MP", SHARE),
                MIN_RHO))
 def test_bf8_covariance_spectra(ctx: ClaimContext) -> None:
     """BF-8: the covariance of residual activations has a power-law spectrum, larger in later layers.

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import CORRELATION, SHARE, Domain, Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures.beyond import LENS_PER_PROMPT, session_beyond
 
@@ -87,8 +87,9 @@ def _conventions(ctx: ClaimContext, bp: Any, lo: int, hi: int) -> None:
        requires=PREMISES, headline=("kl_spearman", "kl_first", "kl_last"),
        params=(WINDOW,
                Param("max_rho", float, -0.8, "", "'strongly negative': Spearman ρ(mean KL, depth) over the window "
-                                                 "at most this"),
-               Param("kl_threshold", float, 0.1, "nats", "kl_from: first point from which mean KL stays ≤ this"),
+                                                 "at most this", CORRELATION),
+               Param("kl_threshold", float, 0.1, "nats", "kl_from: first point from which mean KL stays ≤ this",
+                     Domain(0, None, "a KL divergence")),
                Param("kl_last_tol", float, 1e-4, "nats (float32)",
                      "KL at the last point at most this (0 by construction when the decoding is the model's head); "
                      "scaled to the dtype")))
@@ -142,9 +143,10 @@ def test_ll1_kl_falls_with_depth(ctx: ClaimContext) -> None:
        source="nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112)",
        requires=PREMISES, headline=("agreement_spearman", "agreement_first", "agreement_before_last"),
        params=(WINDOW,
-               Param("min_rho", float, 0.8, "", "Spearman ρ(top-1 agreement, depth) over the window at least this"),
+               Param("min_rho", float, 0.8, "", "Spearman ρ(top-1 agreement, depth) over the window at least this",
+                     CORRELATION),
                Param("agreement_threshold", float, 0.9, "share", "agreement_from: first point from which the share "
-                                                                 "stays ≥ this")))
+                                                                 "stays ≥ this", SHARE)))
 def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
     """LL-2: the share of tokens whose lens top-1 equals the final top-1 rises with depth.
 

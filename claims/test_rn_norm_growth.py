@@ -36,7 +36,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import R_SQUARED, Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures import rn
 from lmfacts.prompts.strategies import robustness_prompts, run_prompts
@@ -90,7 +90,8 @@ def _band_text(band: tuple[float | None, float | None]) -> str:
 @claim("RN-1", title="residual norm grows exponentially", source="RN §Summary; §Comparison of various models",
        processing="compat", requires=CAUSAL_STREAM, headline=("rate",),
        params=(WINDOW, *_band_params("rate", "LSQ growth rate", "×/layer", 1.0),
-               Param("min_r2", float, 0.9, "", "log-linear fit R² at least this (exponential, RN §Summary)"),
+               Param("min_r2", float, 0.9, "", "log-linear fit R² at least this (exponential, RN §Summary)",
+                     R_SQUARED),
                Param("superexponential", bool, None, "",
                      "if set, the log-norm's curvature must (true) / must not (false) be significantly positive")))
 def test_rn1_exponential_growth(ctx: ClaimContext) -> None:

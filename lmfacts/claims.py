@@ -94,6 +94,49 @@ def _check_value(tp: Any, value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """The values a parameter can take without fixing the claim's verdict in advance: ``lo ≤ value ≤ hi``.
+
+    ``lo`` / ``hi`` are inclusive bounds (``None``: unbounded on that side); ``what`` names the quantity in
+    error messages. Declared once, on the parameter (``Param(..., domain=SHARE)``): an expectation value
+    outside it is a usage error (:func:`lmfacts.expectations.validate_params`), since a share threshold of
+    1.5, a Spearman ρ bound of −2 or an R² bound above 1 makes the claim pass (or fail) whatever the model
+    measures. Only a quantity with a natural range has one: a tolerance of an unbounded quantity (a growth
+    rate's ``rate_tol = 1e9``) cannot be told from a loose one and has none.
+    """
+
+    lo: float | None
+    hi: float | None
+    what: str
+
+    def contains(self, value: Any) -> bool:
+        """True unless ``value`` (a number, or a list: every number in it) lies outside the bounds.
+
+        Values of another type are left to the type check (:meth:`Param.accepts`).
+        """
+        items = value if isinstance(value, list) else [value]
+        numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return all((self.lo is None or v >= self.lo) and (self.hi is None or v <= self.hi) for v in numbers)
+
+    def __str__(self) -> str:
+        """``[0, 1]``, ``[1, ∞)``, ``(−∞, 1]``."""
+        def num(x: float) -> str:
+            return f"{x:g}"
+
+        return (f"{'(−∞' if self.lo is None else '[' + num(self.lo)}, "
+                f"{'∞)' if self.hi is None else num(self.hi) + ']'}")
+
+
+#: The natural domains lmfacts' claims declare (one place each; a claim of one's own may use them too).
+SHARE = Domain(0, 1, "a share or probability")
+CORRELATION = Domain(-1, 1, "a correlation (Spearman ρ)")
+R_SQUARED = Domain(None, 1, "a coefficient of determination R²")
+KURTOSIS = Domain(1, None, "a kurtosis (≥ 1 for every distribution)")
+COUNT = Domain(0, None, "a count or an index")
+SAMPLE_SIZE = Domain(1, None, "a number of prompts (at least one)")
+
+
+@dataclass(frozen=True)
 class Param:
     """One declared parameter of a claim.
 
@@ -102,7 +145,9 @@ class Param:
     ``None`` means optional with no value (the claim then reads ``None`` and falls back to a
     computed default, e.g. a window from the depth), :data:`REQUIRED` that some entry must give it.
     ``unit``: the value's unit (``"1/layer"``, ``"nats"``, ``""`` for a dimensionless ratio).
-    ``meaning``: one line, shown in the report next to the value and its origin.
+    ``meaning``: one line, shown in the report next to the value and its origin. ``domain``: the
+    :class:`Domain` of a quantity with a natural range (:data:`SHARE`, :data:`CORRELATION`, …); an
+    expectation value outside it is a usage error.
     """
 
     name: str
@@ -110,6 +155,7 @@ class Param:
     default: Any = None
     unit: str = ""
     meaning: str = ""
+    domain: Domain | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not PARAM_NAME.match(self.name):
@@ -118,6 +164,11 @@ class Param:
             raise ValueError(f"parameter {self.name}: unit and meaning must be strings")
         if self.default is not None and self.default is not REQUIRED and not self.accepts(self.default):
             raise ValueError(f"parameter {self.name}: default {self.default!r} is not a {self.type_name}")
+        if self.domain is not None and not isinstance(self.domain, Domain):
+            raise ValueError(f"parameter {self.name}: domain must be a Domain (e.g. SHARE), not {self.domain!r}")
+        if self.domain is not None and self.default is not REQUIRED and not self.domain.contains(self.default):
+            raise ValueError(f"parameter {self.name}: default {self.default!r} is outside its domain {self.domain} "
+                             f"({self.domain.what})")
 
     @property
     def type_name(self) -> str:

@@ -349,7 +349,8 @@ def validate_params(entries: list[Expectation], specs: dict[str, ClaimSpec]) -> 
 
     Entries of claims not in ``specs`` (a claim family not collected) are not checked. Raises
     :class:`ExpectationFileError` naming the file, the entry index, the claim, the key and the
-    valid keys for an unknown key, and the declared type for a value of the wrong type.
+    valid keys for an unknown key, the declared type for a value of the wrong type, and the declared
+    :class:`lmfacts.claims.Domain` for a value outside it (a share threshold of 1.5).
     """
     for e in entries:
         spec = specs.get(e.claim)
@@ -368,6 +369,11 @@ def validate_params(entries: list[Expectation], specs: dict[str, ClaimSpec]) -> 
             problem = _empty_value_problem(key, value)
             if problem:
                 raise ExpectationFileError(f"{where}: {problem} ({param.meaning or 'see the claim'})")
+            if param.domain is not None and not param.domain.contains(value):
+                raise ExpectationFileError(
+                    f"{where}: {value!r} is outside {key}'s domain {param.domain} ({param.domain.what}): compared "
+                    "with it, every model would pass (or fail) whatever it measures; give a value in "
+                    f"{param.domain} ({param.meaning or 'see the claim'})")
         for key, value in e.params.items():
             if key.endswith("_min") and f"{key[:-4]}_max" in e.params:
                 hi = e.params[f"{key[:-4]}_max"]
