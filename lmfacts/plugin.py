@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr
 
 from lmfacts.claims import ClaimSpec
 from lmfacts.context import ClaimContext
@@ -573,6 +574,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             record.reason = getattr(report, "wasxfail", None)
         if record.outcome not in ("failed", "xpassed"):
             record.witness = None
+        if record.outcome == "error":  # after the record is complete: it keeps what the traceback said
+            _shorten_explained_error(item, report, call, record.error)
         data = record.to_dict()
         report.user_properties.append((USER_PROPERTY, data))
         _junit_properties(item, data)
@@ -584,6 +587,46 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if report.when == "call":
                 context.end()
     return report
+
+
+class ExplainedErrorRepr(TerminalRepr):
+    """The ``longrepr`` of an explained error: its text, no traceback; ``reprcrash`` (where it was raised, and
+    its first line as the message) keeps the message in pytest's short test summary (``ERROR id - Type: …``).
+    Under xdist it travels as its text (pytest serialises a TerminalRepr without a traceback by ``str``)."""
+
+    def __init__(self, text: str, excinfo: Any) -> None:
+        self.text = text
+        self.reprcrash: ReprFileLocation | None = None
+        try:
+            crash = excinfo._getreprcrash()
+        except Exception:  # noqa: BLE001 - the location is a convenience; the text is what matters
+            crash = None
+        if crash is not None:
+            self.reprcrash = ReprFileLocation(crash.path, crash.lineno, text.splitlines()[0])
+
+    def __str__(self) -> str:
+        return self.text
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.splitlines():
+            tw.line(line, red=not line.startswith("(an lmfacts error"))
+
+
+def _shorten_explained_error(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
+                             error: dict[str, str] | None) -> None:
+    """An error that is one of lmfacts' explained errors (:func:`lmfacts.errors.is_explained`: a model that
+    cannot load, NaN/inf, no content token, …) is shown in the terminal as its message, not a traceback through
+    library frames: ``report.longrepr`` becomes that text (the record, and so the report files, are unchanged).
+    Any other exception (a bug) keeps its traceback, as does every error under ``--tb=long`` / ``--full-trace``."""
+    from lmfacts.errors import is_explained, short_text, wants_traceback
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is None or not report.failed or not is_explained(exc) or wants_traceback(item.config):
+        return
+    base = " ".join(str(exc).split())[:1000]
+    message = (error or {}).get("message", "")
+    extra = message[len(base):].lstrip(" —") if message.startswith(base) else ""
+    report.longrepr = ExplainedErrorRepr(short_text(exc, extra), call.excinfo)
 
 
 #: The JUnit XML properties of a claim test (``--junitxml``): claim_id, model, device, dtype, outcome and

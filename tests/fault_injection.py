@@ -1,7 +1,8 @@
 """A pytest plugin that breaks the statistics claims call, for tests/test_fault_injection.py.
 
 Loaded with ``-p tests.fault_injection``. ``LMFACTS_INJECT`` selects the fault: ``raise`` makes
-every target raise ``RuntimeError("injected fault …")``; ``nan`` calls the real function and
+every target raise ``RuntimeError("injected fault …")`` (or the class ``LMFACTS_INJECT_EXC`` names, per
+target with a JSON object: see :func:`_exception_class`); ``nan`` calls the real function and
 replaces every float in its result (numbers, numpy arrays, tensors, and those inside dataclasses,
 dicts, lists and tuples) by NaN. ``LMFACTS_INJECT_TARGETS`` is a JSON list of ``"module:function"``.
 The targets are patched in their own module and wherever a module already bound the function by
@@ -61,11 +62,28 @@ def nanify(obj: Any) -> Any:
     return obj
 
 
+def _exception_class(target: str) -> type[BaseException]:
+    """The class ``raise`` raises at ``target``: ``LMFACTS_INJECT_EXC`` (a name or a JSON object target → name;
+    a name is a builtin, ``AttributeError``, or ``module:QualName``), RuntimeError by default."""
+    spec = os.environ.get("LMFACTS_INJECT_EXC", "")
+    if spec.startswith("{"):
+        spec = json.loads(spec).get(target, "")
+    if not spec:
+        return RuntimeError
+    module_name, _, name = spec.rpartition(":")
+    cls = getattr(importlib.import_module(module_name or "builtins"), name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        raise ValueError(f"LMFACTS_INJECT_EXC: {spec!r} is not an exception class")
+    return cls
+
+
 def _faulty(target: str, fn: Any, kind: str) -> Any:
+    exc_class = _exception_class(target) if kind == "raise" else RuntimeError
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if kind == "raise":
-            raise RuntimeError(f"injected fault in {target}")
+            raise exc_class(f"injected fault in {target}")
         return nanify(fn(*args, **kwargs))
 
     return wrapper
