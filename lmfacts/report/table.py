@@ -320,6 +320,25 @@ def _primary(record: dict[str, Any]) -> Quantity | None:
     return qs[0] if qs else None
 
 
+#: The interval verdict that decided each outcome (a failed verdict fails the claim, an inconclusive one
+#: makes it inconclusive; a known finding, xfailed, is a failure the baseline expected).
+_DECIDING_VERDICT = {"failed": "failed", "xfailed": "failed", "inconclusive": "inconclusive"}
+
+
+def deciding_quantity(record: dict[str, Any]) -> Quantity | None:
+    """The quantity whose verdict decided ``record``'s outcome: for a failed (xfailed) or inconclusive record
+    the first quantity (headline values first, then the other interval verdicts: :func:`record_quantities`)
+    whose interval verdict is ``failed`` (``inconclusive``), e.g. RN-3's ``mlp_out_rate_diff`` (band ±0.05)
+    when both rates passed ``> 1``; otherwise, and when no interval verdict decided (a point check), the
+    primary headline quantity. None for a record with no quantity."""
+    want = _DECIDING_VERDICT.get(str(record.get("outcome") or ""))
+    if want is not None:
+        for q in record_quantities(record, measured=False):
+            if q.verdict == want:
+                return q
+    return _primary(record)
+
+
 def headline_summary(record: dict[str, Any], *, level: bool = False, names: bool = True) -> str:
     """The headline values of a record on one line: ``rate=1.059 [1.053, 1.063]``, ``a=1, b=2``; values
     not measured are left out; ``""`` when none was measured (the caller may fall back to ``measured``)."""
@@ -383,13 +402,22 @@ def _note(record: dict[str, Any]) -> str | None:
     return ("error: " if outcome == "error" else "") + " ".join(str(reason).split())
 
 
-def cell_for(records: list[dict[str, Any]]) -> Cell:
-    """The :class:`Cell` of one claim × model from its records (one per device / dtype tested)."""
+def cell_for(records: list[dict[str, Any]], quantity: str | None = None) -> Cell:
+    """The :class:`Cell` of one claim × model from its records (one per device / dtype tested).
+
+    Each record shows the quantity that decided its outcome (:func:`deciding_quantity`) and that quantity's
+    band as expected; ``quantity``: the name the matrix row shows (default: the first record's), a record
+    deciding on another quantity names it in its value (``mlp_out_rate_diff=0.081 [0.07, 0.09]``)."""
     worst = cell_outcomes(str(r.get("outcome") or "?") for r in records)[0][0]
+    if quantity is None:
+        first = deciding_quantity(records[0]) if records else None
+        quantity = first.name if first is not None else ""
     texts, expecteds, notes, tips = [], [], [], []
     for r in records:
-        q = _primary(r)
+        q = deciding_quantity(r)
         value = q.text() if q is not None and q.value is not None else ""
+        if value and q is not None and q.name != quantity:
+            value = f"{q.name}={value}"
         texts.append(f"{value} {_mark(r)}".strip())
         exp = expected_text(r, q)
         if exp and exp not in expecteds:
@@ -402,7 +430,8 @@ def cell_for(records: list[dict[str, Any]]) -> Cell:
             tip.append(f"expected {q.name + ' ' if q is not None and q.band is not None else ''}{exp}"
                        + (f" ({100 * q.level:g}% bootstrap CI vs band)" if q is not None and q.band is not None
                           and q.level is not None else ""))
-        others = [f"{o.name}={o.text()}" for o in headline_quantities(r)[1:] if o.value is not None]
+        others = [f"{o.name}={o.text()}" for o in headline_quantities(r)
+                  if o.value is not None and (q is None or o.name != q.name)]
         if others:
             tip.append("also " + ", ".join(others))
         if r.get("reason"):
@@ -410,9 +439,9 @@ def cell_for(records: list[dict[str, Any]]) -> Cell:
         tips.append(" · ".join(tip))
     value = ci = ""
     if len(records) == 1:
-        q = _primary(records[0])
+        q = deciding_quantity(records[0])
         if q is not None and q.value is not None:
-            value = fmt_value(q.value)
+            value = fmt_value(q.value) if q.name == quantity else f"{q.name}={fmt_value(q.value)}"
             ci = f"[{fmt_value(q.ci[0])}, {fmt_value(q.ci[1])}]" if q.ci else ""
         mark = _mark(records[0])
     else:
@@ -443,6 +472,7 @@ def matrix(report: dict[str, Any]) -> tuple[list[str], list[MatrixRow]]:
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     titles: dict[str, str] = {}
     quantity: dict[str, str] = {}
+    deciding: dict[str, set[str]] = {}
     for r in report.get("results") or []:
         claim = str(r.get("claim") or "?")
         titles.setdefault(claim, str(r.get("title") or ""))
@@ -451,9 +481,16 @@ def matrix(report: dict[str, Any]) -> tuple[list[str], list[MatrixRow]]:
             q = _primary(r)
             if q is not None:
                 quantity[claim] = q.name
+        d = deciding_quantity(r)
+        if d is not None and d.value is not None:
+            deciding.setdefault(claim, set()).add(d.name)
+    for claim, names in deciding.items():  # every model decided on one quantity: the row shows it
+        if len(names) == 1:
+            quantity[claim] = next(iter(names))
     rows = []
     for claim in claim_order(report):
-        cells = {m: cell_for(by_cell[(claim, m)]) if (claim, m) in by_cell else None for m in models}
+        cells = {m: cell_for(by_cell[(claim, m)], quantity.get(claim, "")) if (claim, m) in by_cell else None
+                 for m in models}
         expecteds = {c.expected for c in cells.values() if c is not None and c.expected}
         rows.append(MatrixRow(claim, titles.get(claim, ""), quantity.get(claim, ""),
                               expecteds.pop() if len(expecteds) == 1 else "", cells))
@@ -487,6 +524,9 @@ def lead_sentence(record: dict[str, Any]) -> str:
         what = f"{err.get('type')}: {err.get('message')}" if err else reason or "no detail recorded"
         return f"Could not be judged: {what}."
     qs = [q for q in headline_quantities(record) if q.value is not None]
+    decided = deciding_quantity(record)
+    if decided is not None and decided.value is not None and decided.name not in {q.name for q in qs}:
+        qs.append(decided)  # the check that failed is no headline (RN-3's rate difference): name it too
     parts = []
     for q in qs:
         inner = [f"{100 * q.level:g}% CI [{fmt_value(q.ci[0])}, {fmt_value(q.ci[1])}]" if q.ci and q.level
