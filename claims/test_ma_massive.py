@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import COUNT, SAMPLE_SIZE, SHARE, Domain, Param, claim
 from lmfacts.context import ClaimContext
 from lmfacts.measures.beyond import MA_CLASSES, MAX_TOKENS, finite_massive, session_beyond
 
@@ -40,7 +40,7 @@ ABS_THRESHOLD = Param("abs_threshold", float, 100.0, "activation",
 REL_THRESHOLD = Param("rel_threshold", float, 1000.0, "× layer median",
                       "and above this multiple of the block's median |a| (refinement ..._REL_THRESHOLD)")
 MIN_SHARE = Param("min_share", float, 0.5, "share of prompts",
-                  "a (block, class, dimension) site counts when massive in at least this share of prompts")
+                  "a (block, class, dimension) site counts when massive in at least this share of prompts", SHARE)
 HOOK = "blocks.{l}.hook_resid_post (output of block l)"
 
 
@@ -164,10 +164,11 @@ def test_ma1_massive_activations_exist(ctx: ClaimContext) -> None:
                Param("classes", list[str], ["first", "delimiter"], "position class",
                      "the position classes massive activations must sit at"),
                Param("min_class_share", float, 0.9, "share of massive entries",
-                     "at least this share of all massive (prompt, block, position, dim) entries in those classes"),
-               Param("max_dims", int, 8, "dimensions", "'a handful': at most this many dimensions (dims)"),
+                     "at least this share of all massive (prompt, block, position, dim) entries in those classes",
+                     SHARE),
+               Param("max_dims", int, 8, "dimensions", "'a handful': at most this many dimensions (dims)", COUNT),
                Param("expected_dims", list[int], None, "dimension",
-                     "published dimensions that must be among dims (unset: not compared)")))
+                     "published dimensions that must be among dims (unset: not compared)", COUNT)))
 def test_ma2_where_massive_activations_sit(ctx: ClaimContext) -> None:
     """MA-2: massive activations occur at the first token (and delimiters) in a handful of fixed dimensions.
 
@@ -222,11 +223,14 @@ def test_ma2_where_massive_activations_sit(ctx: ClaimContext) -> None:
        headline=("emergence_layer", "jump", "rise_layers", "plateau_ratio"),
        params=(ABS_THRESHOLD, REL_THRESHOLD,
                Param("max_rise_layers", int, 2, "blocks", "'within one or two layers': rise from < 5 % to ≥ 50 % "
-                                                          "of the plateau in at most this many blocks"),
-               Param("max_emergence_frac", float, 0.5, "share of depth", "'early': first massive block ≤ this × L"),
+                                                          "of the plateau in at most this many blocks", COUNT),
+               Param("max_emergence_frac", float, 0.5, "share of depth", "'early': first massive block ≤ this × L",
+                     SHARE),
                Param("max_plateau_ratio", float, 2.0, "×",
-                     "'nearly constant': max / min top-1 over the run of massive blocks at most this"),
-               Param("expected_layer", int, None, "block", "published first massive block (unset: not compared)"),
+                     "'nearly constant': max / min top-1 over the run of massive blocks at most this",
+                     Domain(1, None, "a max / min ratio")),
+               Param("expected_layer", int, None, "block", "published first massive block (unset: not compared)",
+                     COUNT),
                Param("layer_tol", int, 1, "blocks", "tolerance of expected_layer")))
 def test_ma3_emergence_and_plateau(ctx: ClaimContext) -> None:
     """MA-3: massive activations appear abruptly in an early block and stay nearly constant after it.
@@ -321,7 +325,7 @@ def _reset_hook(layer: int, values: dict[int, tuple[float, float]], mode: str) -
        requires=("causal_decoder", "trained_lm_head", "residual_sum", "has_massive_activations"),
        headline=("delta_zero", "delta_mean", "zero_minus_mean"),
        params=(ABS_THRESHOLD, REL_THRESHOLD, MIN_SHARE,
-               Param("n_prompts", int, 16, "prompts", "prompts of the sample the three loss runs use"),
+               Param("n_prompts", int, 16, "prompts", "prompts of the sample the three loss runs use", SAMPLE_SIZE),
                Param("max_mean_delta", float, 0.02, "nats/token", "'mean ≈ clean': |loss(mean) − loss(clean)| below this"),
                Param("min_zero_over_mean", float, 5.0, "×", "'zero ≫ mean': Δzero ≥ this × |Δmean|"),
                Param("expected_ppl", dict, None, "perplexity",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lmfacts.claims import Param, claim
+from lmfacts.claims import CORRELATION, KURTOSIS, SAMPLE_SIZE, Param, claim
 from lmfacts.context import ClaimContext
 
 
@@ -52,10 +52,11 @@ def _rs1_verdict(model_basis: list[float], rotated: list[float], lo: int, hi: in
 @claim("RS-1", title="residual features have kurtosis ≫ 3 in the model basis, ≈ 3 after rotation",
        source="RS §Privileged Basis (kurtosis)", headline=("median_kurtosis", "worst_rotated_deviation"),
        params=(Param("window", list[int], None, "point index", "inclusive residual points judged; unset: [0, L]"),
-               Param("min_kurtosis", float, 6.0, "kurtosis", "'well above 3' in the model basis: at least this"),
+               Param("min_kurtosis", float, 6.0, "kurtosis", "'well above 3' in the model basis: at least this",
+                     KURTOSIS),
                Param("rotated_tol", float, 0.5, "kurtosis", "'≈ 3 after a random rotation': within 3 ± this"),
                Param("reference_kurtosis", list[float], None, "kurtosis",
-                     "published per-point kurtosis to compare with (within reference_log_tol)"),
+                     "published per-point kurtosis to compare with (within reference_log_tol)", KURTOSIS),
                Param("reference_log_tol", float, None, "ln ×", "|ln(measured / published)| at most this")))
 def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
     """RS-1: kurtosis (normal = 3) of residual features is well above 3 in the model's basis and ≈ 3
@@ -144,7 +145,8 @@ def test_rs1_kurtosis_privileged_basis(ctx: ClaimContext) -> None:
        params=(Param("threshold", float, 6.0, "activation", "an outlier feature has an activation above this (the "
                                                             "post's run-text.sh default; rs.toml: 10 decoders, "
                                                             "4 encoders)"),
-               Param("min_rho", float, 0.5, "", "'rises with depth': Spearman ρ(point, share) at least this")))
+               Param("min_rho", float, 0.5, "", "'rises with depth': Spearman ρ(point, share) at least this",
+                     CORRELATION)))
 def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
     """RS-2: the share of features (dimensions) with at least one activation above the threshold rises with depth.
 
@@ -219,7 +221,8 @@ def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict
 
 @claim("RS-3", title="skipping the last blocks hurts far less than skipping the first", source="RS §Head-Tail Ablation",
        requires=("causal_decoder", "trained_lm_head"), headline=("per_k.0.delta_head", "per_k.0.delta_tail"),
-       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over"),
+       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over",
+                     SAMPLE_SIZE),
                Param("ks", list[int], None, "blocks", "numbers of blocks skipped; unset: 1, 2, round(L/4)"),
                Param("factor", float, 2.0, "×", "'far less': Δloss(first k) at least this × Δloss(last k)")))
 def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
@@ -292,7 +295,8 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
 @claim("RS-4", title="removing a block's skip connection destroys performance",
        source="RS §Introduction (the stream as shared memory); §Head-Tail Ablation",
        requires=("causal_decoder", "trained_lm_head", "residual_sum"), headline=("per_block.0.delta_no_skip",),
-       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over"),
+       params=(Param("n_prompts", int, 8, "prompts", "stratified corpus prompts (seed 0) the loss is averaged over",
+                     SAMPLE_SIZE),
                Param("min_increase", float, 1.0, "nats", "'destroys performance': removing the skip raises the "
                                                          "loss by at least this")))
 def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
