@@ -191,13 +191,16 @@ def _models_table(report: dict[str, Any]) -> str:
     models = [m for m in report.get("models") or [] if isinstance(m, dict)]
     if not models:
         return ""
-    head = "".join(f"<th>{esc(f)}</th>" for f in MODEL_FIELDS)
+    merged = any(m.get("runs") for m in models)  # a merged report: which source run(s) loaded each model
+    head = "".join(f"<th>{esc(f)}</th>" for f in MODEL_FIELDS) + ("<th>run</th>" if merged else "")
     rows = []
     for m in models:
         cells = []
         for f in MODEL_FIELDS:
             v = m.get(f)
             cells.append(f"<td>{esc(compact(v) if v is not None else '')}</td>")
+        if merged:
+            cells.append(f"<td>{esc(', '.join(str(r) for r in m.get('runs') or []))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<h2>Models</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
 

@@ -14,7 +14,8 @@ one would count is not for the merge to decide.
 
 ``run.json`` of the merged run: the first run's, with ``id``, ``created_utc``, ``command`` and
 ``argv`` of the merge; ``options.models`` / ``devices`` / ``revisions`` the union over the runs (in
-argument order); ``models`` and ``probes`` concatenated; ``hypothesis.replay`` the first run's replay
+argument order); ``models`` one entry per loaded model with ``runs``, the source runs that loaded it
+(:func:`merged_models`); ``probes`` concatenated; ``hypothesis.replay`` the first run's replay
 command with every run's ``--model`` options when the runs' commands differ only in their models
 (else None: each run's replay command stays in ``merged_from``); and ``merged_from``, one entry per
 source run (its id, directory, creation time, command, models, and any option, version or Hypothesis
@@ -230,6 +231,36 @@ def merged_from_text(run: dict[str, Any]) -> str | None:
     return f"merged from {len(sources)} runs: " + "; ".join(parts)
 
 
+#: Fields of a ``models`` entry that time one load on one machine, not what was loaded.
+MODEL_TIMINGS = ("load_s", "compat_s", "convert_s")
+
+
+def merged_models(sources: list[SourceRun]) -> list[dict[str, Any]]:
+    """The merged run's ``models``: each source run's entries in argument order, one entry per loaded model
+    (name, path, revision, device, dtype, processing, …: every field but :data:`MODEL_TIMINGS`), with ``runs``,
+    the ids of the source runs that loaded it (a source that is itself a merge passes its own ``runs`` on).
+    Two runs of other claims on one model (``-m RN`` and ``-m BF`` jobs) list it once, ``runs`` naming both;
+    the first run's timings are kept."""
+    import json
+
+    out: list[dict[str, Any]] = []
+    seen: dict[str, dict[str, Any]] = {}
+    for s in sources:
+        rid = str(s.run.get("id") or s.path.name)
+        for m in s.info.get("models") or []:
+            if not isinstance(m, dict):
+                continue
+            runs = [str(r) for r in m.get("runs") or []] or [rid]
+            key = json.dumps({k: v for k, v in m.items() if k not in MODEL_TIMINGS and k != "runs"},
+                             sort_keys=True, default=str)
+            if key in seen:
+                seen[key]["runs"] += [r for r in runs if r not in seen[key]["runs"]]
+                continue
+            seen[key] = {**m, "runs": runs}
+            out.append(seen[key])
+    return out
+
+
 def merged_run_info(sources: list[SourceRun], run_id: str, out_dir: Path, command: str) -> dict[str, Any]:
     """The ``run.json`` content of the merged run (see the module docstring). Raises nothing."""
     import copy
@@ -248,7 +279,7 @@ def merged_run_info(sources: list[SourceRun], run_id: str, out_dir: Path, comman
     hyp = run.get("hypothesis")
     if isinstance(hyp, dict) and "replay" in hyp:
         hyp["replay"] = merged_replay([(s.run.get("hypothesis") or {}).get("replay") for s in sources])
-    info["models"] = [m for s in sources for m in (s.info.get("models") or [])]
+    info["models"] = merged_models(sources)
     info["probes"] = {k: v for s in sources for k, v in (s.info.get("probes") or {}).items()}
     merged_from = []
     for s in sources:

@@ -53,7 +53,8 @@ def normalised(value: Any, path: str = "") -> Any:
     """``value`` without run-specific keys and timings (recursively); floats kept exact."""
     if isinstance(value, dict):
         return {k: normalised(v, f"{path}.{k}") for k, v in value.items()
-                if k not in TIMINGS and not (k in RUN_SPECIFIC and path in (".run", ".run.options", ".run.hypothesis"))}
+                if k not in TIMINGS and not (k in RUN_SPECIFIC and path in (".run", ".run.options", ".run.hypothesis"))
+                and not (k == "runs" and path == ".models")}  # a merged model names its source run
     if isinstance(value, list):
         return [normalised(v, path) for v in value]
     return value
