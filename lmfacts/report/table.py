@@ -64,15 +64,17 @@ __all__ = [
 #: headline without one, the claim's expectation (``min_share=0.5``); ``expected_lo``/``expected_hi``:
 #: the band's edges (empty = open side or no band); ``interval_verdict``: that interval's own verdict;
 #: ``outcome``: the test's outcome (:data:`lmfacts.report.outcomes.OUTCOMES`); ``test_id``: its pytest id.
-#: The key columns are never empty: a model-free test's model is ``(no model)``; a device, revision,
-#: dtype or quantity that was not recorded (a tiny packaged model has no revision) is :data:`NO_VALUE`.
+#: A model-free test's model is ``(no model)``; a device, dtype or quantity that was not recorded is
+#: :data:`NO_VALUE`. ``revision`` is empty where the weights have none (a local, tiny or packaged model, a hub
+#: model run without ``--revision``): pandas reads it as NaN, not as a revision named ``-`` (group with
+#: ``dropna=False`` to keep those rows).
 CSV_COLUMNS: tuple[str, ...] = (
     "claim", "title", "model", "device", "revision", "dtype", "processing", "quantity", "kind", "value",
     "value_text", "ci_low", "ci_high", "ci_level", "expected", "expected_lo", "expected_hi", "expected_kind",
     "interval_verdict", "outcome", "reason", "test_id",
 )
 
-#: What report.csv writes in a key column (device, revision, dtype) that has no value: never empty, so
+#: What report.csv writes in a key column (device, dtype, quantity) that has no value: never empty, so
 #: pandas reads it as text rather than NaN (``groupby`` drops NaN keys by default).
 NO_VALUE = "-"
 
@@ -272,7 +274,7 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, str]]:
         base = {
             "claim": str(r.get("claim") or ""), "title": str(r.get("title") or ""),
             "model": model_name(r), "device": str(r.get("device") or NO_VALUE),
-            "revision": revision_of(r, report) or NO_VALUE, "dtype": str(r.get("dtype") or NO_VALUE),
+            "revision": revision_of(r, report), "dtype": str(r.get("dtype") or NO_VALUE),
             "processing": str(r.get("processing") or ""), "expected_kind": str(r.get("expectation_kind") or ""),
             "outcome": str(r.get("outcome") or ""), "reason": " ".join(str(r.get("reason") or "").split()),
             "test_id": str(r.get("nodeid") or ""),

@@ -144,8 +144,10 @@ def test_report_csv_reads_back_with_pandas(tmp_path):
         assert df[col].dtype == "float64", col
     key = ["claim", "model", "device", "revision", "dtype", "quantity"]
     assert not df.duplicated(key).any()
-    assert not df[key].isna().any().any()  # groupby keeps every row
-    assert set(df.revision) == {"-"} and "(no model)" in set(df.model)
+    assert not df[[k for k in key if k != "revision"]].isna().any().any()
+    # no revision is an empty cell (NaN), not a revision named "-"; dropna=False groups keep every row
+    assert df.revision.isna().all() and "(no model)" in set(df.model)
+    assert df.groupby(key, dropna=False).ngroups == len(df)
     rate = df[(df.claim == "RN-1") & (df.model == "gpt2") & (df.quantity == "rate")].iloc[0]
     assert (rate.kind, rate.value, rate.ci_low, rate.ci_high, rate.ci_level) == ("headline", 1.21, 1.2, 1.22, 0.95)
     assert (rate.expected, rate.expected_lo, rate.expected_hi, rate.outcome) == ("(1.02, 1.6)", 1.02, 1.6, "passed")
