@@ -76,6 +76,20 @@ def _require_finite(what: str, values: Mapping[str, Any]) -> None:
         raise NonFiniteMeasurement(f"non-finite value(s) the verdict depends on: {shown} ({what})")
 
 
+def _scalar_operands(operands: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a check's ``operands`` (bools, ints, floats, numpy scalars as Python numbers); arrays
+    and other values are left out (the record keeps what the report can show, not whole tensors)."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for key, v in operands.items():
+        if isinstance(v, (bool, np.bool_)):
+            out[key] = bool(v)
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            out[key] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
 class ClaimContext:
     """Everything a claim needs about its target, plus the record it fills."""
 
@@ -204,6 +218,7 @@ class ClaimContext:
         if not condition:
             rec = self._rec()
             rec.reason = message if not rec.reason else f"{rec.reason}; {message}"
+            rec.failed_check = {"message": message, "operands": _scalar_operands(operands)}  # for the report
             raise ClaimFailed(message, pytrace=False)
 
     def finite(self, what: str, **values: Any) -> None:

@@ -63,6 +63,9 @@ class ClaimRecord:
     #: the replay command names this file (lmfacts.report.replay)
     test_file: str | None = None
     reason: str | None = None
+    #: the point check (ClaimContext.check) that failed the claim, the last one to fail: {"message",
+    #: "operands": {name: value}}; None when none failed (the report's matrix shows its first operand)
+    failed_check: dict[str, Any] | None = None
     outcome: str | None = None
     duration_s: float = 0.0
     worker: str = field(default_factory=lambda: os.environ.get("PYTEST_XDIST_WORKER", "main"))

@@ -331,13 +331,24 @@ def deciding_quantity(record: dict[str, Any]) -> Quantity | None:
     """The quantity whose verdict decided ``record``'s outcome: for a failed (xfailed) or inconclusive record
     the first quantity (headline values first, then the other interval verdicts: :func:`record_quantities`)
     whose interval verdict is ``failed`` (``inconclusive``), e.g. RN-3's ``mlp_out_rate_diff`` (band ±0.05)
-    when both rates passed ``> 1``; otherwise, and when no interval verdict decided (a point check), the
-    primary headline quantity. None for a record with no quantity."""
+    when both rates passed ``> 1``; for a failure no interval verdict decided, the first numeric operand of
+    the point check that failed (``record["failed_check"]``, :meth:`lmfacts.context.ClaimContext.check`: its
+    expected is then the claim's whole expectation); otherwise the primary headline quantity. None for a
+    record with no quantity."""
     want = _DECIDING_VERDICT.get(str(record.get("outcome") or ""))
     if want is not None:
         for q in record_quantities(record, measured=False):
             if q.verdict == want:
                 return q
+    check = record.get("failed_check")
+    if want == "failed" and isinstance(check, dict) and isinstance(check.get("operands"), dict):
+        # a point check (ctx.check) failed: its first numeric operand, unless it is the primary's own value
+        primary = _primary(record)
+        for name, value in check["operands"].items():
+            if _is_number(value) or isinstance(value, bool):
+                if primary is not None and primary.number is not None and float(value) == primary.number:
+                    return primary
+                return Quantity(str(name), "check", value)
     return _primary(record)
 
 

@@ -8,6 +8,8 @@ the row keeps the headline and the failing cell names its quantity and band. Pla
 
 from __future__ import annotations
 
+import pytest
+
 from lmfacts.report.markdown import render_markdown
 from lmfacts.report.table import cell_for, deciding_quantity, lead_sentence, matrix
 
@@ -55,3 +57,25 @@ def test_models_deciding_on_different_checks_name_theirs():
     # several devices in one cell: each record names a quantity other than the row's
     two = cell_for([_rn3("b", 0.01, "passed", "passed"), _rn3("b", 0.081, "failed", "failed")], "attn_out.rate")
     assert "mlp_out_rate_diff=0.081 [0.071, 0.091] ✗" in two.mark and "1.403 [1.39, 1.41] ✓" in two.mark
+
+
+def test_a_point_check_failure_shows_the_checked_value():
+    """A failure no interval verdict decided (ctx.check, e.g. the point estimate with < 2 prompts): the
+    cell shows the failed check's first operand, not the passing headline value; the record keeps the check."""
+    from lmfacts.context import ClaimContext, ClaimFailed
+    from lmfacts.report.recorder import ClaimRecord
+
+    ctx = ClaimContext.__new__(ClaimContext)
+    ctx.record = ClaimRecord(claim="RN-1", title="t", source="s", nodeid="n", model="m", device="cpu",
+                             dtype="float32", processing="compat")
+    ctx.check(True, "rate fine", rate=1.2)
+    with pytest.raises(ClaimFailed):
+        ctx.check(False, "R² 0.8 < 0.9", r2=0.8, min_r2=0.9)
+    rec = ctx.record.to_dict()
+    assert rec["failed_check"] == {"message": "R² 0.8 < 0.9", "operands": {"r2": 0.8, "min_r2": 0.9}}
+    rec.update(outcome="failed", headline=["rate"], measured={"rate": 1.2, "r2": 0.8},
+               expected={"rate_band": [1.0, None], "min_r2": 0.9}, reason="R² 0.8 < 0.9")
+    _, rows = matrix({"run": {"id": "r"}, "models": [], "results": [rec]})
+    (row,) = rows
+    assert (row.quantity, row.cells["m"].text) == ("r2", "0.8 ✗")
+    assert "min_r2=0.9" in row.expected
