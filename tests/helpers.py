@@ -81,3 +81,23 @@ def save_random_causal_lm(out: Path, model_type: str, *, seed: int = 0, trained_
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
+
+
+def registered_claims() -> dict:
+    """Every claim of ``claims/`` registered (its modules imported): ``lmfacts.claims.CLAIMS``."""
+    import importlib
+
+    from lmfacts.claims import CLAIMS
+
+    for p in sorted((REPO / "claims").glob("test_*.py")):
+        importlib.import_module(f"claims.{p.stem}")
+    return CLAIMS
+
+
+def write_user_expectation(tmp_path: Path, claim_id: str, params: str, name: str = "mine.toml") -> Path:
+    """A user expectation file ``tmp_path/name``: one published entry for ``claim_id`` on model ``m`` with the TOML
+    inline-table body ``params`` (e.g. ``"min_r2 = 1.01"``)."""
+    path = tmp_path / name
+    path.write_text(f'schema = 1\n[[expectation]]\nclaim = "{claim_id}"\nkind = "published"\nsource = "s"\n'
+                    f'match = {{ models = ["m"] }}\nparams = {{ {params} }}\n')
+    return path

@@ -8,27 +8,12 @@ are rejected by :func:`lmfacts.expectations.validate_params` when the claims are
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
 
-from lmfacts.claims import CLAIMS, ClaimSpec
 from lmfacts.expectations import ExpectationFileError, load_all, load_file, validate_params
-from tests.helpers import REPO
-
-
-def _claims() -> dict[str, ClaimSpec]:
-    for p in sorted((REPO / "claims").glob("test_*.py")):
-        importlib.import_module(f"claims.{p.stem}")
-    return CLAIMS
-
-
-def _write(tmp_path: Path, claim_id: str, params: str) -> Path:
-    path = tmp_path / "mine.toml"
-    path.write_text(f'schema = 1\n[[expectation]]\nclaim = "{claim_id}"\nkind = "published"\nsource = "s"\n'
-                    f'match = {{ models = ["m"] }}\nparams = {{ {params} }}\n')
-    return path
+from tests.helpers import registered_claims, write_user_expectation
 
 
 @pytest.mark.parametrize(("claim_id", "params", "needles"), [
@@ -46,9 +31,9 @@ def _write(tmp_path: Path, claim_id: str, params: str) -> Path:
 ])
 def test_value_that_empties_the_verdict_is_a_usage_error(tmp_path: Path, claim_id: str, params: str,
                                                           needles: list[str]) -> None:
-    path = _write(tmp_path, claim_id, params)
+    path = write_user_expectation(tmp_path, claim_id, params)
     with pytest.raises(ExpectationFileError) as err:
-        validate_params(load_file(path), _claims())
+        validate_params(load_file(path), registered_claims())
     text = str(err.value)
     assert str(path) in text and "expectation[0]" in text and f"claim {claim_id}" in text, text
     for needle in needles:
@@ -62,8 +47,8 @@ def test_value_that_empties_the_verdict_is_a_usage_error(tmp_path: Path, claim_i
     ("RN-1", "rate_min = 0.5"),
 ])
 def test_boundary_values_pass(tmp_path: Path, claim_id: str, params: str) -> None:
-    validate_params(load_file(_write(tmp_path, claim_id, params)), _claims())
+    validate_params(load_file(write_user_expectation(tmp_path, claim_id, params)), registered_claims())
 
 
 def test_committed_expectations_pass_the_value_checks() -> None:
-    validate_params(load_all(), _claims())
+    validate_params(load_all(), registered_claims())

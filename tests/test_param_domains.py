@@ -10,27 +10,13 @@ a huge tolerance on it stays allowed.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
 
-from lmfacts.claims import CLAIMS, SHARE, ClaimSpec, Domain, Param
+from lmfacts.claims import SHARE, Domain, Param
 from lmfacts.expectations import ExpectationFileError, load_all, load_file, validate_params
-from tests.helpers import REPO, run_pytest
-
-
-def _claims() -> dict[str, ClaimSpec]:
-    for p in sorted((REPO / "claims").glob("test_*.py")):
-        importlib.import_module(f"claims.{p.stem}")
-    return CLAIMS
-
-
-def _write(tmp_path: Path, claim_id: str, params: str) -> Path:
-    path = tmp_path / "mine.toml"
-    path.write_text(f'schema = 1\n[[expectation]]\nclaim = "{claim_id}"\nkind = "published"\nsource = "s"\n'
-                    f'match = {{ models = ["m"] }}\nparams = {{ {params} }}\n')
-    return path
+from tests.helpers import registered_claims, run_pytest, write_user_expectation
 
 
 @pytest.mark.parametrize(("claim_id", "params", "shown", "domain"), [
@@ -50,10 +36,10 @@ def _write(tmp_path: Path, claim_id: str, params: str) -> Path:
 ])
 def test_a_value_outside_its_domain_is_an_error_naming_it(tmp_path: Path, claim_id: str, params: str, shown: str,
                                                           domain: str) -> None:
-    path = _write(tmp_path, claim_id, params)
+    path = write_user_expectation(tmp_path, claim_id, params)
     key = params.split(" = ")[0]
     with pytest.raises(ExpectationFileError) as err:
-        validate_params(load_file(path), _claims())
+        validate_params(load_file(path), registered_claims())
     text = str(err.value)
     for needle in (str(path), "expectation[0]", f"claim {claim_id}", f"params.{key}", f"{shown} is outside",
                    f"domain {domain}"):
@@ -71,7 +57,7 @@ def test_a_value_outside_its_domain_is_an_error_naming_it(tmp_path: Path, claim_
     ("BF-6", "n_prompts = 1"),
 ])
 def test_values_inside_their_domain_pass(tmp_path: Path, claim_id: str, params: str) -> None:
-    validate_params(load_file(_write(tmp_path, claim_id, params)), _claims())
+    validate_params(load_file(write_user_expectation(tmp_path, claim_id, params)), registered_claims())
 
 
 def test_a_user_file_with_a_share_of_1_5_is_a_fast_usage_error(tmp_path: Path) -> None:
@@ -90,7 +76,7 @@ def test_a_user_file_with_a_share_of_1_5_is_a_fast_usage_error(tmp_path: Path) -
 
 
 def test_every_committed_expectation_lies_in_its_domains() -> None:
-    validate_params(load_all(), _claims())
+    validate_params(load_all(), registered_claims())
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import shutil
 from pathlib import Path
@@ -31,15 +30,7 @@ from lmfacts.expectations import (
     resolve,
     validate_params,
 )
-from tests.helpers import REPO, load_report, run_pytest
-
-CLAIM_MODULES = sorted(f"claims.{p.stem}" for p in (REPO / "claims").glob("test_*.py"))
-
-
-def _claims() -> dict[str, ClaimSpec]:
-    for module in CLAIM_MODULES:
-        importlib.import_module(module)
-    return CLAIMS
+from tests.helpers import REPO, load_report, registered_claims, run_pytest, write_user_expectation
 
 
 def _copy_expectations(tmp_path: Path) -> Path:
@@ -57,7 +48,7 @@ def _facts(name: str, *, encoder: bool = False) -> ModelFacts:
 # the committed files and claims
 # ------------------------------------------------------------------------------------------------
 def test_every_committed_entry_fits_its_claims_schema() -> None:
-    specs = _claims()
+    specs = registered_claims()
     validate_params(load_all(), specs)  # raises on an unknown key or a wrong type
     for spec in specs.values():
         assert all(isinstance(h, str) and h for h in spec.headline), spec.id
@@ -76,10 +67,7 @@ def test_claims_read_no_defaults_of_their_own() -> None:
 # validation of expectation files (unit level and through pytest)
 # ------------------------------------------------------------------------------------------------
 def _write(tmp_path: Path, params: str, claim_id: str = "RN-5") -> Path:
-    path = tmp_path / "x.toml"
-    path.write_text(f'schema = 1\n[[expectation]]\nclaim = "{claim_id}"\nkind = "published"\nsource = "s"\n'
-                    f'match = {{ models = ["m"] }}\nparams = {{ {params} }}\n')
-    return path
+    return write_user_expectation(tmp_path, claim_id, params, "x.toml")
 
 
 @pytest.mark.parametrize("params, needles", [
@@ -93,7 +81,7 @@ def _write(tmp_path: Path, params: str, claim_id: str = "RN-5") -> Path:
 def test_unknown_key_or_wrong_type_is_an_error(tmp_path: Path, params: str, needles: list[str]) -> None:
     path = _write(tmp_path, params)
     with pytest.raises(ExpectationFileError) as err:
-        validate_params(load_file(path), _claims())
+        validate_params(load_file(path), registered_claims())
     text = str(err.value)
     assert str(path) in text and "expectation[0]" in text
     for needle in needles:
@@ -102,7 +90,7 @@ def test_unknown_key_or_wrong_type_is_an_error(tmp_path: Path, params: str, need
 
 @pytest.mark.parametrize("params", ["ratio_tol = 1", "window = [5, 30]"])
 def test_well_typed_values_pass(tmp_path: Path, params: str) -> None:
-    validate_params(load_file(_write(tmp_path, params)), _claims())  # an int is a valid float
+    validate_params(load_file(_write(tmp_path, params)), registered_claims())  # an int is a valid float
 
 
 def test_misspelt_key_in_a_copied_file_is_a_fast_usage_error(tmp_path: Path) -> None:
@@ -140,7 +128,7 @@ def test_wrong_type_in_a_copied_file_is_a_usage_error(tmp_path: Path) -> None:
 # resolution: declared defaults, overrides, origins
 # ------------------------------------------------------------------------------------------------
 def test_resolution_starts_from_declared_defaults_and_records_origins() -> None:
-    spec = _claims()["RN-1"]
+    spec = registered_claims()["RN-1"]
     entries = load_all()
     plain = resolve(entries, "RN-1", _facts("some-new-model"), spec)
     declared = {p.name: p.default for p in spec.params}
@@ -161,7 +149,7 @@ def test_resolution_starts_from_declared_defaults_and_records_origins() -> None:
 
 def test_a_predicate_entry_overrides_the_declared_default() -> None:
     """RS-2's threshold: declared 6, the decoder entry of rs.toml says 10, the encoder one 4."""
-    spec, entries = _claims()["RS-2"], load_all()
+    spec, entries = registered_claims()["RS-2"], load_all()
     dec = resolve(entries, "RS-2", _facts("m"), spec)
     enc = resolve(entries, "RS-2", _facts("m", encoder=True), spec)
     assert (dec["threshold"], enc["threshold"]) == (10.0, 4.0)
@@ -171,11 +159,11 @@ def test_a_predicate_entry_overrides_the_declared_default() -> None:
 
 
 def test_undeclared_parameter_read_is_a_key_error() -> None:
-    exp = defaults_of(_claims()["RN-5"])
+    exp = defaults_of(registered_claims()["RN-5"])
     with pytest.raises(KeyError, match="ratio_tl"):
         exp["ratio_tl"]
     with pytest.raises(KeyError, match="declares no parameter"):
-        defaults_of(_claims()["RN-5"], ratio_tl=0.1)
+        defaults_of(registered_claims()["RN-5"], ratio_tl=0.1)
 
 
 def test_required_parameter_without_a_value_is_an_error(tmp_path: Path) -> None:
@@ -202,7 +190,7 @@ def test_the_record_lists_each_parameter_with_its_origin(tmp_path: Path) -> None
     params: dict[str, Any] = rec["params"]
     assert params["min_r2"] == {"value": 0.5, "origin": "zz_local.toml#0 (published: a lab note)", "unit": ""}
     assert params["rate_min"] == {"value": 1.0, "origin": CLAIM_DEFAULT, "unit": "×/layer"}
-    assert set(params) == {p.name for p in _claims()["RN-1"].params}  # unset baseline parameters are not listed
+    assert set(params) == {p.name for p in registered_claims()["RN-1"].params}  # unset baseline parameters are not listed
     assert rec["headline"] == ["rate"]
     if rec["outcome"] in ("passed", "failed"):
         assert isinstance(headline_value(rec["measured"], "rate"), float)

@@ -150,6 +150,17 @@ def _block_ranges(blocks: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
 
 
+def _blocks_lacking(present: set[str], n_layers: int) -> dict[str, list[int]]:
+    """``{hook: [blocks]}``: for each of :data:`PROBE_BLOCK_HOOKS`, the blocks whose ``blocks.{l}.<hook>`` is not in
+    ``present`` (hook names); empty when every block has every hook."""
+    lacking: dict[str, list[int]] = {}
+    for i in range(n_layers):
+        for h in PROBE_BLOCK_HOOKS:
+            if f"blocks.{i}.{h}" not in present:
+                lacking.setdefault(h, []).append(i)
+    return lacking
+
+
 def check_bridge_sublayers(model: str, bridge: Any) -> None:
     """Raise :class:`UnsupportedArchitectureError` when some block of the booted TransformerBridge ``bridge``
     lacks a hook of :data:`PROBE_BLOCK_HOOKS` (Mamba, RWKV, a hybrid's state-space blocks: the bridge boots
@@ -162,11 +173,7 @@ def check_bridge_sublayers(model: str, bridge: Any) -> None:
     """
     names = set(getattr(bridge, "hook_dict", {}) or {})
     n_layers = len(bridge.blocks)
-    missing: dict[str, list[int]] = {}
-    for i in range(n_layers):
-        for h in PROBE_BLOCK_HOOKS:
-            if f"blocks.{i}.{h}" not in names:
-                missing.setdefault(h, []).append(i)
+    missing = _blocks_lacking(names, n_layers)
     if not missing:
         check_bridge_hooks_fire(model, bridge)
         return
@@ -215,11 +222,7 @@ def check_bridge_hooks_fire(model: str, bridge: Any) -> None:
             bridge.run_with_hooks(tokens, fwd_hooks=[(n, mark(n)) for n in names], return_type=None)
     except Exception:  # noqa: BLE001 - a model that cannot run two tokens fails in its claims, with their context
         return
-    silent: dict[str, list[int]] = {}
-    for i in range(n_layers):
-        for h in PROBE_BLOCK_HOOKS:
-            if f"blocks.{i}.{h}" not in fired:
-                silent.setdefault(h, []).append(i)
+    silent = _blocks_lacking(fired, n_layers)
     if not silent:
         return
     adapter = type(getattr(bridge, "adapter", None)).__name__
