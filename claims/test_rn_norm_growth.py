@@ -486,6 +486,24 @@ def test_rn4_bound_per_prompt(ctx: ClaimContext) -> None:
 # ----------------------------------------------------------------------------------------------
 # RN-5
 # ----------------------------------------------------------------------------------------------
+
+#: W_O counts as centred (TransformerLens' center_writing_weights applied) when every row's mean over d_model is at
+#: most this × the matrix's RMS (float32 centring leaves ~1e-7; an uncentred trained W_O is ~1e-2 and above)
+W_O_CENTRED_REL = 1e-4
+
+
+def _w_o_row_mean_rel(views: Any) -> float:
+    """max over blocks, heads and rows of |mean over d_model of W_O| / RMS of that block's W_O (W_O
+    ``[heads, d_head, d_model]``): ≈ 0 where the writing weights were centred, as RN-5's conventions report."""
+    worst = 0.0
+    for _, layer in views.layers():
+        w = layer.W_O.double()
+        rms = float(w.square().mean().sqrt())
+        if rms > 0:
+            worst = max(worst, float(w.mean(-1).abs().max()) / rms)
+    return worst
+
+
 @claim("RN-5", title="W_OV Frobenius norms grow like attn_out", source="RN §Analyzing the Attention weights",
        processing="compat", requires=(*PRE_NORM, "ov_rebuild", "norms_folded"), headline=("rate_ratio",),
        params=(WINDOW,
@@ -500,7 +518,10 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     attn_out grows); verdict: rate ratio r_OV / r_attn within 1 ± ``ratio_tol`` (default 0.03).
     b_O: ‖b_O‖ / mean ‖attn_out‖ in the window ≤ ``b_o_rel_max`` (default 0.1; models without b_O:
     reported as absent). GQA K/V heads are expanded to one per query head. Weights: compat
-    (fold_ln folds ln1's gain into W_V; center_writing_weights centres W_O). On quantised weights
+    (fold_ln folds ln1's gain into W_V; center_writing_weights centres W_O where TransformerLens applies
+    it — LayerNorm models, not RMSNorm ones nor adapters that skip it, e.g. XGLM's; the conventions'
+    ``W_O_centred`` says what the weights measured were: max over heads and rows of |mean over d_model| /
+    RMS of W_O, ``W_O_row_mean_rel``). On quantised weights
     the Frobenius norms are those of the dequantised matrices (noted). Premises: causal_decoder,
     additive_residual (attn_out must be the o-projection added to the stream, not a norm's output
     whose size is set by the norm's gain), ov_rebuild (W_V·W_O reproduces the hooked v and
@@ -521,8 +542,10 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     m.pop("_weights")
     tol, bmax = exp["ratio_tol"], exp["b_o_rel_max"]
     ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
+    row_mean = _w_o_row_mean_rel(WeightViews(lm.bridge, "compat"))
     ctx.conventions(weights="W_V·W_O per head (GQA expanded), compat processing", hook="blocks.{l}.hook_attn_out",
-                    quantization=lm.info.quantization)
+                    quantization=lm.info.quantization, W_O_centred=bool(row_mean <= W_O_CENTRED_REL),
+                    W_O_row_mean_rel=row_mean)
     ctx.measured(**m, position_counts=dict(probe.position_counts))
     ctx.expected(rate_ratio=1.0, b_o_rel_max=bmax)
     ctx.tolerance(ratio_tol=tol)
