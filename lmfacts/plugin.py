@@ -679,6 +679,7 @@ class RunReporter:
         self.diff_text: str | None = None
         self._old_sigterm: Any = None
         self._signal: str | None = None
+        self._xdist_selection: list[str] | None = None  # the test ids the first xdist worker collected
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Open the run directory only when the run collected claims (the engine's tests write none)."""
@@ -688,11 +689,11 @@ class RunReporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        """Under xdist the controller collects nothing: the selection is what the first worker collected."""
-        if self.lm.completion is None:
-            if self.lm.store is None:
-                self.lm.open_store()
-            self._selected(list(ids))
+        """Under xdist the controller collects nothing: the selection is what the first worker collected, recorded
+        once the first claim record opens the run directory (:meth:`pytest_runtest_logreport`), so that a run of
+        tests that are not claims (the engine's own) opens none, as in a serial run."""
+        if self._xdist_selection is None:
+            self._xdist_selection = list(ids)
 
     def _selected(self, ids: list[str]) -> None:
         """Record the selection in run.json (status ``running``) before any test runs, and turn SIGTERM
@@ -742,6 +743,8 @@ class RunReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.lm.store is None and any(n in (USER_PROPERTY, MODEL_PROPERTY) for n, _ in report.user_properties):
             self.lm.open_store()  # under xdist the controller collects nothing: open at the first record
+            if self.lm.completion is None and self._xdist_selection is not None:
+                self._selected(self._xdist_selection)
         for name, value in report.user_properties:
             if name == MODEL_PROPERTY:
                 key = f"{value['name']}|{value['device']}|{value['weight_processing']}"

@@ -72,3 +72,17 @@ def test_a_run_that_never_finished_renders_as_partial() -> None:
     finished = {"id": "r", "completion": {"status": "finished", "n_selected": 1, "selected": ["t::a"]}}
     assert "partial" not in build_report({"run": finished}, report["results"])
     assert "partial" not in build_report({"run": {"id": "old run.json"}}, report["results"])
+
+
+def test_an_xdist_run_of_the_engine_tests_opens_no_run_directory(tmp_path: Path) -> None:
+    """Under xdist the controller learns the selection from the workers' collection: a run of plain tests (the
+    engine's own, no claim) must open no run directory, as a serial run does not (it used to write one per
+    `pytest tests/ -n 2` into reports/)."""
+    from tests.helpers import run_pytest
+
+    test_file = tmp_path / "test_plain.py"
+    test_file.write_text("def test_plain():\n    assert True\n")
+    report_dir = tmp_path / "reports"
+    proc, _ = run_pytest(str(test_file), "-n", "2", "-q", report_dir=report_dir, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not report_dir.exists() or not any(p.is_dir() for p in report_dir.iterdir()), list(report_dir.iterdir())
