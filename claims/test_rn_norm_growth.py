@@ -36,7 +36,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfacts.claims import R_SQUARED, Param, claim
+from lmfacts.claims import R_SQUARED, Param, claim, interval_text
 from lmfacts.context import ClaimContext
 from lmfacts.measures import rn
 from lmfacts.prompts.strategies import robustness_prompts, run_prompts
@@ -80,8 +80,7 @@ def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> dict[str, int
 
 def _band_text(band: tuple[float | None, float | None]) -> str:
     """``[lo, hi]``, an open side as ∞ (``[1.0, ∞)``), not ``None``."""
-    lo, hi = band
-    return f"{'(−∞' if lo is None else f'[{lo}'}, {'∞)' if hi is None else f'{hi}]'}"
+    return interval_text(*band)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,11 +537,12 @@ def test_rn5_wov_grows_like_attn_out(ctx: ClaimContext) -> None:
     exp = ctx.expectation
     probe = ctx.probe()
     ctx.measured(rebuild_error=_rebuild_error(ctx))
-    m = rn.measure_rn5(WeightViews(lm.bridge, "compat"), probe, exp, lm.info.normalization)
+    views = WeightViews(lm.bridge, "compat")
+    m = rn.measure_rn5(views, probe, exp, lm.info.normalization)
     m.pop("_weights")
     tol, bmax = exp["ratio_tol"], exp["b_o_rel_max"]
     ctx.statistic("rate of mean-over-heads ‖W_V W_O‖_F / rate of mean content ‖attn_out‖, over the window")
-    row_mean = _w_o_row_mean_rel(WeightViews(lm.bridge, "compat"))
+    row_mean = _w_o_row_mean_rel(views)
     ctx.conventions(weights="W_V·W_O per head (GQA expanded), compat processing", hook="blocks.{l}.hook_attn_out",
                     quantization=lm.info.quantization, W_O_centred=bool(row_mean <= W_O_CENTRED_REL),
                     W_O_row_mean_rel=row_mean)

@@ -120,11 +120,13 @@ class Domain:
 
     def __str__(self) -> str:
         """``[0, 1]``, ``[1, ∞)``, ``(−∞, 1]``."""
-        def num(x: float) -> str:
-            return f"{x:g}"
+        return interval_text(self.lo, self.hi, lambda x: f"{x:g}")
 
-        return (f"{'(−∞' if self.lo is None else '[' + num(self.lo)}, "
-                f"{'∞)' if self.hi is None else num(self.hi) + ']'}")
+
+def interval_text(lo: float | None, hi: float | None, num: Any = str) -> str:
+    """The inclusive interval ``[lo, hi]`` as text, an unbounded side (None) as ∞: ``[1.0, ∞)``, ``(−∞, 1]``;
+    ``num`` formats a bound (default ``str``)."""
+    return f"{'(−∞' if lo is None else '[' + num(lo)}, {'∞)' if hi is None else num(hi) + ']'}"
 
 
 #: The natural domains lmfacts' claims declare (one place each; a claim of one's own may use them too).

@@ -107,19 +107,37 @@ class Expectation:
         """The file as origins show it: :attr:`label`, else the file's name."""
         return self.label or Path(self.file).name
 
-    def level(self, facts: ModelFacts) -> int | None:
-        """The specificity level at which this entry matches ``facts`` (0 = by name), or None."""
+    @property
+    def selector(self) -> tuple[int, Any] | None:
+        """The level this entry's ``match`` is written at (0 = by name … 3 = default; :data:`LEVELS`) and what it
+        selects there (a set of model names or architectures, a dict of predicates, None for the default), or
+        None when it selects nothing (``default = false`` alone)."""
         m = self.match
         if "models" in m:
-            return 0 if any(n in m["models"] for n in facts.names) else None
+            return 0, set(m["models"])
         if "architectures" in m:
-            return 1 if facts.architecture in m["architectures"] else None
-        preds = {k: v for k, v in m.items() if k in ("encoder", "normalization", "quantized")}
+            return 1, set(m["architectures"])
+        preds = {k: m[k] for k in PREDICATES if k in m}
         if preds:
+            return 2, preds
+        return (3, None) if m.get("default") else None
+
+    def level(self, facts: ModelFacts) -> int | None:
+        """The specificity level at which this entry matches ``facts`` (0 = by name), or None."""
+        sel = self.selector
+        if sel is None:
+            return None
+        lvl, what = sel
+        if lvl == 0:
+            ok = any(n in what for n in facts.names)
+        elif lvl == 1:
+            ok = facts.architecture in what
+        elif lvl == 2:
             ok = all({"encoder": facts.is_encoder, "normalization": facts.normalization,
-                      "quantized": facts.quantized}[k] == v for k, v in preds.items())
-            return 2 if ok else None
-        return 3 if m.get("default") else None
+                      "quantized": facts.quantized}[k] == v for k, v in what.items())
+        else:
+            ok = True
+        return lvl if ok else None
 
 
 @dataclass
@@ -288,19 +306,6 @@ def load_all(directory: Path | None = None, known_claims: set[str] | None = None
     return out
 
 
-def _selector(e: Expectation) -> tuple[int, Any] | None:
-    """The level an entry matches at (as :meth:`Expectation.level`) and what it selects there, or None."""
-    m = e.match
-    if "models" in m:
-        return 0, set(m["models"])
-    if "architectures" in m:
-        return 1, set(m["architectures"])
-    preds = {k: m[k] for k in PREDICATES if k in m}
-    if preds:
-        return 2, preds
-    return (3, None) if m.get("default") else None
-
-
 def _common(a: tuple[int, Any], b: tuple[int, Any]) -> str | None:
     """The models two selectors of one level both take (as words), or None when they can differ."""
     if a[0] != b[0]:
@@ -325,7 +330,7 @@ def check_conflicts(entries: Sequence[Expectation]) -> None:
     """
     seen: dict[tuple[bool, str], list[tuple[Expectation, tuple[int, Any]]]] = {}
     for e in entries:
-        sel = _selector(e)
+        sel = e.selector
         if sel is None:
             continue
         for other, other_sel in seen.setdefault((e.user, e.claim), []):

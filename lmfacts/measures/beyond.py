@@ -437,7 +437,7 @@ def _row_dot(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                   lens: torch.Tensor, work: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   lens: torch.Tensor, work: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row KL(p_final ‖ softmax(lens)) in nats, ``[n]`` float64, from ``[n, V]`` lens logits ``z``, and a
     0-d bool tensor: whether every KL is finite (read by the caller once per batch, not here).
 
@@ -455,10 +455,9 @@ def _kl_from_final(p_final: torch.Tensor, final_terms: tuple[torch.Tensor, torch
     import torch
 
     dot_f, lse_f, mass = final_terms
-    z = lens.double() if work is None else work.copy_(lens)
-    dot_z = _row_dot(p_final, z)
-    lse_z = torch.logsumexp(z, dim=-1) if work is None else _logsumexp_(z)
-    kl = (dot_f - dot_z) - (lse_f - lse_z) * mass
+    z = work.copy_(lens)  # float64
+    dot_z = _row_dot(p_final, z)  # before _logsumexp_ overwrites z
+    kl = (dot_f - dot_z) - (lse_f - _logsumexp_(z)) * mass
     return kl.clamp(min=0.0), torch.isfinite(kl).all()  # the clamp: round-off can give −1e-16
 
 
