@@ -677,8 +677,9 @@ class RunReporter:
         self.paths: dict[str, Path] = {}
         self.error: str | None = None
         self.diff_text: str | None = None
-        self._old_sigterm: Any = None
-        self._signal: str | None = None
+        self._old_handlers: dict[int, Any] = {}  # signal number -> the handler lmfacts replaced
+        self._signal: str | None = None  # the name of the last SIGINT / SIGTERM received
+        self._interrupt_pending = False  # a signal was received and the run has not yet stopped for it
         self._xdist_selection: list[str] | None = None  # the test ids the first xdist worker collected
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -697,34 +698,49 @@ class RunReporter:
 
     def _selected(self, ids: list[str]) -> None:
         """Record the selection in run.json (status ``running``) before any test runs, and turn SIGTERM
-        into an interruption, so that a run stopped midway still writes a report that says it is partial."""
+        into an interruption (:meth:`_catch_interrupts`), so that a run stopped midway still writes a report that says it is partial."""
         self.lm.completion = {"status": "running", "n_selected": len(ids), "selected": sorted(ids)}
         self.lm.write_run_info()
-        self._catch_sigterm()
+        self._catch_interrupts()
 
-    def _catch_sigterm(self) -> None:
+    def _catch_interrupts(self) -> None:
         """SIGTERM (a CI timeout, ``kill``, ``timeout``) ends the run like Ctrl-C: pytest stops, the report
-        is written and marked partial. Only in the main thread, and only where SIGTERM has its default action."""
+        is written and marked partial. Both signals are also remembered: Python drops a KeyboardInterrupt
+        raised while a destructor runs (``Exception ignored in ... __del__``, e.g. the regex module's
+        ``Group.__del__`` during garbage collection), so a signal that lands there would be lost and the run
+        would go on as if never stopped; :meth:`_reraise_swallowed_interrupt` raises it again at the next test
+        boundary. Only in the main thread, and only for a signal that still has Python's default handling."""
         import signal
         import threading
 
-        if threading.current_thread() is not threading.main_thread() or self._old_sigterm is not None:
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        if threading.current_thread() is not threading.main_thread() or self._old_handlers:
             return
 
-        def on_sigterm(signum: int, frame: Any) -> None:
-            self._signal = "SIGTERM"
-            raise KeyboardInterrupt("SIGTERM")
+        def on_signal(signum: int, frame: Any) -> None:
+            self._signal = signal.Signals(signum).name
+            self._interrupt_pending = True
+            raise KeyboardInterrupt(self._signal)
 
-        self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for signum, default in defaults.items():
+            if signal.getsignal(signum) is default:
+                self._old_handlers[signum] = signal.signal(signum, on_signal)
 
-    def _restore_sigterm(self) -> None:
+    def _restore_signal_handlers(self) -> None:
         import signal
 
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        self._old_handlers = {}
+
+    def _reraise_swallowed_interrupt(self) -> None:
+        """Raise KeyboardInterrupt again for a SIGINT / SIGTERM whose first KeyboardInterrupt did not end the
+        run (swallowed in a destructor, or by a library catching BaseException)."""
+        if self._interrupt_pending:
+            raise KeyboardInterrupt(f"{self._signal} (received earlier; its first interruption was swallowed)")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._reraise_swallowed_interrupt()
 
     def _finish_completion(self, exitstatus: int) -> None:
         """Set the run's final status: ``interrupted`` (by SIGINT / SIGTERM) or ``finished``, with the
@@ -757,7 +773,9 @@ class RunReporter:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         lm = self.lm
-        self._restore_sigterm()
+        self._restore_signal_handlers()
+        if self._interrupt_pending and exitstatus != pytest.ExitCode.INTERRUPTED:
+            exitstatus = session.exitstatus = pytest.ExitCode.INTERRUPTED  # swallowed during the last test
         lm.pool.release()
         if lm.store is None:
             return

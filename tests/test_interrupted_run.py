@@ -26,11 +26,20 @@ from tests.helpers import REPO
 SELECTION = ("claims/", "-k", "RN-1 or BF-3 or BF-5 or BF-7 or RN-8", "--model", "tiny-gpt2", "--max-prompts", "4")
 
 
+def _run_cmd(report_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", *SELECTION, "--report-dir", str(report_dir), "-p", "no:cacheprovider",
+            "-q", *extra]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    return {**env, **extra}
+
+
 def _interrupt_after_first_result(tmp_path: Path, sig: int) -> tuple[Path, int, str]:
     report_dir = tmp_path / "reports"
-    cmd = [sys.executable, "-m", "pytest", *SELECTION, "--report-dir", str(report_dir), "-p", "no:cacheprovider",
-           "-q"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    cmd = _run_cmd(report_dir)
+    env = _env()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -62,6 +71,44 @@ def test_interrupted_run_writes_a_report_that_says_it_is_partial(tmp_path: Path,
     for name_ in ("report.md", "report.html"):
         assert "partial report: the run was interrupted (" + name in (run_dir / name_).read_text()
     assert "partial report" in out
+
+
+SIGNAL_IN_A_DESTRUCTOR = """
+import os, signal
+
+class _SendsTheSignalWhenCollected:
+    def __del__(self):
+        os.kill(os.getpid(), signal.{sig})
+        for _ in range(100_000):  # the handler runs here, inside __del__, where Python drops its exception
+            pass
+
+_sent = []
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown" and not _sent:
+        _sent.append(1)
+        obj = _SendsTheSignalWhenCollected()
+        del obj
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_that_lands_in_a_destructor_still_stops_the_run(tmp_path: Path, sig: int) -> None:
+    """Python drops a KeyboardInterrupt raised while a destructor runs (the CI failure of stop 21: the SIGINT
+    landed in the regex module's ``Group.__del__`` during garbage collection, printed ``Exception ignored``, and
+    the run went on to finish as if never interrupted). The signal must still stop the run at the next test."""
+    name = signal.Signals(sig).name
+    (tmp_path / "signal_in_destructor.py").write_text(SIGNAL_IN_A_DESTRUCTOR.replace("{sig}", name))
+    report_dir = tmp_path / "reports"
+    proc = subprocess.run(_run_cmd(report_dir, "-p", "signal_in_destructor"), cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}"))
+    out = proc.stdout + proc.stderr
+    assert "Exception ignored" in out and "KeyboardInterrupt" in out, out[-3000:]  # the premise: it was swallowed
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    (run_dir,) = [p for p in report_dir.iterdir() if p.is_dir()]
+    partial = json.loads((run_dir / "report.json").read_text())["partial"]
+    assert partial["status"] == "interrupted" and partial["signal"] == name, partial
+    assert 1 <= partial["n_results"] < partial["n_selected"], partial
 
 
 def test_a_run_that_never_finished_renders_as_partial() -> None:
