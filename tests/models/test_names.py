@@ -1,11 +1,10 @@
-"""Tests for the light name-parsing module (no torch at import time, millisecond parsing)."""
+"""Tests for the light name-parsing module (no torch at import time, no network while parsing)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -104,26 +103,29 @@ def test_accepted_forms_text_mentions_everything() -> None:
     assert all(n in text for n in [*PACKAGED, *TINY, *HUB_ALIASES, *HUB_ALIASES.values()])
 
 
-def test_parsing_is_fast() -> None:
+def test_parsing_touches_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing a name (hub ids and aliases included) opens no connection: it must be instant and work offline."""
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parse_model_name opened a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     names = ["smollm2-135m", "tiny-llama", "gpt2-xl", "EleutherAI/pythia-70m", str(REPO / "pyproject.toml")]
-    t0 = time.perf_counter()
-    for _ in range(100):
-        for n in names:
-            try:
-                parse_model_name(n)
-            except UnknownModelError:
-                pass
-    assert (time.perf_counter() - t0) / 500 < 0.005
+    for n in names:
+        try:
+            parse_model_name(n)
+        except UnknownModelError:
+            pass
 
 
 def test_names_module_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, time; t = time.perf_counter(); import lmfacts.models.names as n; "
+        "import sys; import lmfacts.models.names as n; "
         "import lmfacts.models as m; m.parse_model_name('gpt2-xl'); "
         "heavy = [k for k in ('torch', 'transformers', 'transformer_lens', 'gguf') if k in sys.modules]; "
-        "print(heavy, time.perf_counter() - t)"
+        "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    heavy, seconds = out.stdout.rsplit(" ", 1)
-    assert heavy == "[]", out.stdout
-    assert float(seconds) < 0.5
+    assert out.stdout.strip() == "[]", out.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -74,12 +73,16 @@ def test_cache_dir_holds_converted_model_and_summary(smol: LoadedModel) -> None:
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
 
 
-def test_second_load_is_fast(smol: LoadedModel) -> None:
-    t0 = time.perf_counter()
+def test_second_load_boots_the_cached_conversion(smol: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second load reads the cached conversion and never converts again (its time is a benchmark figure:
+    bench/suite_vs_floor.py reports the load; a wall-clock bound here would only test the machine's load)."""
+
+    def no_conversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second load converted the GGUF again")
+
+    monkeypatch.setattr(gguf_cache, "_convert", no_conversion)
     again = load_model("smollm2-135m")
-    wall = time.perf_counter() - t0
-    assert any("cached conversion" in note for note in again.info.notes)
-    assert again.info.load_s <= 5.0 and wall <= 5.0, (again.info.load_s, wall)
+    assert any("cached conversion" in note for note in again.info.notes), again.info.notes
     again.release()
 
 
