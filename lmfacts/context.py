@@ -116,6 +116,17 @@ class ClaimContext:
         """The corpus-level :class:`lmfacts.probe.probe.ProbeResult` (one pass, shared by all claims)."""
         return self.session.probe(self.target, processing or self._processing())
 
+    def require_content(self) -> None:
+        """Raise :class:`lmfacts.probe.batching.NoContentTokensError` (an error naming the model, the count
+        and examples with their tokens) when no prompt of the run has a content token on this model.
+
+        The probe claims get this from the probe pass; a claim that measures on corpus prompts without it
+        (next-token losses, per-example gradients) calls this first, so a corpus its tokenizer turns into
+        special tokens only (``<|endoftext|>`` lines) is an error there too, not a loss or gradient over
+        special-token targets judged as a finding. Tokenisation only, computed once per model.
+        """
+        self.session.content_census(self.target)
+
     @property
     def texts(self) -> list[str]:
         """The corpus prompts the probe runs on."""

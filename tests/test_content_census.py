@@ -87,3 +87,20 @@ def test_some_prompts_without_content_are_named_in_run_json(model_dir: Path, tmp
     probes = next(iter(run["probes"].values()))
     assert "2 of 3 prompts have no content token" in probes["prompts_without_content"], (probes, out[-2000:])
     assert "ZeroDivisionError" not in out
+
+
+def test_gradients_of_a_special_token_corpus_are_an_error_not_a_finding(model_dir: Path, tmp_path: Path) -> None:
+    """Prompts of the BOS string only ('<|endoftext|>' lines) have next-token targets, all special tokens: BF-6
+    judged the gradients of their losses and failed ('only 0.00 of per-example QKV gradients are zero-mean
+    Gaussian'), a ✗ about no text at all. It is the corpus error every probe claim of the run gives."""
+    eos = "<|endoftext|>"
+    prompts = _prompts(tmp_path / "bos-only.jsonl", [eos, eos * 2, eos * 3])
+    run_pytest("claims/", "--model", str(model_dir), "--prompts", str(prompts), "-k", "BF-6 or RS-1", "-q",
+               report_dir=tmp_path / "r")
+    results = [json.loads(line) for line in (only_run_dir(tmp_path / "r") / "results.jsonl").read_text().splitlines()]
+    by_claim = {r["claim"]: r for r in results}
+    for claim in ("RS-1", "BF-6"):
+        rec = by_claim[claim]
+        assert rec["outcome"] == "error", rec
+        assert "no prompt of the run has a content token" in rec["reason"], rec["reason"]
+        assert "3 of 3 prompts" in rec["reason"], rec["reason"]
