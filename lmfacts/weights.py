@@ -131,11 +131,15 @@ def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tenso
     ``(matrices, unread)``: ``matrices`` is ``[(name, matrix)]`` named by the parameter's path inside the MoE
     module (bridge wrappers dropped): batched experts split per expert — ``experts.down_proj[3]`` — and a fused
     ``gate_up_proj`` split into ``experts.gate_proj[e]`` and ``experts.up_proj[e]`` (the first and second half of
-    its output axis, transformers' ``.chunk(2, dim=-1)``; the output axis is the one that is not ``d_model``,
+    its output axis, transformers' ``.chunk(2, dim=-1)``; or, where the experts module declares the interleaved
+    layout (transformers' ``is_concatenated=False``: GPT-OSS, gate and up columns alternating, ``[..., ::2]`` /
+    ``[..., 1::2]``), its even and odd output columns; the output axis is the one that is not ``d_model``,
     or the layout flag ``is_transposed``); 2-D parameters (the router, a shared expert's projections, its
-    gate) as they are, ``shared_expert.gate_proj`` … . ``unread``: ``{path: reason}`` for 3-D parameters
-    whose layout cannot be established (recorded, never guessed). Orientation is irrelevant to the
-    statistics that use this (entry distributions, singular values). Raises nothing.
+    gate) as they are, ``shared_expert.gate_proj`` … . Biases are not weight matrices and are left out, the
+    experts' stacked ones (``gate_up_proj_bias`` / ``down_proj_bias`` [experts, ·]) included. ``unread``:
+    ``{path: reason}`` for 3-D parameters whose layout cannot be established (recorded, never guessed).
+    Orientation is irrelevant to the statistics that use this (entry distributions, singular values). Raises
+    nothing.
     """
     inner = mlp
     while isinstance(getattr(inner, "original_component", None), torch.nn.Module):
@@ -150,6 +154,8 @@ def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tenso
             name = ".".join(seg for seg in path.split(".") if seg != "_original_component")
             if name.endswith(".weight"):
                 name = name[: -len(".weight")]
+            if leaf == "bias" or leaf.endswith("_bias"):
+                continue  # a bias, not a weight matrix (GPT-OSS stacks its experts' biases as [experts, ·])
             if p.ndim == 2:
                 out.append((name, p.detach().float().clone()))
                 continue
@@ -169,7 +175,11 @@ def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tenso
                     unread[name] = f"fused gate/up projection {tuple(p.shape)}: its output axis is ambiguous"
                     continue
                 base = name.rpartition(".")[0]
-                gate, up = w.chunk(2, dim=axis)
+                if getattr(owner, "is_concatenated", True) is False:  # interleaved: gate0, up0, gate1, up1, …
+                    idx = torch.arange(w.shape[axis])
+                    gate, up = w.index_select(axis, idx[0::2]), w.index_select(axis, idx[1::2])
+                else:
+                    gate, up = w.chunk(2, dim=axis)
                 for e in range(w.shape[0]):
                     out.append((f"{base + '.' if base else ''}gate_proj[{e}]", gate[e].clone()))
                     out.append((f"{base + '.' if base else ''}up_proj[{e}]", up[e].clone()))

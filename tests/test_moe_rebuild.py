@@ -145,3 +145,33 @@ def test_bf7_keeps_dense_mlp_layers_beside_moe_layers(tmp_path: Path) -> None:
     assert {("W_in", 0), ("W_gate", 0), ("W_out", 0)} <= got
     assert ("mlp.experts.down_proj[5]", 1) in got and ("mlp.shared_expert.down_proj", 1) in got
     assert ("W_in", 1) not in got
+
+
+GPT_OSS = dict(SMALL, head_dim=16, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
+               sliding_window=16, layer_types=["sliding_attention", "full_attention"])
+
+
+def test_interleaved_experts_split_and_expert_biases_left_out(tmp_path: Path) -> None:
+    """GPT-OSS stores each expert's gate and up projections interleaved in one ``gate_up_proj`` [experts, d_model,
+    2·d_mlp] (gate columns 0, 2, 4 …, up columns 1, 3, 5 …; transformers' ``is_concatenated=False``) and stacks the
+    experts' biases as 2-D ``gate_up_proj_bias`` / ``down_proj_bias`` [experts, ·]. Before: moe_matrices split the
+    fused projection into halves, so BF-3 / BF-7 judged 'gate_proj[e]' made of half gate and half up columns, and
+    judged the stacked biases as weight matrices (a zero bias excluded, a trained one counted)."""
+    from claims.test_bf_distributions import block_matrices
+    from lmfacts.weights import moe_matrices
+
+    d = save_random_causal_lm(tmp_path / "gpt_oss", "gpt_oss", trained_norms=True, **GPT_OSS)
+    lm = load_model(str(d))
+    experts = lm.bridge.original_model.model.layers[1].mlp.experts
+    assert experts.is_concatenated is False  # the layout transformers declares, which the split must follow
+    mats, unread = moe_matrices(lm.bridge.blocks[1].mlp, GPT_OSS["hidden_size"])
+    m = dict(mats)
+    assert not unread
+    assert not [n for n in m if "bias" in n], list(m)
+    x = torch.randn(3, GPT_OSS["hidden_size"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gate_up = x @ experts.gate_up_proj[2]  # [3, 2·d_mlp], what GptOssExperts computes (before its bias)
+        gate, up = gate_up[..., ::2], gate_up[..., 1::2]  # GptOssExperts._apply_gate
+    assert torch.allclose(x @ m["experts.gate_proj[2]"], gate) and torch.allclose(x @ m["experts.up_proj[2]"], up)
+    names = [n for n, _ in block_matrices(lm.bridge, 1)[0]]
+    assert names.count("mlp.router") == 1 and not [n for n in names if "bias" in n], names
