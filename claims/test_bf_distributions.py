@@ -309,9 +309,15 @@ BLOCK_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
 def _stored_matrix(bridge: Any, name: str, layer: int) -> Any:
     """Block ``layer``'s ``name`` as one 2-D float32 matrix as stored: W_Q/W_K/W_V [d_model, heads·d_head] with
     grouped K/V heads *not* repeated (a repeated head would count its entries twice), W_O [heads·d_head,
-    d_model], MLP matrices as they are; None where the block has no such matrix."""
+    d_model], MLP matrices as they are; None where the block has no such matrix (:func:`lmfacts.weights.attn_weight`:
+    a multi-head latent attention has no W_Q / W_K / W_V)."""
+    from lmfacts.weights import attn_weight
+
     blk = bridge.blocks[layer]
-    w = getattr(blk.attn if name in ("W_Q", "W_K", "W_V", "W_O") else blk.mlp, name, None)
+    if name in ("W_Q", "W_K", "W_V", "W_O"):
+        w = attn_weight(blk.attn, name, int(bridge.cfg.n_heads), int(bridge.cfg.d_model))
+    else:
+        w = getattr(blk.mlp, name, None)
     if w is None:
         return None
     w = w.detach().float()
@@ -328,17 +334,25 @@ def block_matrices(bridge: Any, layer: int) -> tuple[list[tuple[str, Any]], dict
     MLP is a mixture of experts (no single W_in / W_out): the attention matrices plus every matrix inside the MoE
     module (:func:`lmfacts.weights.moe_matrices`: each expert's ``mlp.experts.gate_proj[e]`` / ``up_proj[e]`` /
     ``down_proj[e]``, the router ``mlp.gate``, a shared expert's projections), so the experts, most of such a
-    model's weights, are judged rather than silently left out."""
-    from lmfacts.weights import moe_matrices
+    model's weights, are judged rather than silently left out. A block whose attention has no per-head W_Q
+    (multi-head latent attention: :func:`lmfacts.weights.attention_structure`): every matrix of the attention
+    module as stored instead (``attn.q_a_proj``, ``attn.q_b_proj``, ``attn.kv_a_proj_with_mqa``,
+    ``attn.kv_b_proj``, ``attn.o_proj``), not W_Q … W_O (which it has not, and which raised there)."""
+    from lmfacts.weights import attn_weight, moe_matrices
 
-    mlp = bridge.blocks[layer].mlp
+    d_model = int(bridge.cfg.d_model)
+    attn, mlp = bridge.blocks[layer].attn, bridge.blocks[layer].mlp
+    per_head = attn_weight(attn, "W_Q", int(bridge.cfg.n_heads), d_model) is not None
     dense = getattr(mlp, "W_in", None) is not None or getattr(mlp, "W_out", None) is not None
-    names = BLOCK_MATRICES if dense else ("W_Q", "W_K", "W_V", "W_O")
+    names = (("W_Q", "W_K", "W_V", "W_O") if per_head else ()) + (("W_in", "W_gate", "W_out") if dense else ())
     mats = [(n, m) for n in names if (m := _stored_matrix(bridge, n, layer)) is not None]
-    if dense:
-        return mats, {}
-    moe, unread = moe_matrices(mlp, int(bridge.cfg.d_model))
-    return mats + [(f"mlp.{n}", m) for n, m in moe], {f"mlp.{n}@{layer}": why for n, why in unread.items()}
+    unread: dict[str, str] = {}
+    for prefix, module, take in (("attn", attn, not per_head), ("mlp", mlp, not dense)):
+        if take:
+            more, why = moe_matrices(module, d_model)
+            mats += [(f"{prefix}.{n}", m) for n, m in more]
+            unread |= {f"{prefix}.{n}@{layer}": w for n, w in why.items()}
+    return mats, unread
 
 
 def weight_gaussianity(bridge: Any, *, kurt_tol: float, bulk_tol: float, factor: float) -> dict[str, Any]:
@@ -565,21 +579,28 @@ def test_bf5_writing_weights_grow(ctx: ClaimContext) -> None:
     norms: dict[str, list[float]] = {n: [] for n in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")}
     import torch
 
+    from lmfacts.weights import attention_structure, attn_weight, mlp_structure
+
     with torch.no_grad():
         for i in range(L):
             blk = b.blocks[i]
             for n in norms:
-                mod = blk.attn if n in ("W_Q", "W_K", "W_V", "W_O") else blk.mlp
-                w = getattr(mod, n, None)
+                if n in ("W_Q", "W_K", "W_V", "W_O"):  # W_O of a multi-head latent attention: its o projection
+                    w = attn_weight(blk.attn, n, int(b.cfg.n_heads), int(b.cfg.d_model))
+                else:
+                    w = getattr(blk.mlp, n, None)
                 if w is not None:
                     norms[n].append(float(w.detach().float().norm()))
     norms = {n: v for n, v in norms.items() if len(v) == L}
-    from lmfacts.weights import mlp_structure
 
     # a mixture-of-experts block has no one W_in / W_out whose norm is the block's (its experts are judged by
     # BF-3 and BF-7): say so, instead of dropping the MLP weights without a word
     moe = {f"{n}@{i}": mlp_structure(b.blocks[i].mlp, f"blocks.{i}.mlp") for i in range(L)
            if getattr(b.blocks[i].mlp, "W_out", None) is None for n in ("W_in", "W_out")}
+    # a multi-head latent attention has no W_Q / W_K / W_V whose norm is the block's: say so too
+    moe |= {f"{n}@{i}": attention_structure(b.blocks[i].attn, f"blocks.{i}.attn") for i in range(L)
+            if attn_weight(b.blocks[i].attn, "W_Q", int(b.cfg.n_heads), int(b.cfg.d_model)) is None
+            for n in ("W_Q", "W_K", "W_V")}
     start = round(L / 4)
     # a block whose matrix is all zeros (a pruned sublayer) has no log-norm: excluded from that weight's trend
     excluded = {f"{n}@{i}": "all entries are 0 (‖W‖_F = 0): not on a log-norm trend"

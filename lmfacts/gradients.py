@@ -4,7 +4,8 @@ One prompt at a time (batch of one, so nothing is averaged between examples, as 
 the mean next-token cross-entropy over the prompt's target tokens is differentiated with respect
 to the query/key/value weight parameters of the chosen blocks. The parameters are found on the
 bridge's attention module by name (``q``/``k``/``v``/``qkv``, ``q_proj``…, ``query``/``key``/
-``value``, ``c_attn``; never the output projection); parameters that the forward does not use (for
+``value``, ``c_attn``; a multi-head latent attention's low-rank ``q_a_proj``/``q_b_proj``/``kv_a_proj_with_mqa``/
+``kv_b_proj``; never the output projection); parameters that the forward does not use (for
 example split views beside a fused GPT-2 ``c_attn``) get no gradient and are left out, and shared
 storage is counted once. Biases are excluded (weights only).
 """
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-_QKV = re.compile(r"(^|\.)(q|k|v|qkv|q_proj|k_proj|v_proj|qkv_proj|query|key|value|c_attn|query_key_value|Wqkv)"
+_QKV = re.compile(r"(^|\.)(q|k|v|qkv|q_proj|k_proj|v_proj|qkv_proj|query|key|value|c_attn|query_key_value|Wqkv"
+                  r"|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj)"
                   r"(\._original_component)*\.weight$")
 
 

@@ -120,8 +120,11 @@ def mlp_forward(lw: Any, x_norm: torch.Tensor, act: Callable[[torch.Tensor], tor
     return out + lw.b_out if lw.b_out is not None else out
 
 
-def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor:
-    """Σ_h ln1(x)·W_OV_h for normalised inputs [n, d_model] → [n, d_model] (no b_O): every head attending to x."""
+def ov_summed_output(lw: Any, x_norm: torch.Tensor) -> torch.Tensor | None:
+    """Σ_h ln1(x)·W_OV_h for normalised inputs [n, d_model] → [n, d_model] (no b_O): every head attending to x.
+    None where the attention has no per-head W_V (multi-head latent attention: ``lw.attn_note``)."""
+    if lw.W_V is None or lw.W_O is None:
+        return None
     x = apply_gain(x_norm, lw.ln1_w, lw.ln1_b)
     return torch.einsum("nd,hdk,hke->ne", x, lw.W_V, lw.W_O)
 
@@ -270,6 +273,7 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     mlp_notes: list[str] = []  # why a block's MLP cannot be rebuilt (a mixture of experts), one per kind
     mlp_blocks: set[int] = set()
     moe_out_blocks: set[int] = set()  # blocks whose mlp_out_is_down_proj reference is the MoE module's output
+    attn_notes: dict[int, str] = {}  # blocks whose attention has no per-head W_V (multi-head latent attention)
     for text in list(texts)[:N_PROMPTS]:
         ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=min(n_ctx, MAX_TOKENS))
         cache: dict[str, torch.Tensor] = {}
@@ -316,7 +320,9 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                     moe_out_blocks.add(i)
                 pairs["mlp_out_is_down_proj"] = (down, mlp_out)
                 v, z = get("attn.hook_v"), get("attn.hook_z")
-                if v is not None and pre is not None:
+                if lw.attn_note is not None:
+                    attn_notes[i] = lw.attn_note
+                if v is not None and pre is not None and lw.W_V is not None:
                     v_hooked = v.reshape(v.shape[0], -1, v.shape[-1]) if v.dim() == 3 else v
                     v_hooked = v_hooked.repeat_interleave(lw.W_V.shape[0] // v_hooked.shape[1], dim=1)
                     # pre-norm attention reads ln1(resid_pre); post-norm blocks (BERT) read resid_pre itself
@@ -324,7 +330,7 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                                         ("v_from_resid", pre)):
                         v_rebuilt = torch.einsum("pd,hdk->phk", x_in, lw.W_V)
                         pairs[check] = (v_rebuilt + lw.b_V if lw.b_V is not None else v_rebuilt, v_hooked)
-                if z is not None and o_ref is not None:
+                if z is not None and o_ref is not None and lw.W_O is not None:
                     o_rebuilt = torch.einsum("phk,hke->pe", z.reshape(z.shape[0], lw.W_O.shape[0], -1), lw.W_O)
                     pairs["o_from_z"] = (o_rebuilt + lw.b_O if lw.b_O is not None else o_rebuilt, o_ref)
                 if mlp_in is not None:
@@ -373,6 +379,9 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     if mlp_notes:
         notes.append(f"MLP of block(s) {_blocks_text(sorted(mlp_blocks))} not rebuilt: {mlp_notes[0]}"
                      + (f" (and {len(mlp_notes) - 1} other MLP kind(s))" if len(mlp_notes) > 1 else ""))
+    if attn_notes:
+        first = attn_notes[min(attn_notes)]
+        notes.append(f"attention of block(s) {_blocks_text(sorted(attn_notes))} has no W_OV to rebuild: {first}")
     if moe_out_blocks:
         notes.append(f"mlp_out_is_down_proj at block(s) {_blocks_text(sorted(moe_out_blocks))} compares hook_mlp_out "
                      f"with the mixture of experts' own output (mlp.hook_out: the router-weighted sum of its experts' "

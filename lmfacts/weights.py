@@ -1,7 +1,8 @@
 """Uniform weight views across every TransformerBridge family (nothing model-specific in claims).
 
 Per layer: W_Q, W_K, W_V [heads, d_model, d_head] (grouped-query K/V expanded to one per query
-head), W_O [heads, d_head, d_model], W_OV = W_V·W_O per head, W_in / W_gate [d_model, d_mlp] (None, with
+head; None, with ``LayerWeights.attn_note`` saying why, where the attention has no per-head projection of
+the input: multi-head latent attention), W_O [heads, d_head, d_model], W_OV = W_V·W_O per head, W_in / W_gate [d_model, d_mlp] (None, with
 ``LayerWeights.mlp_note`` saying why, where the MLP is a mixture of experts),
 W_out [d_mlp, d_model], biases (None where the model has none), norm gains and biases; plus the
 embedding, positional embedding and unembedding. All tensors are detached float32 copies made
@@ -26,10 +27,11 @@ WRITING = ("W_O", "W_out")
 class LayerWeights:
     """The weights of one block, in TransformerLens orientation (x @ W)."""
 
-    W_Q: torch.Tensor
-    W_K: torch.Tensor
-    W_V: torch.Tensor
-    W_O: torch.Tensor
+    #: None where the attention has no per-head Q / K / V matrix (multi-head latent attention: ``attn_note``).
+    W_Q: torch.Tensor | None
+    W_K: torch.Tensor | None
+    W_V: torch.Tensor | None
+    W_O: torch.Tensor | None
     b_Q: torch.Tensor | None
     b_K: torch.Tensor | None
     b_V: torch.Tensor | None
@@ -49,6 +51,8 @@ class LayerWeights:
     b_gate: torch.Tensor | None = None
     #: Why W_in / W_out are None (e.g. "blocks.3.mlp is a mixture of experts …"); None for a dense MLP.
     mlp_note: str | None = None
+    #: Why W_Q / W_K / W_V are None (e.g. "blocks.0.attn is multi-head latent attention …"); None otherwise.
+    attn_note: str | None = None
 
     def matrix(self, name: str) -> torch.Tensor | None:
         """A weight as one 2-D matrix [d_in, d_out] (heads concatenated along the head axis)."""
@@ -70,10 +74,49 @@ def _t(x: object) -> torch.Tensor | None:
 
 
 def _attr(obj: object, name: str) -> torch.Tensor | None:
+    """``obj.<name>`` as a float32 copy, None where it has none. TransformerLens' multi-head latent attention
+    bridge raises NotImplementedError for the per-head weights it cannot express (W_Q … b_O): also None."""
     try:
-        return _t(getattr(obj, name))
-    except AttributeError:
+        w = getattr(obj, name)
+    except (AttributeError, NotImplementedError):
         return None
+    return _t(w) if isinstance(w, torch.Tensor) else None
+
+
+def attn_weight(attn: object, name: str, n_heads: int, d_model: int) -> torch.Tensor | None:
+    """Block attention ``attn``'s ``name`` (``W_Q``, ``W_K``, ``W_V``, ``W_O``, ``b_*``) as TransformerLens
+    orients it, a float32 copy, K/V heads as stored (not expanded); None where the attention has none.
+
+    Multi-head latent attention (DeepSeek-V2/V3 MLA) has no per-head W_Q / W_K / W_V (its queries and keys /
+    values come out of low-rank projections with a norm between: :func:`attention_structure`) and its bridge
+    raises for all four; its output projection is still a plain concatenated-heads map, read from the ``o``
+    projection as [heads, d_head, d_model] (``lmfacts.rebuild.measure_rebuild`` checks it against the hooks,
+    ``o_from_z``). Raises nothing.
+    """
+    w = _attr(attn, name)
+    if w is not None or name != "W_O":
+        return w
+    o = _attr(getattr(attn, "o", None), "weight")  # nn.Linear orientation [d_model, heads·d_head]
+    if o is None or o.ndim != 2 or o.shape[0] != d_model or n_heads <= 0 or o.shape[1] % n_heads:
+        return None
+    return o.T.reshape(n_heads, o.shape[1] // n_heads, d_model).contiguous()
+
+
+#: Submodules of a multi-head latent attention (DeepSeek-V2/V3, transformers' naming).
+_LATENT_PROJECTIONS = ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj")
+
+
+def attention_structure(attn: object, path: str) -> str:
+    """Why a block's attention has no per-head W_Q / W_K / W_V, in words, read off its modules (never the model's
+    name): a multi-head latent attention is recognised by its low-rank projections (``kv_a_proj_with_mqa``,
+    ``kv_b_proj`` …); the text names the wrapped module's class and the projections found. Raises nothing."""
+    inner = getattr(attn, "original_component", None) or attn
+    cls = type(inner).__name__
+    found = [n for n in _LATENT_PROJECTIONS if hasattr(inner, n) or hasattr(attn, n)]
+    if any(n.startswith("kv_") for n in found):
+        return (f"{path} is multi-head latent attention ({cls}: queries and keys/values through low-rank "
+                f"projections {', '.join(found)} with a norm on the latent): no per-head W_Q / W_K / W_V")
+    return f"{path} ({cls}) exposes no per-head W_Q / W_K / W_V"
 
 
 def _expand_kv(w: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
@@ -188,6 +231,11 @@ def moe_matrices(mlp: object, d_model: int) -> tuple[list[tuple[str, torch.Tenso
     return out, unread
 
 
+def _require_ov(layer: LayerWeights) -> None:
+    if layer.W_V is None or layer.W_O is None:
+        raise ValueError(f"no W_OV: {layer.attn_note or 'the attention has no per-head W_V / W_O'}")
+
+
 class WeightViews:
     """Weight accessors over a TransformerBridge; see the module docstring."""
 
@@ -226,10 +274,14 @@ class WeightViews:
         # lmfacts.rebuild.measure_rebuild (mlp_pre_from_ln2), never believed unchecked.
         norm_name = self.mlp_norm_name(i)
         mlp_norm = getattr(blk, norm_name) if norm_name is not None else None
+        h, d = self.n_heads, int(self.cfg.d_model)
         with torch.no_grad():
+            w_q = attn_weight(attn, "W_Q", h, d)
+            w_v = attn_weight(attn, "W_V", h, d)
             return LayerWeights(
-                W_Q=_t(attn.W_Q), W_K=_expand_kv(_t(attn.W_K), self.n_heads),
-                W_V=_expand_kv(_t(attn.W_V), self.n_heads), W_O=_t(attn.W_O),
+                W_Q=w_q, W_K=_expand_kv(attn_weight(attn, "W_K", h, d), h),
+                W_V=_expand_kv(w_v, h), W_O=attn_weight(attn, "W_O", h, d),
+                attn_note=None if w_q is not None and w_v is not None else attention_structure(attn, f"blocks.{i}.attn"),
                 b_Q=_attr(attn, "b_Q"), b_K=_expand_kv(_attr(attn, "b_K"), self.n_heads),
                 b_V=_expand_kv(_attr(attn, "b_V"), self.n_heads), b_O=_attr(attn, "b_O"),
                 W_in=(w_in := _attr(mlp, "W_in")), W_gate=_attr(mlp, "W_gate"), W_out=(w_out := _attr(mlp, "W_out")),
@@ -248,12 +300,16 @@ class WeightViews:
 
     @staticmethod
     def ov(layer: LayerWeights) -> torch.Tensor:
-        """W_OV = W_V · W_O per head: [heads, d_model, d_model]."""
+        """W_OV = W_V · W_O per head: [heads, d_model, d_model]. Raises ValueError where the attention has no
+        per-head W_V (``layer.attn_note``)."""
+        _require_ov(layer)
         return torch.einsum("hdk,hke->hde", layer.W_V, layer.W_O)
 
     @staticmethod
     def ov_frobenius(layer: LayerWeights) -> torch.Tensor:
-        """‖W_V W_O‖_F per head without forming the d×d product: sqrt(Σ (W_VᵀW_V) ∘ (W_O W_Oᵀ))."""
+        """‖W_V W_O‖_F per head without forming the d×d product: sqrt(Σ (W_VᵀW_V) ∘ (W_O W_Oᵀ)). Raises
+        ValueError where the attention has no per-head W_V (``layer.attn_note``)."""
+        _require_ov(layer)
         gv = torch.einsum("hdk,hdl->hkl", layer.W_V.double(), layer.W_V.double())
         go = torch.einsum("hke,hle->hkl", layer.W_O.double(), layer.W_O.double())
         return (gv * go).sum((1, 2)).clamp(min=0).sqrt().float()

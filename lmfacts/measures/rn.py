@@ -295,8 +295,9 @@ def layer_weight_stats(views: Any, normalization: str | None, n_random: int = 25
     ``ov_fro_mean`` / ``ov_fro_sum``: mean / sum over heads of ‖W_V W_O‖_F; ``b_o_norm``: ‖b_O‖ (NaN
     without b_O); ``mlp_random_norm``: mean ‖MLP(x)‖ on random normalised Gaussian inputs;
     ``ov_random_norm``: mean ‖Σ_h x W_OV_h‖ on the same kind of inputs (ln1 gain applied);
-    ``random_active_share``: share of MLP pre-activations > 0 on those inputs. The two MLP statistics are
-    NaN at a block whose MLP has no single W_in / W_out (a mixture of experts; RN-6/RN-7 skip there on the
+    ``random_active_share``: share of MLP pre-activations > 0 on those inputs. The OV statistics are NaN at a
+    block whose attention has no per-head W_V (multi-head latent attention; RN-5 skips on ``ov_rebuild``), the
+    two MLP statistics at a block whose MLP has no single W_in / W_out (a mixture of experts; RN-6/RN-7 skip there on the
     ``mlp_rebuild`` premise).
     """
     import torch
@@ -316,12 +317,14 @@ def layer_weight_stats(views: Any, normalization: str | None, n_random: int = 25
     x = random_normalised_inputs(n_random, d, normalization, seed)
     with torch.no_grad():
         for i, lw in views.layers():
-            fro = views.ov_frobenius(lw).double()
-            out["ov_fro_mean"][i] = float(fro.mean())
-            out["ov_fro_sum"][i] = float(fro.sum())
             if lw.b_O is not None:
                 out["b_o_norm"][i] = float(lw.b_O.norm())
-            out["ov_random_norm"][i] = float(ov_summed_output(lw, x).norm(dim=-1).mean())
+            ov_out = ov_summed_output(lw, x)
+            if ov_out is not None:  # else no per-head W_V (multi-head latent attention: lw.attn_note), NaN
+                fro = views.ov_frobenius(lw).double()
+                out["ov_fro_mean"][i] = float(fro.mean())
+                out["ov_fro_sum"][i] = float(fro.sum())
+                out["ov_random_norm"][i] = float(ov_out.norm(dim=-1).mean())
             if lw.W_in is None or lw.W_out is None:  # a mixture of experts (lw.mlp_note): no single MLP, NaN
                 continue
             out["mlp_random_norm"][i] = float(mlp_forward(lw, x, activation_of(views.bridge, i)).norm(dim=-1).mean())
