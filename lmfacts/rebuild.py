@@ -13,7 +13,8 @@ prompts, max over blocks):
 - ``residual_add``: resid_mid = resid_pre + attn_out and resid_post = resid_mid + mlp_out
   (parallel blocks: resid_post = resid_pre + attn_out + mlp_out): the stream is a plain sum.
 - ``attn_out_is_o_proj`` / ``mlp_out_is_down_proj``: hook_attn_out equals the output projection
-  (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``; for a mixture of
+  (``attn.o.hook_out``), hook_mlp_out the down projection (``mlp.out.hook_out``, or ``mlp.dense_out.hook_out``
+  for a dense block that TransformerLens wraps in its MoEBridge; for a mixture of
   experts, which has no one down projection, the MoE module's output ``mlp.hook_out``): no norm,
   multiplier or other map between a sublayer and the stream.
 - ``v_from_ln1``: ln1(resid_pre)·W_V (+ b_V) vs ``attn.hook_v`` (grouped K/V expanded); where
@@ -260,7 +261,8 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
     hook_names = set(bridge.hook_dict)
     parallel = "blocks.0.hook_resid_mid" not in hook_names
     wanted = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-              "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre", "mlp.hook_out"]
+              "attn.o.hook_out", "mlp.out.hook_out", "attn.hook_v", "attn.hook_z", "mlp.hook_pre", "mlp.hook_out",
+              "mlp.dense_out.hook_out"]
     checks = ("residual_add", "attn_out_is_o_proj", "mlp_out_is_down_proj", "v_from_ln1", "v_from_resid",
               "o_from_z", "mlp_pre_from_ln2", "mlp_pre_from_resid", "mlp_from_ln2")
     num = {c: np.zeros(L) for c in checks}
@@ -300,6 +302,8 @@ def measure_rebuild(bridge: Any, texts: Sequence[str], *, processing: str, dtype
                 pre, mid, post = get("hook_resid_pre"), get("hook_resid_mid"), get("hook_resid_post")
                 attn_out, mlp_out = get("hook_attn_out"), get("hook_mlp_out")
                 o_out, down = get("attn.o.hook_out"), get("mlp.out.hook_out")
+                if down is None:  # a dense block inside TransformerLens' MoEBridge (DeepSeek's first_k_dense_replace
+                    down = get("mlp.dense_out.hook_out")  # blocks, GLM-4 MoE …) names its down projection dense_out
                 o_ref = o_out if o_out is not None else attn_out
                 down_ref = down if down is not None else mlp_out
                 mlp_in = pre if parallel else mid

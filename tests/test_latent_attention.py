@@ -88,3 +88,16 @@ def test_bf_weight_claims_read_the_latent_projections(mla: Any) -> None:
     params = qkv_weight_parameters(mla.bridge, 1)  # raised LookupError: no Q/K/V weight parameters
     found = {n.split(".")[0] if not n.startswith("_") else n.split(".")[1] for n in params}
     assert found == {"q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"}, list(params)
+
+
+def test_dense_block_beside_moe_blocks_is_checked_against_its_down_projection(mla: Any) -> None:
+    """DeepSeek's first ``first_k_dense_replace`` blocks are dense MLPs, which TransformerLens wraps in its MoEBridge
+    with the down projection under ``mlp.dense_out`` (no ``mlp.out``). Before: mlp_out_is_down_proj had no reference
+    at block 0 ('not measurable (hook or weights absent)'), so additive_residual failed and RN-3 / RN-5 / RN-6
+    skipped on a premise that holds."""
+    report = measure_rebuild(mla.bridge, TEXTS, processing="raw", dtype="float32", prepend_bos=mla.info.prepends_bos,
+                             n_ctx=mla.info.n_ctx, device="cpu")
+    assert "blocks.0.mlp.dense_out.hook_out" in mla.bridge.hook_dict
+    assert report.errors["mlp_out_is_down_proj"][0] is not None
+    holds, evidence = report.holds("additive_residual")
+    assert holds, evidence
