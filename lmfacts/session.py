@@ -327,10 +327,17 @@ class LmfactsSession:
                 "robustness_max_tokens": ROBUSTNESS_MAX_TOKENS, "natural_max_chars": DEFAULT_MAX_CHARS}
 
     def open_store(self) -> None:
-        """Create the run directory and write ``run.json`` (controller only)."""
+        """Create the run directory and write ``run.json`` (controller only).
+
+        The directory is this run's alone (:func:`lmfacts.report.paths.claim_run_dir`): when another run
+        started in the same second already holds ``run_id``, the run id becomes ``run_id.2`` (…).
+        """
+        from lmfacts.report.paths import claim_run_dir
         from lmfacts.report.store import RunStore
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.store is None:
+            self.run_dir = claim_run_dir(self.options.report_dir, self.run_id)
+            self.run_id = self.run_dir.name
         self.store = RunStore(self.run_dir)
         self.write_run_info()
 

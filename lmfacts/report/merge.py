@@ -332,7 +332,7 @@ def merge_runs(paths: list[str | Path], out: str | Path, *, now: datetime | None
         raise MergeError("report merge needs at least two runs")
     sources = [read_source(p) for p in paths]
     check_mergeable(sources)
-    shas = {str(s.run.get("id") or "").rsplit("-", 1)[-1] for s in sources}
+    shas = {str(s.run.get("id") or "").rsplit("-", 1)[-1].split(".")[0] for s in sources}  # no '.2' suffix
     sha = shas.pop() if len(shas) == 1 and all(is_run_id(str(s.run.get("id") or "")) for s in sources) else "merged"
     run_id = new_run_id(now, git_sha=sha)
     out_dir = Path(out)

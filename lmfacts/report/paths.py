@@ -18,7 +18,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_CSV = "report.csv"
 
-_RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9A-Za-z]+$")
+_RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9A-Za-z]+(\.\d+)?$")
 
 
 def new_run_id(now: datetime | None = None, git_sha: str | None = None) -> str:
@@ -38,8 +38,30 @@ def new_run_id(now: datetime | None = None, git_sha: str | None = None) -> str:
 
 
 def is_run_id(name: str) -> bool:
-    """Whether ``name`` has the shape of a run id made by :func:`new_run_id`."""
+    """Whether ``name`` has the shape of a run id made by :func:`new_run_id` (or :func:`claim_run_dir`)."""
     return bool(_RUN_ID_RE.match(name))
+
+
+def claim_run_dir(report_dir: str | Path, run_id: str) -> Path:
+    """Create ``report_dir/run_id`` for this run alone and return it; a directory of that name that already
+    exists belongs to another run, so ``run_id.2``, ``run_id.3`` … is created instead.
+
+    Run ids have one-second resolution: two runs started in the same second into one ``--report-dir`` (CI
+    jobs of a matrix, a script that starts several models at once) got the same id, and the second wrote its
+    records into the first's ``results.jsonl`` and replaced its ``run.json``, so one report showed both
+    runs' models under one header. ``mkdir`` without ``exist_ok`` decides atomically which run gets a name.
+    """
+    root = Path(report_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = root / (run_id if n == 1 else f"{run_id}.{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return path
 
 
 def git_short_sha(repo_dir: str | Path = ".") -> str | None:
