@@ -525,12 +525,14 @@ def _finish(
     TokenizerVocabularyError (a ModelUnavailableError) if the tokenizer would feed the model ids
     outside its vocabulary and cannot be fixed; UnusableTokenizerError (a ModelUnavailableError) for a
     degenerate tokenizer that cannot spell text (:func:`lmfacts.models.support.check_tokenizer_spells_text`)
-    or that turns ordinary text into ids past the embedding (:func:`~lmfacts.models.support.check_tokenizer_fits_embedding`);
+    or that turns ordinary text into ids past the embedding (:func:`~lmfacts.models.support.check_tokenizer_fits_embedding`)
+    or that raises on ordinary text (:func:`~lmfacts.models.support.check_tokenizer_encodes_text`);
     ModelOptionError for ``prepend_bos="always"`` on a model without a BOS token.
     """
     from lmfacts.models.bridge_repair import drop_phantom_components
     from lmfacts.models.support import (
         check_bridge_single_stack,
+        check_tokenizer_encodes_text,
         check_tokenizer_fits_embedding,
         check_tokenizer_spells_text,
     )
@@ -540,6 +542,7 @@ def _finish(
     notes.extend(drop_phantom_components(bridge))  # a module the adapter maps but the HF model lacks (post-LN OPT)
     if model_dir is not None and getattr(bridge.cfg, "attention_dir", "causal") == "bidirectional":
         restore_encoder_template(bridge, model_dir, notes)
+    check_tokenizer_encodes_text(ref.display_name, bridge.tokenizer)
     check_tokenizer_spells_text(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     check_tokenizer_fits_embedding(ref.display_name, bridge.tokenizer, _vocab_rows(bridge))
     _keep_special_ids_in_vocab(bridge, notes)

@@ -474,6 +474,35 @@ def check_tokenizer_files(model: str, model_dir: Path | str) -> None:
         f"save it next to the weights (tokenizer.save_pretrained({str(d)!r})) or copy its tokenizer files there.")
 
 
+def check_tokenizer_encodes_text(model: str, tokenizer: Any) -> None:
+    """Raise :class:`UnusableTokenizerError` when ``tokenizer`` raises on ordinary text (:data:`PROBE_TEXT`).
+
+    A ``tokenizers`` WordLevel (or WordPiece) model saved without an unknown token cannot encode a word outside
+    its vocabulary: every call raises ``Exception: WordLevel error: Missing [UNK] token from the vocabulary``,
+    which reached the user as a traceback from inside transformers at load, and would have at every prompt. The
+    message names the model, the tokenizer, what it raised and what to fix. None / not callable: nothing checked.
+    """
+    if tokenizer is None or not callable(tokenizer):
+        return
+    try:
+        tokenizer(PROBE_TEXT, add_special_tokens=False)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a missing unknown token
+        kind = ""
+        try:
+            spec = __import__("json").loads(tokenizer.backend_tokenizer.to_str())["model"]
+            if spec.get("type") in ("WordLevel", "WordPiece") and spec.get("unk_token") not in (spec.get("vocab") or {}):
+                kind = (f" Its {spec['type']} vocabulary has no unknown token ({spec.get('unk_token')!r} is not in it), "
+                        "so any word outside the vocabulary is an error: add that token to the vocabulary in "
+                        "tokenizer.json (model.vocab) or set model.unk_token to one that is there.")
+        except Exception:  # noqa: BLE001 - not a tokenizers backend: the exception alone says what happened
+            pass
+        raise UnusableTokenizerError(
+            f"model {model!r}: its tokenizer ({type(tokenizer).__name__}, from "
+            f"{getattr(tokenizer, 'name_or_path', '?')!r}) cannot encode ordinary text: {PROBE_TEXT[:30]!r}… raised "
+            f"{type(exc).__name__}: {exc}.{kind} lmfacts feeds the model text, so it needs a tokenizer that encodes "
+            "any text (the model's own, saved next to its weights).") from None
+
+
 def check_tokenizer_fits_embedding(model: str, tokenizer: Any, d_vocab: int) -> None:
     """Raise :class:`UnusableTokenizerError` when ordinary text (:data:`PROBE_TEXT`) tokenises to an id the
     model cannot embed (``>= d_vocab``, the embedding's rows): the tokenizer's own vocabulary is larger than
