@@ -66,6 +66,27 @@ def _window(ctx: ClaimContext, n_points: int) -> tuple[int, int]:
     return lo, hi
 
 
+def _judge_rho(ctx: ClaimContext, bp: Any, which: str, rho: float, lo: int, hi: int, band: tuple[Any, Any],
+               point_ok: bool, point_message: str, *, flat: bool = False, **operands: Any) -> None:
+    """The depth-trend verdict: with ≥ 2 prompts, ρ's bootstrap CI over prompts against ``band``
+    (:func:`lmfacts.stats.logit_lens.lens_spearman_ci`), a closed band as the bound is "at most" / "at least" and ρ
+    over a few points takes few values (passed when the whole CI lies inside, inconclusive when it straddles the
+    edge); with one prompt, or a curve that is the same at every point of the window (``flat``: ρ
+    is 0 with no spread to resample), the point estimate (``point_ok``, ``point_message``)."""
+    from lmfacts.stats.logit_lens import lens_spearman_ci
+
+    name = f"{which}_spearman"
+    if flat or len(bp.lens.acc.per_prompt) < 2:
+        ctx.check(point_ok, point_message, **operands)
+        return
+    boot = lens_spearman_ci(bp.lens.acc, which, (lo, hi))
+    ctx.measured(**{f"{name}_ci": list(boot.ci)})
+    ctx.interval(name, rho, boot.ci, band, closed=True, n_resamples=boot.n_resamples, method=boot.method,
+                 level=boot.level,
+                 label=f"Spearman ρ of the mean {'KL' if which == 'kl' else 'top-1 agreement'} with depth on "
+                       f"points {lo}–{hi}")
+
+
 def _spearman(values: list[float], lo: int, hi: int) -> float:
     """ρ of ``values[lo … hi]`` with depth (NaN where one is not finite)."""
     from lmfacts.stats.trends import depth_spearman
@@ -100,7 +121,10 @@ def test_ll1_kl_falls_with_depth(ctx: ClaimContext) -> None:
     tokens at every point l = 0 … L; Spearman ρ of the mean against the point index over the window (default
     1 … L); ``kl_last`` at point L; ``kl_from`` (first point from which mean KL ≤ ``kl_threshold``) and
     ``kl_increases`` (points where the mean rises > 10 % over the previous) reported. Claim: ρ ≤ ``max_rho``
-    and kl_last ≤ ``kl_last_tol`` (dtype-scaled). Hooks, positions, window: module docstring. Control: the
+    — judged by its 95% bootstrap CI over prompts (:func:`lmfacts.stats.logit_lens.lens_spearman_ci`, 2000
+    resamples, percentile; passed when the whole CI is ≤ ``max_rho``, failed when all of it lies above,
+    inconclusive when it straddles; one prompt: the point estimate) — and kl_last ≤
+    ``kl_last_tol`` (dtype-scaled). Hooks, positions, window: module docstring. Control: the
     twin's ρ and curve, reported. References: nostalgebraist 2020; Belrose et al. 2023.
     Source: nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112) §2.
     """
@@ -133,9 +157,9 @@ def test_ll1_kl_falls_with_depth(ctx: ClaimContext) -> None:
     ctx.check(ll.kl_last <= tol, f"KL at the last point is {ll.kl_last:.3g} nats (> {tol:.3g}): the lens decoding "
                                  f"(final norm + unembedding) is not the model's head", kl_last=ll.kl_last)
     rises = [p for p in ll.kl_increases if lo <= p <= hi]
-    ctx.check(rho <= exp["max_rho"], f"KL does not fall steadily with depth: ρ = {rho:.3f} over points {lo}–{hi} (need "
-                                     f"≤ {exp['max_rho']}); it rises at points {rises[:8]}", kl_spearman=rho,
-              kl_mean=ll.kl_mean[lo:hi + 1])
+    _judge_rho(ctx, bp, "kl", rho, lo, hi, (None, exp["max_rho"]), rho <= exp["max_rho"],
+               f"KL does not fall steadily with depth: ρ = {rho:.3f} over points {lo}–{hi} (need ≤ {exp['max_rho']}); "
+               f"it rises at points {rises[:8]}", kl_spearman=rho, kl_mean=ll.kl_mean[lo:hi + 1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +176,8 @@ def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
 
     Statistic: per point, the share of sampled tokens whose argmax of the lens logits equals the argmax of the
     model's logits; Spearman ρ against the point index over the window (default 1 … L, as LL-1);
-    ``agreement_from`` reported. Claim: ρ ≥ ``min_rho``. Hooks, positions, window: module docstring.
+    ``agreement_from`` reported. Claim: ρ ≥ ``min_rho``, judged by its 95% bootstrap CI over prompts as LL-1
+    (one prompt: the point estimate). Hooks, positions, window: module docstring.
     Control: the twin's ρ, reported. References: nostalgebraist 2020; Belrose et al. 2023.
     Source: nostalgebraist 2020 'interpreting GPT: the logit lens'; Belrose et al. 2023 (arXiv 2303.08112).
     """
@@ -179,6 +204,6 @@ def test_ll2_top1_agreement_rises(ctx: ClaimContext) -> None:
     window = ll.agreement[lo:hi + 1]
     flat = (f"; agreement is {window[0]:.3f} at every point of the window: it does not change with depth, so ρ is 0 "
             "(no trend)") if max(window) == min(window) else ""
-    ctx.check(rho >= exp["min_rho"], f"top-1 agreement does not rise steadily with depth: ρ = {rho:.3f} over points "
-                                     f"{lo}–{hi} (need ≥ {exp['min_rho']}){flat}", agreement_spearman=rho,
-              agreement=window)
+    _judge_rho(ctx, bp, "agreement", rho, lo, hi, (exp["min_rho"], None), rho >= exp["min_rho"],
+               f"top-1 agreement does not rise steadily with depth: ρ = {rho:.3f} over points {lo}–{hi} (need ≥ "
+               f"{exp['min_rho']}){flat}", flat=bool(flat), agreement_spearman=rho, agreement=window)

@@ -242,16 +242,18 @@ class ClaimContext:
         _require_finite(what, values)
 
     def interval(self, name: str, value: float, ci: Sequence[float] | None, band: Sequence[float | None], *,
-                 n_resamples: int, method: str, level: float, label: str | None = None) -> str:
+                 n_resamples: int, method: str, level: float, label: str | None = None, closed: bool = False) -> str:
         """Judge a headline statistic by its bootstrap CI against its band; returns the verdict.
 
         ``value``: the statistic on all prompts; ``ci``: its ``(low, high)`` bootstrap interval over
         prompts at ``level`` (e.g. 0.95) from ``n_resamples`` resamples by ``method`` ("percentile" or
         "BCa", :func:`lmfacts.stats.verdict.bootstrap_ci`); ``band``: the open band ``(low, high)`` of
-        accepted values, ``None`` for an open side. ``label`` names the statistic in messages
+        accepted values, ``None`` for an open side (``closed=True``: the closed band, for a statistic with discrete
+        values whose bound is "at least" / "at most"). ``label`` names the statistic in messages
         (default ``name``). The verdict is :func:`lmfacts.stats.verdict.interval_verdict` and is
         recorded as ``record.intervals[name] = {"value", "ci": [lo, hi], "band": [lo, hi], "level",
-        "n_resamples", "method", "verdict"}`` (a stable contract: baselines derive tolerances from it).
+        "n_resamples", "method", "verdict"}`` (a stable contract: baselines derive tolerances from it), plus
+        ``"closed": true`` for a closed band.
 
         * ``passed``: nothing more happens.
         * ``failed``: the claim fails like :meth:`check` (:class:`ClaimFailed`, the numbers in the message).
@@ -273,18 +275,21 @@ class ClaimContext:
             raise NonFiniteMeasurement(f"non-finite value(s) of the interval verdict on {what}: {shown}")
         lo, hi = float(ci_pair[0]), float(ci_pair[1])
         band_pair = [None if b is None else float(b) for b in band]
-        verdict = interval_verdict((lo, hi), (band_pair[0], band_pair[1]) if len(band_pair) == 2 else band_pair)
+        verdict = interval_verdict((lo, hi), (band_pair[0], band_pair[1]) if len(band_pair) == 2 else band_pair,
+                                   closed=closed)
         rec = self._rec()
         rec.intervals[name] = {"value": float(value), "ci": [lo, hi], "band": band_pair, "level": float(level),
                                "n_resamples": int(n_resamples), "method": str(method), "verdict": verdict}
+        if closed:
+            rec.intervals[name]["closed"] = True
         text = (f"{what} = {value:.5g}, {100 * level:g}% CI [{lo:.5g}, {hi:.5g}] ({n_resamples} resamples, "
                 f"{method})")
         if verdict == "failed":
-            self.check(False, f"{text} lies outside the expected band {band_text(band_pair)}", value=value,
+            self.check(False, f"{text} lies outside the expected band {band_text(band_pair, closed)}", value=value,
                        ci_low=lo, ci_high=hi)
         elif verdict == "inconclusive":
             edge = straddled_edge((lo, hi), (band_pair[0], band_pair[1]))
-            self._inconclusive.append(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair)}")
+            self._inconclusive.append(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair, closed)}")
         return verdict
 
     @property

@@ -496,6 +496,7 @@ class LensReduction:
         self.acc = LogitLensAccumulator(n_layers + 1)
         self.final_source: set[str] = set()
         self._rows: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prompt_ids: list[int] = []  # corpus index of each batch row
         self._store: dict[int, torch.Tensor] = {}
         self._logits: torch.Tensor | None = None
         self._normed: torch.Tensor | None = None
@@ -521,6 +522,7 @@ class LensReduction:
         rows, cols = sample_positions(content, self.n_per_prompt, seed=self.seed, prompt_ids=view.index)
         dev = view.tokens.device
         self._rows = (torch.as_tensor(rows, device=dev), torch.as_tensor(cols, device=dev))
+        self._prompt_ids = [int(i) for i in view.index]
         self._store, self._logits, self._normed = {}, None, None
 
     def on(self, name: str, x: torch.Tensor) -> None:
@@ -567,11 +569,15 @@ class LensReduction:
             points = list(range(self.n_layers + 1))
             # rows at a time: each holds a few [rows, V] float64 arrays, so memory is bounded for any vocabulary
             chunk = max(1, min(n_all, LENS_CHUNK_BYTES // (8 * vocab)))
-            totals = torch.zeros((len(points), 4), dtype=torch.float64, device=final_all.device)
+            n_batch = len(self._prompt_ids)
+            # per point and batch row: Σ KL, agreements, tokens (the per-prompt sums the bootstrap resamples)
+            totals = torch.zeros((len(points), n_batch, 3), dtype=torch.float64, device=final_all.device)
+            extra = torch.zeros((len(points), 2), dtype=torch.float64, device=final_all.device)  # Σ KL², bad chunks
             work = torch.empty((chunk, vocab), dtype=torch.float64, device=final_all.device)  # every point's
             final_ok = torch.ones((), dtype=torch.bool, device=final_all.device)
             for r0 in range(0, n_all, chunk):
                 final = final_all[r0:r0 + chunk]
+                batch_rows = self._rows[0][r0:r0 + chunk]
                 p_final, final_terms, ok_f = _final_terms(final)  # once per chunk of rows, not per point
                 final_ok = final_ok & ok_f
                 top_final = final.argmax(-1)
@@ -585,23 +591,25 @@ class LensReduction:
                         decoded = {q: out[j * n:(j + 1) * n] for j, q in enumerate(grp)}
                     lens = decoded.pop(p)
                     kl, ok = _kl_from_final(p_final, final_terms, lens, work[:n])
-                    totals[p] += torch.stack([kl.sum(), (kl * kl).sum(),
-                                              (lens.argmax(-1) == top_final).sum().double(), (~ok).double()])
+                    totals[p].index_add_(0, batch_rows, torch.stack(
+                        [kl, (lens.argmax(-1) == top_final).double(), torch.ones_like(kl)], dim=1))
+                    extra[p] += torch.stack([(kl * kl).sum(), (~ok).double()])
                     del lens, kl
                 del p_final, final_terms, decoded
             del work
-            host = torch.cat([totals.reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()  # one sync
-        table, final_finite = host[:-1].reshape(len(points), 4), bool(host[-1])
-        if not final_finite:
+            host = torch.cat([totals.reshape(-1), extra.reshape(-1), final_ok.double().reshape(1)]).cpu().numpy()
+        n_tot = len(points) * n_batch * 3  # one device sync above
+        table = host[:n_tot].reshape(len(points), n_batch, 3)
+        sq, bad_chunks = host[n_tot:-1].reshape(len(points), 2).T
+        if not bool(host[-1]):
             raise ValueError("final logits: NaN/inf value")
-        bad = np.flatnonzero(table[:, 3] > 0)  # chunks whose KL was not finite
+        bad = np.flatnonzero(bad_chunks > 0)  # chunks whose KL was not finite
         if bad.size:
             raise ValueError(f"lens logits at point {points[int(bad[0])]}: NaN/inf value")
-        acc = self.acc
-        acc.kl_sum += table[:, 0]
-        acc.kl_sq_sum += table[:, 1]
-        acc.agree += table[:, 2].astype(np.int64)
-        acc.n_tokens += n_all
+        sampled = table[0, :, 2] > 0  # batch rows with sampled tokens (every point samples the same rows)
+        self.acc.add_prompt_sums(points, [i for i, k in zip(self._prompt_ids, sampled, strict=True) if k],
+                                 table[:, sampled])
+        self.acc.kl_sq_sum += sq
         self._store, self._rows, self._logits, self._normed = {}, None, None, None
 
 

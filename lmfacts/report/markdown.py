@@ -165,7 +165,7 @@ def _interval_lines(report: dict[str, Any], model: str) -> list[str]:
             rows.append([md_escape(r.get("claim")), md_escape(name), md_escape(fmt_scalar(e.get("value"), 5)),
                          md_escape(f"[{fmt_scalar(ci[0], 5)}, {fmt_scalar(ci[1], 5)}]"),
                          md_escape(f"{100 * level:g}%" if isinstance(level, (int, float)) else level),
-                         md_escape(band_text(e.get("band"))), md_escape(e.get("n_resamples")),
+                         md_escape(band_text(e.get("band"), bool(e.get("closed")))), md_escape(e.get("n_resamples")),
                          md_escape(e.get("method")),
                          md_escape(symbol(str(e.get("verdict"))) + " " + str(e.get("verdict")))])
     if not rows:

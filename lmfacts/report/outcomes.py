@@ -124,16 +124,17 @@ def _num(value: object) -> str:
     return "null" if value is None else fmt_number(value, 5) if isinstance(value, (int, float)) else str(value)
 
 
-def band_text(band: object) -> str:
-    """An open band ``[lo, hi]`` as text: ``> lo``, ``< hi`` or ``(lo, hi)`` (None = open side)."""
+def band_text(band: object, closed: bool = False) -> str:
+    """A band ``[lo, hi]`` as text (None = open side): open ``> lo``, ``< hi`` or ``(lo, hi)``; ``closed``
+    ``≥ lo``, ``≤ hi`` or ``[lo, hi]``."""
     lo, hi = (list(band) + [None, None])[:2] if isinstance(band, (list, tuple)) else (None, None)
     if lo is None and hi is None:
         return "(no band)"
     if hi is None:
-        return f"> {_num(lo)}"
+        return f"{'≥' if closed else '>'} {_num(lo)}"
     if lo is None:
-        return f"< {_num(hi)}"
-    return f"({_num(lo)}, {_num(hi)})"
+        return f"{'≤' if closed else '<'} {_num(hi)}"
+    return f"[{_num(lo)}, {_num(hi)}]" if closed else f"({_num(lo)}, {_num(hi)})"
 
 
 def interval_text(name: str, entry: dict) -> str:
@@ -145,5 +146,5 @@ def interval_text(name: str, entry: dict) -> str:
     level = entry.get("level")
     pct = f"{_num(100 * level)}% " if isinstance(level, (int, float)) else ""
     return (f"{name} {_num(entry.get('value'))}, {pct}CI [{_num(ci[0])}, {_num(ci[1])}] "
-            f"({entry.get('n_resamples')} resamples, {entry.get('method')}) vs {band_text(entry.get('band'))}: "
+            f"({entry.get('n_resamples')} resamples, {entry.get('method')}) vs {band_text(entry.get('band'), bool(entry.get('closed')))}: "
             f"{entry.get('verdict')}")

@@ -60,7 +60,7 @@ __all__ = [
 #: (an interval verdict that is no headline) or ``measured`` (any other scalar the claim measured);
 #: ``value``: the number (empty when the quantity is not a finite number, e.g. not measured on a
 #: skip); ``value_text``: the value as the report shows it; ``ci_low``/``ci_high``/``ci_level``: its
-#: bootstrap CI; ``expected``: the band of its interval verdict (``> 1``, ``(0.97, 1.03)``) or, for a
+#: bootstrap CI; ``expected``: the band of its interval verdict (``> 1``, ``(0.97, 1.03)``; a closed one ``≥ 0.8``) or, for a
 #: headline without one, the claim's expectation (``min_share=0.5``); ``expected_lo``/``expected_hi``:
 #: the band's edges (empty = open side or no band); ``interval_verdict``: that interval's own verdict;
 #: ``outcome``: the test's outcome (:data:`lmfacts.report.outcomes.OUTCOMES`); ``test_id``: its pytest id.
@@ -110,7 +110,7 @@ class Quantity:
     """One quantity of one record.
 
     ``value``: as measured (None: not measured, e.g. on a skip); ``ci``: ``(low, high)`` of its
-    bootstrap interval at ``level`` (0.95) or None; ``band``: the open band ``(low, high)`` of its
+    bootstrap interval at ``level`` (0.95) or None; ``band``: the band ``(low, high)`` (open, or ``closed``) of its
     interval verdict (None = open side) or None when it has none; ``interval``: that verdict's name in
     ``record["intervals"]``; ``verdict``: the verdict; ``kind``: ``headline``, ``interval`` or ``measured``.
     """
@@ -125,6 +125,12 @@ class Quantity:
     verdict: str | None = None
     method: str | None = None
     n_resamples: int | None = None
+    closed: bool = False  # the band is closed (``≥ lo``, ``≤ hi``): see :func:`lmfacts.stats.verdict.interval_verdict`
+
+    @property
+    def band_text(self) -> str:
+        """The band as text (``> 1``, ``≥ 0.8``, ``(0.97, 1.03)``); "" without one."""
+        return band_text(list(self.band), self.closed) if self.band is not None else ""
 
     @property
     def number(self) -> float | None:
@@ -160,7 +166,7 @@ def _interval_quantity(name: str, kind: str, value: Any, iname: str | None, e: d
                     float(level) if _is_number(level) else None, band_pair, iname,
                     str(e["verdict"]) if e.get("verdict") is not None else None,
                     str(e["method"]) if e.get("method") is not None else None,
-                    int(n) if _is_number(n) else None)
+                    int(n) if _is_number(n) else None, bool(e.get("closed")))
 
 
 def _intervals(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -231,7 +237,7 @@ def expected_text(record: dict[str, Any], q: Quantity | None) -> str:
     """What was expected of ``q``: the band of its interval verdict (``> 1``, ``(0.97, 1.03)``), else
     the claim's whole expectation, compact (``min_share=0.5``), else ``""``."""
     if q is not None and q.band is not None:
-        return band_text(list(q.band))
+        return q.band_text
     exp = record.get("expected")
     if exp is None or exp == {}:
         return ""
@@ -545,7 +551,7 @@ def lead_sentence(record: dict[str, Any]) -> str:
         inner = [f"{100 * q.level:g}% CI [{fmt_value(q.ci[0])}, {fmt_value(q.ci[1])}]" if q.ci and q.level
                  else f"CI [{fmt_value(q.ci[0])}, {fmt_value(q.ci[1])}]" if q.ci else ""]
         if q.band is not None and len(qs) > 1:
-            inner.append(f"expected {band_text(list(q.band))}")
+            inner.append(f"expected {q.band_text}")
         shown = "; ".join(i for i in inner if i)
         parts.append(f"{q.name} = {fmt_value(q.value)}" + (f" ({shown})" if shown else ""))
     if not parts and isinstance(record.get("measured"), dict) and record["measured"]:
@@ -554,7 +560,7 @@ def lead_sentence(record: dict[str, Any]) -> str:
             parts.append(text)
     measured = f"Measured {', '.join(parts)}" if parts else "Nothing measured"
     if len(qs) == 1 and qs[0].band is not None:
-        expected = f" against expected {band_text(list(qs[0].band))}"
+        expected = f" against expected {qs[0].band_text}"
     elif any(q.band is not None for q in qs):
         expected = ""
     else:

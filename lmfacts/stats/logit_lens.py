@@ -40,6 +40,7 @@ import numpy as np
 from ._result import ResultMixin
 from ._validation import DegenerateSample, as_finite_array, check_int
 from .trends import depth_spearman
+from .verdict import BootstrapCI
 
 __all__ = [
     "log_softmax",
@@ -50,6 +51,7 @@ __all__ = [
     "LogitLensAccumulator",
     "LogitLens",
     "logit_lens_stats",
+    "lens_spearman_ci",
 ]
 
 
@@ -126,7 +128,12 @@ def holds_from(ok: object) -> int | None:
 
 
 class LogitLensAccumulator:
-    """Per-point additive sums of KL(final ‖ lens) and top-1 agreement (module docstring)."""
+    """Per-point additive sums of KL(final ‖ lens) and top-1 agreement (module docstring), overall and per prompt.
+
+    The per-prompt sums (``per_prompt``: prompt id → ``[n_points, 3]`` float64 rows of (Σ KL, agreements,
+    tokens)) are what :func:`lens_spearman_ci` resamples: the bootstrap unit is the prompt
+    (:mod:`lmfacts.stats.verdict`). Tokens added without a prompt id count towards prompt 0.
+    """
 
     def __init__(self, n_points: int) -> None:
         """Zero sums for ``n_points`` residual points."""
@@ -135,22 +142,50 @@ class LogitLensAccumulator:
         self.kl_sq_sum = np.zeros(self.n_points)
         self.agree = np.zeros(self.n_points, dtype=np.int64)
         self.n_tokens = np.zeros(self.n_points, dtype=np.int64)
+        self.per_prompt: dict[int, np.ndarray] = {}
 
-    def add(self, point: int, final_logits: object, lens_logits: object) -> None:
-        """Add ``n`` sampled tokens at ``point``: final and lens logits, ``[n, V]`` each."""
+    def _check_point(self, point: int) -> int:
         if isinstance(point, bool) or not (0 <= int(point) < self.n_points):
             raise ValueError(f"point: must lie in [0, {self.n_points}), got {point!r}")
+        return int(point)
+
+    def add(self, point: int, final_logits: object, lens_logits: object,
+            prompt_ids: Sequence[int] | np.ndarray | None = None) -> None:
+        """Add ``n`` sampled tokens at ``point``: final and lens logits, ``[n, V]`` each; ``prompt_ids`` ``[n]``:
+        the prompt each token comes from (default: prompt 0)."""
+        point = self._check_point(point)
         kl = kl_to_final(final_logits, lens_logits)
-        self.kl_sum[point] += kl.sum()
+        agree = top1_agreement(final_logits, lens_logits)
+        ids = np.zeros(kl.size, dtype=np.int64) if prompt_ids is None else np.asarray(prompt_ids, dtype=np.int64)
+        if ids.shape != kl.shape:
+            raise ValueError(f"prompt_ids: {ids.shape} for {kl.size} tokens; need one id per token")
         self.kl_sq_sum[point] += (kl * kl).sum()
-        self.agree[point] += int(top1_agreement(final_logits, lens_logits).sum())
-        self.n_tokens[point] += kl.size
+        uniq, inv = np.unique(ids, return_inverse=True)
+        table = np.zeros((1, uniq.size, 3))
+        np.add.at(table[0], inv, np.stack([kl, agree.astype(np.float64), np.ones(kl.size)], axis=1))
+        self.add_prompt_sums([point], uniq, table)
+
+    def add_prompt_sums(self, points: Sequence[int], prompt_ids: Sequence[int] | np.ndarray,
+                        table: np.ndarray) -> None:
+        """Add per-prompt sums: ``table`` ``[len(points), len(prompt_ids), 3]`` of (Σ KL, agreements, tokens) (the
+        probe's batched form of :meth:`add`; Σ KL² is added by the caller to ``kl_sq_sum``)."""
+        t = np.asarray(table, dtype=np.float64)
+        pts = [self._check_point(p) for p in points]
+        ids = [int(i) for i in prompt_ids]
+        if t.shape != (len(pts), len(ids), 3):
+            raise ValueError(f"table: shape {t.shape}, need ({len(pts)}, {len(ids)}, 3)")
+        for j, pid in enumerate(ids):
+            rows = self.per_prompt.setdefault(pid, np.zeros((self.n_points, 3)))
+            rows[pts] += t[:, j]
+        self.kl_sum[pts] += t[:, :, 0].sum(1)
+        self.agree[pts] += np.rint(t[:, :, 1].sum(1)).astype(np.int64)
+        self.n_tokens[pts] += np.rint(t[:, :, 2].sum(1)).astype(np.int64)
 
     def add_resid(self, point: int, final_logits: object, resid: object,
-                  decode: Callable[[np.ndarray], object]) -> None:
+                  decode: Callable[[np.ndarray], object], prompt_ids: Sequence[int] | None = None) -> None:
         """Decode ``resid`` ``[n, d]`` with ``decode`` (final norm + unembedding → ``[n, V]``), then :meth:`add`."""
         r = as_finite_array(resid, "resid", ndim=2)
-        self.add(point, final_logits, decode(r))
+        self.add(point, final_logits, decode(r), prompt_ids)
 
     def merge(self, other: LogitLensAccumulator) -> None:
         """Add another accumulator with the same number of points."""
@@ -160,6 +195,9 @@ class LogitLensAccumulator:
         self.kl_sq_sum += other.kl_sq_sum
         self.agree += other.agree
         self.n_tokens += other.n_tokens
+        for pid, rows in other.per_prompt.items():
+            self.per_prompt.setdefault(pid, np.zeros((self.n_points, 3)))
+            self.per_prompt[pid] = self.per_prompt[pid] + rows
 
     def result(self, **kwargs: float) -> LogitLens:
         """:func:`logit_lens_stats` of this accumulator (same keyword arguments)."""
@@ -235,3 +273,42 @@ def logit_lens_stats(
         agreement_threshold=float(agreement_threshold),
         spike_tol=float(spike_tol),
     )
+
+
+def _batched_depth_spearman(curves: np.ndarray) -> np.ndarray:
+    """:func:`lmfacts.stats.trends.depth_spearman` of each row of ``curves`` ``[B, k]``, ``[B]`` (its exact
+    rational ρ, so a resample whose ρ is 4/5 gives the double nearest 0.8, as the full sample does)."""
+    return np.array([depth_spearman(row) for row in curves.reshape(-1, curves.shape[-1])], dtype=np.float64)
+
+
+def lens_spearman_ci(acc: LogitLensAccumulator, which: str, window: tuple[int, int], *,
+                     n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> BootstrapCI:
+    """Bootstrap CI over prompts of the Spearman ρ with depth of the per-point mean KL (``which="kl"``) or
+    top-1 agreement share (``"agreement"``) on points ``window`` = (lo, hi) inclusive.
+
+    Each resample draws prompts with replacement (:func:`lmfacts.stats.verdict.bootstrap_ci`, percentile,
+    seeded) and recomputes the curve as Σ over the drawn prompts / their tokens at every point (token-weighted,
+    as the full-sample curve), then its ρ with depth. The prompt is the unit because a prompt's tokens are not
+    independent (the convention of every interval verdict here). Raises :class:`DegenerateSample` with fewer
+    than 2 prompts; ``ValueError`` for an unknown ``which`` or a window outside the points.
+    """
+    from .verdict import bootstrap_ci
+
+    col = {"kl": 0, "agreement": 1}.get(which)
+    if col is None:
+        raise ValueError(f"which: 'kl' or 'agreement', not {which!r}")
+    lo, hi = int(window[0]), int(window[1])
+    if not (0 <= lo < hi < acc.n_points):
+        raise ValueError(f"window: ({lo}, {hi}) must lie within [0, {acc.n_points - 1}] with lo < hi")
+    if len(acc.per_prompt) < 2:
+        raise DegenerateSample(f"lens_spearman_ci: {len(acc.per_prompt)} prompt(s); a bootstrap over prompts "
+                               "needs at least 2")
+    table = np.stack([acc.per_prompt[k][lo:hi + 1] for k in sorted(acc.per_prompt)])  # [m, k, 3]
+
+    def rho(values: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        n = tokens.sum(1)
+        curve = np.divide(values.sum(1), n, out=np.zeros_like(n), where=n > 0)
+        return _batched_depth_spearman(curve)
+
+    return bootstrap_ci([table[:, :, col], table[:, :, 2]], rho, n_resamples=n_resamples, level=level,
+                        method="percentile", seed=seed)

@@ -12,9 +12,10 @@ Conventions
   (default) or "BCa", with ``rng = numpy.random.default_rng(seed)``: a given (data, statistic,
   n_resamples, level, method, seed) gives a bit-identical CI on every run.
 * A band ``(lo, hi)`` is the *open* interval of accepted values (``None`` = unbounded on that side,
-  as :func:`lmfacts.measures.rn.in_band`). :func:`interval_verdict`: ``passed`` when the whole CI
-  lies inside the band, ``failed`` when the whole CI lies outside it (at or beyond one edge),
-  ``inconclusive`` when it straddles an edge.
+  as :func:`lmfacts.measures.rn.in_band`), or with ``closed=True`` the closed one (for a statistic with
+  discrete values, like a rank correlation over a few layers, whose bound is stated "at least" / "at most").
+  :func:`interval_verdict`: ``passed`` when the whole CI lies inside the band, ``failed`` when the whole
+  CI lies outside it, ``inconclusive`` when it straddles an edge.
 """
 
 from __future__ import annotations
@@ -158,15 +159,23 @@ def _check_interval(ci: Sequence[float], band: Band) -> tuple[float, float, floa
     return lo, hi, b_lo, b_hi
 
 
-def interval_verdict(ci: Sequence[float], band: Band) -> str:
-    """``"passed"`` / ``"failed"`` / ``"inconclusive"`` of the interval ``ci`` against the open ``band``.
+def interval_verdict(ci: Sequence[float], band: Band, *, closed: bool = False) -> str:
+    """``"passed"`` / ``"failed"`` / ``"inconclusive"`` of the interval ``ci`` against ``band`` (open, or closed
+    with ``closed=True``).
 
-    passed: ``band_lo < ci_lo`` and ``ci_hi < band_hi`` (the whole CI inside); failed: ``ci_hi <=
-    band_lo`` or ``ci_lo >= band_hi`` (the whole CI outside); inconclusive otherwise (the CI
+    Open band: passed ``band_lo < ci_lo`` and ``ci_hi < band_hi`` (the whole CI inside); failed ``ci_hi <=
+    band_lo`` or ``ci_lo >= band_hi`` (the whole CI outside). Closed band: passed ``band_lo <= ci_lo`` and
+    ``ci_hi <= band_hi``; failed ``ci_hi < band_lo`` or ``ci_lo > band_hi``. Inconclusive otherwise (the CI
     straddles an edge). ``None`` edges are unbounded. Raises ``ValueError`` for a NaN/inf or
     reversed CI, a band with no edge, a NaN or reversed band (so the caller records an error).
     """
     lo, hi, b_lo, b_hi = _check_interval(ci, band)
+    if closed:
+        if (b_lo is not None and hi < b_lo) or (b_hi is not None and lo > b_hi):
+            return "failed"
+        if (b_lo is None or lo >= b_lo) and (b_hi is None or hi <= b_hi):
+            return "passed"
+        return "inconclusive"
     if (b_lo is not None and hi <= b_lo) or (b_hi is not None and lo >= b_hi):
         return "failed"
     if (b_lo is None or lo > b_lo) and (b_hi is None or hi < b_hi):

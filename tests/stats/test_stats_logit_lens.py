@@ -177,3 +177,61 @@ def test_two_points_are_too_few_for_a_trend() -> None:
         acc.add(point, np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(DegenerateSample, match=">= 3"):
         logit_lens_stats(acc)
+
+
+def _planted_prompts(n_prompts: int, n_points: int, trend: float, seed: int) -> LogitLensAccumulator:
+    """``n_prompts`` prompts of 6 tokens each; at point l the lens is the final logits plus noise of scale
+    ``1 + trend·(n_points − 1 − l)`` times a per-prompt factor (so KL falls with depth when ``trend`` > 0, and
+    is flat up to noise when ``trend`` = 0)."""
+    rng = np.random.default_rng(seed)
+    acc = LogitLensAccumulator(n_points)
+    for pid in range(n_prompts):
+        final = rng.standard_normal((6, 20)) * 3
+        scale = rng.uniform(0.5, 1.5)
+        for point in range(n_points):
+            noise = scale * (1 + trend * (n_points - 1 - point))
+            acc.add(point, final, final + noise * rng.standard_normal(final.shape), prompt_ids=[pid] * 6)
+    return acc
+
+
+def test_lens_spearman_ci_planted_trend_lies_below_and_no_trend_straddles_zero() -> None:
+    from lmfacts.stats.logit_lens import lens_spearman_ci
+    from lmfacts.stats.trends import depth_spearman
+
+    falls = _planted_prompts(30, 8, trend=0.5, seed=1)
+    ci = lens_spearman_ci(falls, "kl", (1, 7), n_resamples=500)
+    curve = falls.kl_sum / falls.n_tokens
+    assert ci.value == pytest.approx(depth_spearman(curve[1:8]))  # the full-sample ρ is the reported one
+    assert ci.ci[1] < -0.8 and ci.n_prompts == 30
+    flat = _planted_prompts(30, 8, trend=0.0, seed=2)
+    ci0 = lens_spearman_ci(flat, "kl", (0, 7), n_resamples=500)
+    assert ci0.ci[0] < 0 < ci0.ci[1] and ci0.ci[1] - ci0.ci[0] > 0.3
+    agree = lens_spearman_ci(falls, "agreement", (0, 7), n_resamples=500)
+    assert agree.value == pytest.approx(depth_spearman((falls.agree / falls.n_tokens)[:8]))
+
+
+def test_lens_spearman_ci_resamples_prompts_not_tokens() -> None:
+    """Two prompts whose curves disagree: a resample of prompts can draw one of them twice, so the CI spans both
+    directions; tokens resampled as independent would give a narrow interval around the pooled curve."""
+    from lmfacts.stats.logit_lens import lens_spearman_ci
+
+    acc = LogitLensAccumulator(5)
+    final = np.zeros((50, 4))
+    for point in range(5):
+        up, down = np.zeros((50, 4)), np.zeros((50, 4))
+        up[:, 0], down[:, 0] = 0.5 * point, 0.5 * (4 - point)  # prompt 0's KL rises with depth, prompt 1's falls
+        acc.add(point, final, up, prompt_ids=[0] * 50)
+        acc.add(point, final, down, prompt_ids=[1] * 50)
+    assert sorted(acc.per_prompt) == [0, 1] and acc.n_tokens.tolist() == [100] * 5
+    ci = lens_spearman_ci(acc, "kl", (0, 4), n_resamples=400)
+    assert ci.ci[0] == pytest.approx(-1.0) and ci.ci[1] == pytest.approx(1.0)
+
+
+def test_lens_spearman_ci_needs_two_prompts_and_a_known_statistic() -> None:
+    from lmfacts.stats.logit_lens import lens_spearman_ci
+
+    one = _planted_prompts(1, 4, trend=1.0, seed=3)
+    with pytest.raises(DegenerateSample, match="2"):
+        lens_spearman_ci(one, "kl", (0, 3))
+    with pytest.raises(ValueError, match="which"):
+        lens_spearman_ci(_planted_prompts(3, 4, trend=1.0, seed=3), "entropy", (0, 3))

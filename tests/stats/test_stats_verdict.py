@@ -147,6 +147,27 @@ def test_interval_verdict_table(ci: tuple[float, float], band: tuple, want: str)
     assert interval_verdict(ci, band) == want
 
 
+@pytest.mark.parametrize(
+    ("ci", "band", "want"),
+    [
+        ((0.8, 1.0), (0.8, None), "passed"),  # ρ ≥ 0.8: a CI that reaches the edge from inside is inside
+        ((0.6, 0.8), (0.8, None), "inconclusive"),
+        ((0.4, 0.79), (0.8, None), "failed"),
+        ((-1.0, -0.8), (None, -0.8), "passed"),
+        ((-0.8, -0.8), (None, -0.8), "passed"),  # a point CI on the closed edge (open: failed)
+        ((-0.79, -0.5), (None, -0.8), "failed"),
+        ((0.9, 1.1), (0.9, 1.1), "passed"),
+        ((1.1, 1.2), (0.9, 1.1), "inconclusive"),
+    ],
+)
+def test_interval_verdict_closed_band(ci: tuple[float, float], band: tuple, want: str) -> None:
+    """A closed band (a bound stated "at least" / "at most" on a statistic with discrete values: the rank
+    correlations of LL-1 / LL-2) accepts its edges; the open one does not."""
+    assert interval_verdict(ci, band, closed=True) == want
+    if want == "passed" and any(e is not None and e in ci for e in band):
+        assert interval_verdict(ci, band) != "passed"
+
+
 def test_straddled_edge() -> None:
     assert straddled_edge((1.03, 1.05), (1.04, 1.08)) == 1.04
     assert straddled_edge((1.07, 1.09), (1.04, 1.08)) == 1.08
