@@ -326,10 +326,18 @@ def _sink_visible(ctx: Any, processing: str) -> PremiseResult:
                 best = ids
             if len(ids) >= SINK_TOKENS:
                 break
-        return measure_sink_visibility(lm.bridge, best[:SINK_TOKENS] if causal else best, device=info.device)
+        note = ""
+        if len(best) < 2:  # every prompt one token (one-word lines, --prepend-bos never): the mask is the model's
+            best, _ = tokenize_one(lm.bridge, SINK_CHECK_TEXT, prepend_bos=info.prepends_bos, n_ctx=info.n_ctx)
+            note = f" (measured on a check sentence: every corpus prompt is a single token here, {SINK_CHECK_TEXT!r})"
+        return measure_sink_visibility(lm.bridge, best[:SINK_TOKENS] if causal else best, device=info.device), note
 
-    check = ctx.session.model_check("sink_visible", ctx.target, processing, measure)
-    return PremiseResult(check.visible, check.evidence(), check.to_dict())
+    check, note = ctx.session.model_check("sink_visible", ctx.target, processing, measure)
+    return PremiseResult(check.visible, check.evidence() + note, check.to_dict())
+
+
+#: What ``sink_visible`` measures on when no corpus prompt has two tokens (the attention mask is the model's).
+SINK_CHECK_TEXT = "The cat sat on the mat, and the dog slept by the door until the rain stopped in the evening."
 
 
 @premise("has_massive_activations", "some block output has a massive activation (|a| > 100 and > 1000 × the "

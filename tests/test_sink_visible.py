@@ -119,3 +119,19 @@ def test_a_run_skips_as_on_a_narrow_window_only(tmp_path: Path) -> None:
         assert r["outcome"] == "skipped" and "sink_visible" in r["reason"], r
         assert "from position 16 on" in r["reason"] and "sliding_window = 16" in r["reason"], r["reason"]
         assert "sink_visible" not in (results[(cid, "full")].get("reason") or ""), results[(cid, "full")]
+
+
+def test_one_token_prompts_are_a_skip_not_an_error(tmp_path: Path) -> None:
+    """Every corpus prompt a single token (one-letter lines with --prepend-bos never): the premise raised
+    'the sink visibility check needs a prompt of at least 2 tokens, got 1' and AS-1/AS-2 were E. The mask is the
+    model's, so it is measured on a check sentence (said in the evidence), and AS-1 skips for what it lacks:
+    prompts of ≥ 64 tokens."""
+    from tests.helpers import load_report, run_pytest
+
+    prompts = tmp_path / "letters.txt"
+    prompts.write_text("a\nb\nc\nd\n")
+    proc, _ = run_pytest("claims/test_as_sinks.py", "--model", "tiny-llama", "--prompts", str(prompts),
+                         "--prepend-bos", "never", "-k", "AS-1", report_dir=tmp_path / "reports")
+    (r,) = load_report(tmp_path / "reports")["results"]
+    assert r["outcome"] == "skipped", (r, proc.stdout[-2000:])
+    assert "64 tokens" in r["reason"] and "at least 2 tokens" not in r["reason"], r["reason"]
