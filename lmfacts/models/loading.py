@@ -360,9 +360,19 @@ def _check_token_ids(bridge: Any, n_vocab: int, probe_strings: list[str]) -> Non
     ids = bridge.to_tokens(texts, move_to_device=False, truncate=False)
     outside = sorted({int(i) for i in ids.reshape(-1).tolist() if not 0 <= int(i) < n_vocab})
     if outside:
+        names = tok.convert_ids_to_tokens(outside[:5]) if hasattr(tok, "convert_ids_to_tokens") else outside[:5]
+        where, fix = "", "save the model's own tokenizer next to its weights, or resize the embedding to cover them"
+        with contextlib.suppress(Exception):  # the template is the source when plain text alone stays inside
+            bare = tok(texts, add_special_tokens=False)["input_ids"]
+            if all(0 <= int(i) < n_vocab for row in bare for i in row):
+                where = (" its post-processor (tokenizer.json 'post_processor', a template such as "
+                         f"'{names[0]} $A') adds them to every text;")
+                fix = ("remove them from that template or give them ids inside the vocabulary, or resize the "
+                       "embedding to cover them")
         raise TokenizerVocabularyError(
-            f"the tokenizer still produces ids {outside} outside the model's vocabulary of {n_vocab} after "
-            "removing its out-of-vocabulary special tokens; they would index past the embedding"
+            f"the tokenizer still produces ids {outside} ({names}) outside the model's vocabulary of {n_vocab} "
+            f"after removing its out-of-vocabulary special tokens;{where} they would index past the embedding: "
+            f"{fix}"
         )
 
 
