@@ -229,6 +229,18 @@ def test_txt_loader_accepts_crlf(tmp_path: Path) -> None:
     assert load_corpus_file(path).texts == ("one", "two")
 
 
+def test_txt_with_cr_only_line_endings_is_an_error(tmp_path: Path) -> None:
+    """A classic-Mac file (CR-only line endings) was read as one prompt holding every line, silently: the run
+    measured 1 prompt. It is an error naming the file, the line and the fix; CRLF and LF files still load."""
+    path = tmp_path / "mac.txt"
+    path.write_bytes(b"first prompt\rsecond prompt\rthird prompt\r")
+    with pytest.raises(CorpusError, match=re.escape(f"{path}:1: 2 carriage return(s)")) as err:
+        load_corpus_file(path)
+    assert "read as one prompt" in str(err.value) and "convert the file" in str(err.value)
+    path.write_bytes(b"first prompt\r\nsecond prompt\nthird prompt\r\n")
+    assert load_corpus_file(path).texts == ("first prompt", "second prompt", "third prompt")
+
+
 def test_txt_escape_only_line_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "p.txt"
     path.write_text("ok\n\\n\\n\n", encoding="utf-8")

@@ -7,7 +7,9 @@ every replication report, so two runs can be compared only when they measured th
 File formats (:func:`load_corpus_file`):
 
 Lines end at ``\\n`` (a ``\\r`` before it is dropped); other line-breaking characters (form feed,
-U+2028 …) belong to the prompt. The file is UTF-8; a leading byte-order mark is ignored.
+U+2028 …) belong to the prompt. A ``.txt`` line holding a carriage return not followed by ``\\n`` is an
+error (a file with classic-Mac CR-only line endings would otherwise be read as one prompt). The file is
+UTF-8; a leading byte-order mark is ignored.
 
 ``.txt``
     One prompt per line. Inside a line, the two-character escape ``\\n`` becomes a newline and
@@ -242,6 +244,14 @@ def _unescape_txt(line: str) -> str:
 def _parse_txt(file: Path, content: str) -> Iterator[tuple[int, Prompt]]:
     """Yield ``(line number, prompt)`` for each non-blank line of a ``.txt`` prompt file."""
     for lineno, raw in enumerate(_lines(content), start=1):
+        if "\r" in raw:
+            n = raw.count("\r")
+            raise CorpusError(
+                f"{file}:{lineno}: {n} carriage return(s) (\\r) not followed by a line feed: the file has "
+                "classic-Mac (CR-only) line endings or stray CRs, and prompts end at \\n only, so "
+                f"{'these lines would be read as one prompt' if n > 1 else 'this line would keep a CR'}; "
+                "convert the file to \\n (or \\r\\n) line endings, or put prompts that contain a CR in a "
+                ".jsonl file (\"\\r\" in the JSON string)")
         if not raw.strip():
             continue
         text = _unescape_txt(raw)
