@@ -204,10 +204,19 @@ def test_rs2_outlier_feature_share(ctx: ClaimContext) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def _with_targets(base_r: Any, **per_prompt: Any) -> dict[str, np.ndarray]:
+    """Each per-prompt loss array restricted to the prompts with a next-token target: a one-token prompt has
+    none, so its loss is NaN by :class:`lmfacts.ablation.LossResult`'s contract and the bootstrap
+    (:func:`lmfacts.ablation.loss_delta_ci`) leaves it out; the finiteness check must too."""
+    has = np.asarray(base_r.per_prompt_targets) > 0
+    return {name: np.asarray(v, dtype=np.float64)[has] for name, v in per_prompt.items()}
+
+
 def _loss_setup(ctx: ClaimContext, n_prompts: int) -> tuple[Any, list[str], dict[str, Any]]:
     """The model, the seeded prompt sample and the loss keywords of RS-3/RS-4 (premises: a causal decoder
     with a trained LM head, checked by the plugin before the body runs)."""
     info = ctx.info
+    ctx.require_content()  # a corpus of special tokens only: the run's corpus error, not losses over them
     texts = list(ctx.session.corpus.sample(min(n_prompts, len(ctx.session.corpus)), seed=0).texts)
     from lmfacts.ablation import tokenize_texts
 
@@ -276,8 +285,9 @@ def test_rs3_head_vs_tail_skip(ctx: ClaimContext) -> None:
                 "vspans": []})
     bad = [r for r in rows if not r["holds"]]
     if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per k
-        ctx.finite("per-prompt losses of the bootstrap", base=base_r.per_prompt,
-                   **{f"k{k}_{side}": losses[k][i].per_prompt for k in ks for i, side in enumerate(("head", "tail"))})
+        ctx.finite("per-prompt losses of the bootstrap", **_with_targets(
+            base_r, base=base_r.per_prompt,
+            **{f"k{k}_{side}": losses[k][i].per_prompt for k in ks for i, side in enumerate(("head", "tail"))}))
         for r in rows:  # holds ⟺ margin = Δhead − factor·max(Δtail, 0) > 0
             boot = loss_delta_ci(base_r, losses[r["k"]], lambda h, t: h - factor * np.maximum(t, 0.0))
             ctx.interval(f"margin_k{r['k']}", boot.value, boot.ci, (0.0, None), n_resamples=boot.n_resamples,
@@ -343,8 +353,8 @@ def test_rs4_skip_connection_removed(ctx: ClaimContext) -> None:
     ctx.expected(min_increase=min_inc)
     bad = [r for r in rows if not r["holds"]]
     if sum(n > 0 for n in base_r.per_prompt_targets) >= 2:  # interval verdicts: CI over prompts per block
-        ctx.finite("per-prompt losses of the bootstrap", base=base_r.per_prompt,
-                   **{f"block{b}": no_skip_r[b].per_prompt for b in (r["block"] for r in rows)})
+        ctx.finite("per-prompt losses of the bootstrap", **_with_targets(
+            base_r, base=base_r.per_prompt, **{f"block{r['block']}": no_skip_r[r["block"]].per_prompt for r in rows}))
         for r in rows:
             boot = loss_delta_ci(base_r, [no_skip_r[r["block"]]], lambda d: d)
             ctx.interval(f"delta_no_skip_b{r['block']}", boot.value, boot.ci, (min_inc, None),
