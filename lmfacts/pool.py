@@ -35,6 +35,18 @@ def _share_cpu_threads_between_workers() -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+def cpu_threads(device: str) -> int | None:
+    """The torch threads a model on ``device`` computes with: ``torch.get_num_threads()`` for the CPU (under
+    pytest-xdist each worker's share, :func:`_share_cpu_threads_between_workers`), None for an accelerator.
+    Recorded per model in run.json (``models[].cpu_threads``): torch splits a float sum across its threads, so
+    runs with other counts give values that differ in their last digits (``report diff`` says so)."""
+    if str(device).split(":")[0] != "cpu":
+        return None
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 _WORKER_ID = re.compile(r"^gw(\d+)$")
 MEMORY_LOG_ENV = "LMFACTS_CUDA_MEMORY_LOG"
 
@@ -151,6 +163,7 @@ class ModelPool:
             raise
         if key.label:  # reports tell checkpoints apart: name@revision, or the path parts that differ
             self.loaded.info.name = key.label
+        self.loaded.info.cpu_threads = cpu_threads(self.loaded.info.device)
         if key.device in self.worker_placed:
             self.loaded.info.notes.append(f"xdist worker gw{xdist_worker_index()} placed on {key.device} (--device "
                                           "cuda under -n: worker index mod the number of CUDA devices)")

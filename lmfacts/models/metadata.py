@@ -34,6 +34,8 @@ class ModelInfo:
     ``bos_note`` says where the BOS token comes from when the tokenizer declares none and TransformerBridge
     uses its EOS instead (:func:`bridge_substituted_bos`), or, for an encoder, that its class token
     (``[CLS]``, RoBERTa's ``<s>``) stands as BOS; None otherwise.
+    ``cpu_threads``: the torch threads a CPU model computed with (:func:`lmfacts.pool.cpu_threads`; set by the
+    model pool at load), None on an accelerator or outside the pool.
     """
 
     name: str
@@ -71,6 +73,7 @@ class ModelInfo:
     prepend_bos_policy: str = "auto"
     bridge_prepends_bos: bool | None = None
     bos_note: str | None = None
+    cpu_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of all fields."""

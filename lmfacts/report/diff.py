@@ -64,6 +64,8 @@ class RunDiff:
     outcome_changes: list[OutcomeChange] = field(default_factory=list)
     value_changes: list[ValueChange] = field(default_factory=list)
     convention_changes: list[ConventionChange] = field(default_factory=list)
+    #: models run on the CPU with another number of torch threads in A and B (``before`` / ``after``: the counts)
+    thread_changes: list[ConventionChange] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[OutcomeChange]:
@@ -147,6 +149,24 @@ def bos_convention_changes(report_a: dict[str, Any], report_b: dict[str, Any]) -
             if name in b and a[name][0] != b[name][0]]
 
 
+def _cpu_threads_by_model(report: dict[str, Any]) -> dict[str, int]:
+    """Model name → the torch CPU threads its forward passes ran with (``models[].cpu_threads`` in run.json;
+    absent for a GPU model or a run written before it was recorded); first entry wins."""
+    out: dict[str, int] = {}
+    for m in report.get("models") or []:
+        if isinstance(m, dict) and m.get("name") and isinstance(m.get("cpu_threads"), int):
+            out.setdefault(str(m["name"]), int(m["cpu_threads"]))
+    return out
+
+
+def cpu_thread_changes(report_a: dict[str, Any], report_b: dict[str, Any]) -> list[ConventionChange]:
+    """Models in both runs computed on the CPU with a different number of torch threads (``-n`` under
+    pytest-xdist gives each worker its share of the cores, another machine has other cores): torch splits its
+    float sums per thread, so the same inputs give values that differ in their last digits."""
+    a, b = _cpu_threads_by_model(report_a), _cpu_threads_by_model(report_b)
+    return [ConventionChange(name, str(a[name]), str(b[name])) for name in a if name in b and a[name] != b[name]]
+
+
 def diff_runs(report_a: dict[str, Any], report_b: dict[str, Any], rel_tol: float = 0.1) -> RunDiff:
     """Compare report dicts A (before) and B (after), matching tests by nodeid (else claim|model).
 
@@ -163,6 +183,7 @@ def diff_runs(report_a: dict[str, Any], report_b: dict[str, Any], rel_tol: float
         run_b=str((report_b.get("run") or {}).get("id", "B")),
         rel_tol=rel_tol,
         convention_changes=bos_convention_changes(report_a, report_b),
+        thread_changes=cpu_thread_changes(report_a, report_b),
     )
     for key in list(a) + [k for k in b if k not in a]:
         ra, rb = a.get(key), b.get(key)
@@ -204,6 +225,11 @@ def format_diff(diff: RunDiff) -> str:
                      "content-position statistics are not like for like")
         for cc in diff.convention_changes:
             lines.append(f"  [{cc.model}] {cc.before} -> {cc.after}")
+    if diff.thread_changes:
+        lines.append(f"CPU THREADS DIFFER ({len(diff.thread_changes)} model(s)): torch splits float sums per thread, "
+                     "so measured values may differ in their last digits (about 1e-9 relative) with the same inputs")
+        for cc in diff.thread_changes:
+            lines.append(f"  [{cc.model}] {cc.before} -> {cc.after} threads")
     regressions = diff.regressions
     others = [c for c in diff.outcome_changes if c not in regressions]
     if regressions:
@@ -224,6 +250,6 @@ def format_diff(diff: RunDiff) -> str:
             else:
                 rel = f"{(v.after - v.before) / abs(v.before):+.1%}"
             lines.append(f"  {v.claim} [{v.model}] {v.path}: {_num(v.before)} -> {_num(v.after)} ({rel})")
-    if not (regressions or others or diff.value_changes or diff.convention_changes):
+    if not (regressions or others or diff.value_changes or diff.convention_changes or diff.thread_changes):
         lines.append("no changes")
     return "\n".join(lines)
