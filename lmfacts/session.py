@@ -17,6 +17,10 @@ from lmfacts.options import RunOptions, Target
 from lmfacts.pool import ModelPool
 from lmfacts.versions import package_version
 
+#: A share of content tokens that are the unknown token from which the run's probe info (and the report's Models
+#: notes) say so in a sentence (``probes[<target>].unknown_content``); any share is recorded as a number.
+UNKNOWN_NOTE_SHARE = 0.05
+
 
 class _SessionPool(ModelPool):
     """The session's model pool: drops the random twin (:mod:`lmfacts.models.twin`) before the resident model
@@ -143,6 +147,10 @@ class LmfactsSession:
         info = {"raw": self._probe_summary(res)}
         if census.without_content:
             info["prompts_without_content"] = census.describe()
+        if census.n_unknown:
+            info["unknown_content_share"] = census.unknown_share
+            if census.unknown_share >= UNKNOWN_NOTE_SHARE:
+                info["unknown_content"] = census.describe_unknown()
         if res.compat is not None:
             text = self._check_text(lm)
             fp = fingerprint(lm.bridge, text, prepend_bos=lm.info.prepends_bos, n_ctx=lm.info.n_ctx,

@@ -182,15 +182,32 @@ class NoContentTokensError(ValueError):
 
 @dataclass(frozen=True)
 class ContentCensus:
-    """How many prompts have no content position on a model, with a few of them as examples.
+    """How many prompts have no content position on a model, with a few of them as examples, and how many content
+    positions are the tokenizer's unknown token.
 
     ``examples``: up to 3 ``(prompt, tokens)`` pairs, the prompt's first 40 characters and its token strings.
+    ``n_unknown``: content positions whose id is the unknown token's (text the vocabulary cannot spell: an English
+    WordPiece vocabulary on Chinese prompts); ``unknown_examples``: up to 3 prompts (first 40 characters) with one.
     """
 
     n_prompts: int
     n_content_tokens: int
     without_content: tuple[int, ...]
     examples: tuple[tuple[str, tuple[str, ...]], ...]
+    n_unknown: int = 0
+    unknown_examples: tuple[str, ...] = ()
+
+    @property
+    def unknown_share(self) -> float:
+        """Share of content positions that are the unknown token (0 without content)."""
+        return self.n_unknown / self.n_content_tokens if self.n_content_tokens else 0.0
+
+    def describe_unknown(self) -> str:
+        """One line: how many content tokens are the unknown token, with example prompts."""
+        shown = "; ".join(repr(t) for t in self.unknown_examples)
+        return (f"{self.n_unknown} of {self.n_content_tokens} content tokens ({100 * self.unknown_share:.1f}%) are the "
+                f"tokenizer's unknown token (text its vocabulary cannot spell, e.g. in {shown}): every statistic "
+                "over content tokens reads the unknown token's one embedding at those positions")
 
     def describe(self) -> str:
         """One line: how many prompts have no content token, e.g. ``'\\u200b' → ['[CLS]', '[SEP]']``."""
@@ -203,23 +220,32 @@ def content_census(bridge, texts: Sequence[str], *, prepend_bos: bool, n_ctx: in
     """Tokenise ``texts`` as the probe does (:func:`tokenize_one`, :func:`position_classes`) and count the
     prompts without any content position (module docstring: not BOS, not a special token, not padding).
 
-    Tokenisation only, no forward pass. Raises what :func:`tokenize_one` raises for an unusable prompt.
+    Also counts the content positions that are the tokenizer's unknown token (``n_unknown``). Tokenisation
+    only, no forward pass. Raises what :func:`tokenize_one` raises for an unusable prompt.
     """
     specials = special_ids(bridge)
     tok = getattr(bridge, "tokenizer", None)
+    unk = getattr(tok, "unk_token_id", None) if tok is not None else None
     empty: list[int] = []
     examples: list[tuple[str, tuple[str, ...]]] = []
-    total = 0
+    unknown_examples: list[str] = []
+    total = n_unknown = 0
     for i, text in enumerate(texts):
         ids, _ = tokenize_one(bridge, text, prepend_bos=prepend_bos, n_ctx=n_ctx)
-        n = int((position_classes(ids, prepend_bos=prepend_bos, specials=specials) == CONTENT).sum())
+        content = position_classes(ids, prepend_bos=prepend_bos, specials=specials) == CONTENT
+        n = int(content.sum())
         total += n
+        if unk is not None and n:
+            k = int((content & (torch.as_tensor(ids, dtype=torch.long).reshape(-1) == int(unk))).sum())
+            n_unknown += k
+            if k and len(unknown_examples) < 3:
+                unknown_examples.append(text[:40])
         if n == 0:
             empty.append(i)
             if len(examples) < 3:
                 names = tok.convert_ids_to_tokens(ids) if tok is not None else ids
                 examples.append((text[:40], tuple(str(t) for t in names)))
-    return ContentCensus(len(texts), total, tuple(empty), tuple(examples))
+    return ContentCensus(len(texts), total, tuple(empty), tuple(examples), n_unknown, tuple(unknown_examples))
 
 
 def in_vocab_pad_id(bridge, pad_id: int | None) -> int:

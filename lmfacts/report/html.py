@@ -183,26 +183,30 @@ def _run_boxes(report: dict[str, Any]) -> str:
     )
 
 
-MODEL_FIELDS = ("name", "source", "architecture", "n_layers", "d_model", "device", "dtype", "quantization",
-                "weight_format", "weight_processing", "load_s")
-
-
 def _models_table(report: dict[str, Any]) -> str:
-    models = [m for m in report.get("models") or [] if isinstance(m, dict)]
-    if not models:
+    """The Models section: how each model was loaded (:func:`lmfacts.report.conditions.model_conditions`), the
+    source runs that loaded it in a merged report, and the notes of its loading and probing."""
+    from lmfacts.report.conditions import FACT_FIELDS, model_conditions
+
+    conds = model_conditions(report)
+    if not conds:
         return ""
-    merged = any(m.get("runs") for m in models)  # a merged report: which source run(s) loaded each model
-    head = "".join(f"<th>{esc(f)}</th>" for f in MODEL_FIELDS) + ("<th>run</th>" if merged else "")
+    runs: dict[str, list[str]] = {}
+    for m in report.get("models") or []:
+        if isinstance(m, dict) and m.get("runs"):
+            got = runs.setdefault(str(m.get("name") or "?"), [])
+            got += [str(r) for r in m["runs"] if str(r) not in got]
+    merged = bool(runs)  # a merged report: which source run(s) loaded each model
+    head = "".join(f"<th>{esc(f)}</th>" for f in ("model", *FACT_FIELDS)) + ("<th>run</th>" if merged else "")
     rows = []
-    for m in models:
-        cells = []
-        for f in MODEL_FIELDS:
-            v = m.get(f)
-            cells.append(f"<td>{esc(compact(v) if v is not None else '')}</td>")
+    for c in conds:
+        cells = [f"<td>{esc(c.name)}</td>", *(f"<td>{esc(c.facts[f])}</td>" for f in FACT_FIELDS)]
         if merged:
-            cells.append(f"<td>{esc(', '.join(str(r) for r in m.get('runs') or []))}</td>")
+            cells.append(f"<td>{esc(', '.join(runs.get(c.name, [])))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<h2>Models</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
+    notes = "".join(f'<p class="small muted">Notes on {esc(c.name)}:</p><ul class="notes">'
+                    + "".join(f"<li>{esc(n)}</li>" for n in c.notes) + "</ul>" for c in conds if c.notes)
+    return f"<h2>Models</h2><table><tr>{head}</tr>{''.join(rows)}</table>{notes}"
 
 
 def _matrix(report: dict[str, Any]) -> str:

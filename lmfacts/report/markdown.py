@@ -257,11 +257,29 @@ def _baseline_lines(report: dict[str, Any]) -> list[str]:
                      "headline today (recorded ± tol)"], rows), ""]
 
 
+def _conditions_lines(report: dict[str, Any]) -> list[str]:
+    """## Models: how each model was loaded, and the notes of its loading and probing
+    (:func:`lmfacts.report.conditions.model_conditions`)."""
+    from lmfacts.report.conditions import FACT_FIELDS, model_conditions
+
+    conds = model_conditions(report)
+    if not conds:
+        return []
+    lines = ["## Models", ""]
+    lines += _table(["model", *FACT_FIELDS], [[md_escape(c.name), *(md_escape(c.facts[f]) for f in FACT_FIELDS)]
+                                              for c in conds])
+    for c in conds:
+        if c.notes:
+            lines += ["", f"Notes on {md_escape(c.name)}:", *(f"- {md_escape(n, 600)}" for n in c.notes)]
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole markdown report for a report dict (see module doc)."""
     from lmfacts.report.trajectory import trajectory_markdown
 
-    lines = _header_lines(report) + _matrix_lines(report) + _baseline_lines(report) + trajectory_markdown(report)
+    lines = (_header_lines(report) + _matrix_lines(report) + _conditions_lines(report) + _baseline_lines(report)
+             + trajectory_markdown(report))
     for model in model_order(report):
         lines += (_model_lines(report, model) + _interval_lines(report, model) + _witness_lines(report, model)
                   + _premise_lines(report, model) + _param_lines(report, model))
