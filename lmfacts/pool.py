@@ -27,9 +27,11 @@ from lmfacts.options import RunOptions, Target, resolve_auto_device
 
 
 def _share_cpu_threads_between_workers() -> None:
-    """Under pytest-xdist, give each worker its share of the CPU threads (no oversubscription)."""
+    """Under pytest-xdist, give each worker its share of the CPU threads (no oversubscription). Only in a worker
+    (``PYTEST_XDIST_WORKER`` set): a process that merely inherited ``PYTEST_XDIST_WORKER_COUNT`` (a pytest run
+    started from inside a worker) is no worker and keeps its own threads (``OMP_NUM_THREADS`` or torch's default)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
-    if workers > 1:
+    if workers > 1 and os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

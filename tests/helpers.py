@@ -29,7 +29,8 @@ def run_pytest(*args: str, report_dir: Path, env: dict[str, str] | None = None,
                timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``python -m pytest ARGS --report-dir REPORT_DIR`` from the repo root; return (result, seconds)."""
     full_env = dict(os.environ, **(env or {}))
-    full_env.pop("PYTEST_XDIST_WORKER", None)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        full_env.pop(name, None)  # the child is its own run, not this xdist worker
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", *args, "--report-dir", str(report_dir),
                            "-p", "no:cacheprovider"],

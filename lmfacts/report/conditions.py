@@ -25,8 +25,8 @@ class ModelConditions:
 
 
 #: The columns of the Models table: label → how to read it from a ``models[]`` entry.
-FACT_FIELDS: tuple[str, ...] = ("source", "architecture", "shape", "device", "dtype", "weights", "BOS", "processing",
-                                "load s")
+#: No timings (load seconds are in run.json): the rendered report of the same inputs is the same text.
+FACT_FIELDS: tuple[str, ...] = ("source", "architecture", "shape", "device", "dtype", "weights", "BOS", "processing")
 
 
 def _facts(m: dict[str, Any]) -> dict[str, str]:
@@ -43,7 +43,6 @@ def _facts(m: dict[str, Any]) -> dict[str, str]:
         "BOS": ("" if bos is None else ("prepended" if bos else "none"))
                + (f" ({policy})" if policy and policy != "auto" else ""),
         "processing": str(m.get("weight_processing") or ""),
-        "load s": "" if m.get("load_s") is None else f"{float(m['load_s']):.1f}",
     }
 
 
