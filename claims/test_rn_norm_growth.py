@@ -110,7 +110,10 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
     matter here). ``position_counts``: positions of each class over the corpus (content only is used).
     Verdict: the rate's 95% bootstrap CI over prompts (1000 resamples, percentile, seed 0; ``record.intervals``)
     against the band: inside → pass, outside → fail, straddling an edge → inconclusive (a skip). With
-    fewer than 2 prompts the point estimate decides.
+    fewer than 2 prompts the point estimate decides. R² ≥ ``min_r2`` is judged on the point estimate (its
+    bootstrap CI over the same resamples is reported as ``r2_ci``), except within one machine epsilon of the run's
+    dtype of the bound (``r2_rounding_margin``: 7.8e-3 in bfloat16, 9.8e-4 in float16, 1.2e-7 in float32), where
+    it is inconclusive: rounding, not the model, would decide there.
     Source: RN §Summary; §Comparison of various models.
     """
     exp = ctx.expectation
@@ -147,8 +150,14 @@ def test_rn1_exponential_growth(ctx: ClaimContext) -> None:
         ctx.check(rn.in_band(m["rate"], band),
                   f"growth rate {m['rate']:.4f} (two-point {m['two_point_rate']:.4f}) outside the expected band "
                   f"{_band_text(band)} on layers {lo}–{hi}", rate=m["rate"])
-    ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here",
-              r2=m["r2"])
+    margin = ctx.float_tol(0.0, ulps=1)  # R² of activations rounded in the run's dtype: within one eps, no verdict
+    ctx.tolerance(r2_rounding_margin=margin)
+    if abs(m["r2"] - min_r2) <= margin:
+        ctx.inconclusive(f"log-linear fit R² {m['r2']:.5g} is within the {ctx.dtype} rounding margin {margin:.2g} "
+                         f"of the bound {min_r2}")
+    else:
+        ctx.check(m["r2"] >= min_r2, f"log-linear fit R² {m['r2']:.3f} < {min_r2}: growth is not exponential here",
+                  r2=m["r2"])
     if exp["superexponential"] is not None:
         # curvature_c is None when the window is too short for the quadratic fit: an error, not a finding
         ctx.check(bool(m.get("superexponential")) == bool(exp["superexponential"]),

@@ -292,6 +292,12 @@ class ClaimContext:
             self._inconclusive.append(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair, closed)}")
         return verdict
 
+    def inconclusive(self, reason: str) -> None:
+        """Defer the verdict as :meth:`interval` does on a straddled edge: the body goes on (a later failure or
+        error still decides) and, if it ends without one, the test becomes a skip whose reason starts with
+        ``"inconclusive:"``. For a point estimate the run's precision cannot place on either side of its bound."""
+        self._inconclusive.append(str(reason))
+
     @property
     def inconclusive_reason(self) -> str | None:
         """``"inconclusive: …"`` naming every deferred interval verdict of this test, or ``None``."""

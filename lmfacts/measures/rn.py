@@ -87,7 +87,8 @@ def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
     """RN-1 over the corpus: LSQ and two-point growth rate of the mean content resid_pre norm.
 
     Returns ``rate`` (exp of the OLS slope of log mean norm vs point over the window, fitted to the
-    mean over prompts of each prompt's content mean, so the bootstrap CI resamples it), ``r2``,
+    mean over prompts of each prompt's content mean, so the bootstrap CI resamples it), ``r2`` and ``r2_ci`` (its
+    percentile bootstrap CI over prompts, the same resamples; None with one prompt),
     ``ci`` (seeded bootstrap over prompts, :func:`lmfacts.stats.verdict.bootstrap_ci`; with one prompt the
     OLS t-interval) with ``ci_level``, ``ci_n_resamples`` and ``ci_method``, ``two_point_rate`` (the post's by-eye estimator), ``window``,
     ``norms`` (the mean content norm at every point, L + 1 values), ``bos_norms``, ``pad_norms``,
@@ -101,6 +102,7 @@ def measure_rn1(probe: Any, exp: Any) -> dict[str, Any]:
     fit = fit_growth_rate(per_prompt if per_prompt.shape[0] > 1 else norms, (lo, hi), seed=0)
     out: dict[str, Any] = {
         "rate": fit.rate, "r2": fit.r_squared, "ci": list(fit.ci) if fit.ci else None,
+        "r2_ci": list(fit.r_squared_ci) if fit.r_squared_ci else None,
         "ci_level": fit.ci_level, "ci_n_resamples": fit.n_boot,
         "ci_method": fit.boot_method if fit.ci_method == "bootstrap_prompts" else fit.ci_method,
         "fit_slope": fit.slope, "fit_intercept": fit.intercept,

@@ -43,7 +43,8 @@ class GrowthFit(ResultMixin):
     """Result of :func:`fit_growth_rate`.
 
     ``rate`` = exp(slope) per layer; ``ci`` = (low, high) bounds on ``rate`` or ``None``;
-    ``r_squared`` of the log-linear fit over ``window`` (inclusive).
+    ``r_squared`` of the log-linear fit over ``window`` (inclusive); ``r_squared_ci``: its bootstrap interval
+    over prompts (the same resamples, level and method as ``ci``), ``None`` without a bootstrap (1-D input).
     """
 
     rate: float
@@ -58,6 +59,18 @@ class GrowthFit(ResultMixin):
     n_boot: int
     boot_method: str = "none"
     seed: int = 0
+    r_squared_ci: tuple[float, float] | None = None
+
+
+def _r_squared(logy: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """R² of the OLS line through ``logy[..., :]`` against ``layers`` (batched); a curve flat to round-off is
+    fitted perfectly by slope 0: R² = 1 there (0/0 otherwise)."""
+    slope, intercept = _ols_slopes(logy, layers)
+    resid = logy - (intercept[..., None] + slope[..., None] * layers)
+    ss_tot = np.sum((logy - logy.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
+    ss_res = np.sum(resid**2, axis=-1)
+    flat_tol = 1e-24 * logy.shape[-1] * np.maximum(1.0, np.max(np.abs(logy), axis=-1)) ** 2
+    return np.where(ss_tot <= flat_tol, 1.0, 1.0 - ss_res / np.where(ss_tot <= flat_tol, 1.0, ss_tot))
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,7 @@ def fit_growth_rate(
     r2 = 1.0 if ss_tot <= flat_tol else 1.0 - ss_res / ss_tot
 
     interval: tuple[float, float] | None = None
+    r2_interval: tuple[float, float] | None = None
     method = "none"
     tail = (1.0 - level) / 2.0
     if arr.ndim == 2 and arr.shape[0] == 1:
@@ -154,6 +168,12 @@ def fit_growth_rate(
         boot = bootstrap_ci(arr[:, lo : hi + 1], rates, n_resamples=n_boot, level=level, method=boot_method,
                             seed=seed)
         interval = boot.ci
+
+        def r_squareds(rows: np.ndarray) -> np.ndarray:  # (B, n, window) -> (B,) R² of each resample's mean curve
+            return _r_squared(np.log(rows.mean(axis=1)), layers)
+
+        r2_interval = bootstrap_ci(arr[:, lo : hi + 1], r_squareds, n_resamples=n_boot, level=level,
+                                   method="percentile", seed=seed).ci
     elif arr.ndim == 1 and layers.size >= 3:
         method = "ols_t"
         dof = layers.size - 2
@@ -173,6 +193,7 @@ def fit_growth_rate(
         n_boot=n_boot if method == "bootstrap_prompts" else 0,
         boot_method=boot_method if method == "bootstrap_prompts" else "none",
         seed=seed,
+        r_squared_ci=r2_interval,
     )
 
 

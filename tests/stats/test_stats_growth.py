@@ -159,3 +159,21 @@ def test_single_prompt_uses_ols_interval_and_no_ci_cases() -> None:
     assert fit.ci[0] < fit.ci[1]
     assert fit_growth_rate(planted_norms(1.05, 5, 20, 0), (0, 19), n_boot=0).ci is None
     assert fit_growth_rate(np.array([1.0, 2.0]), (0, 1)).ci is None
+
+
+def test_r_squared_ci_brackets_a_planted_fit_quality() -> None:
+    """R²'s bootstrap CI over prompts: prompts that grow exactly exponentially give R² = 1 with a CI of [1, 1];
+    prompts with independent per-layer noise give an R² below 1 whose CI contains it and excludes 1; the
+    full-sample R² is the one reported."""
+    from lmfacts.stats.growth import fit_growth_rate
+
+    layers = np.arange(12)
+    exact = np.tile(1.05 ** layers, (20, 1)) * np.linspace(0.5, 2.0, 20)[:, None]  # each prompt a scaled curve
+    fit = fit_growth_rate(exact, (0, 11), n_boot=300, seed=0)
+    assert fit.r_squared == pytest.approx(1.0) and fit.r_squared_ci == pytest.approx((1.0, 1.0))
+    rng = np.random.default_rng(7)
+    noisy = np.tile(1.02 ** layers, (30, 1)) * np.exp(0.05 * rng.standard_normal((30, 12)))
+    fit = fit_growth_rate(noisy, (0, 11), n_boot=500, seed=0)
+    lo, hi = fit.r_squared_ci
+    assert lo <= fit.r_squared <= hi < 1.0 and hi - lo > 0.005, (fit.r_squared, fit.r_squared_ci)
+    assert fit_growth_rate(noisy[0], (0, 11)).r_squared_ci is None  # one prompt: no bootstrap
