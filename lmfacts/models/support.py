@@ -12,6 +12,7 @@ decoders), so ``pytest claims/ --model DIR`` stops with a usage error instead of
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -281,8 +282,6 @@ def check_dir_supported(model: str, model_dir: Path | str) -> str | None:
 
     Raises UnsupportedArchitectureError as :func:`check_config_supported` does.
     """
-    import json
-
     path = Path(model_dir) / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -489,7 +488,7 @@ def check_tokenizer_encodes_text(model: str, tokenizer: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a missing unknown token
         kind = ""
         try:
-            spec = __import__("json").loads(tokenizer.backend_tokenizer.to_str())["model"]
+            spec = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
             if spec.get("type") in ("WordLevel", "WordPiece") and spec.get("unk_token") not in (spec.get("vocab") or {}):
                 kind = (f" Its {spec['type']} vocabulary has no unknown token ({spec.get('unk_token')!r} is not in it), "
                         "so any word outside the vocabulary is an error: add that token to the vocabulary in "
