@@ -262,6 +262,7 @@ def test_bf2_consistent_outlier_dims(ctx: ClaimContext) -> None:
             continue
         pos_overlap.append(overlap_from_counts(st.topk_counts, n, k))
         mean_abs.append(st.abs_sum / n)
+    ctx.require(hi > lo, f"the window {lo}–{hi} holds 1 residual point: the overlap across blocks needs 2")
     ctx.require(len(pos_overlap) >= 2, f"only {len(pos_overlap)} residual point(s) in {lo}–{hi} have ≥ 2 content "
                                        f"tokens (content tokens per point: "
                                        f"{[int(probe.points[p].n_tokens) for p in range(lo, hi + 1)]}); need 2")
