@@ -289,7 +289,7 @@ class ClaimContext:
                        ci_low=lo, ci_high=hi)
         elif verdict == "inconclusive":
             edge = straddled_edge((lo, hi), (band_pair[0], band_pair[1]))
-            self._inconclusive.append(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair, closed)}")
+            self.inconclusive(f"{text} straddles the band edge {edge:.5g} of {band_text(band_pair, closed)}")
         return verdict
 
     def inconclusive(self, reason: str) -> None:

@@ -708,7 +708,7 @@ class RunReporter:
         is written and marked partial. Both signals are also remembered: Python drops a KeyboardInterrupt
         raised while a destructor runs (``Exception ignored in ... __del__``, e.g. the regex module's
         ``Group.__del__`` during garbage collection), so a signal that lands there would be lost and the run
-        would go on as if never stopped; :meth:`_reraise_swallowed_interrupt` raises it again at the next test
+        would go on as if never stopped; :meth:`pytest_runtest_logstart` raises it again at the next test
         boundary. Only in the main thread, and only for a signal that still has Python's default handling."""
         import signal
         import threading
@@ -733,14 +733,11 @@ class RunReporter:
             signal.signal(signum, handler)
         self._old_handlers = {}
 
-    def _reraise_swallowed_interrupt(self) -> None:
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         """Raise KeyboardInterrupt again for a SIGINT / SIGTERM whose first KeyboardInterrupt did not end the
         run (swallowed in a destructor, or by a library catching BaseException)."""
         if self._interrupt_pending:
             raise KeyboardInterrupt(f"{self._signal} (received earlier; its first interruption was swallowed)")
-
-    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        self._reraise_swallowed_interrupt()
 
     def _finish_completion(self, exitstatus: int) -> None:
         """Set the run's final status: ``interrupted`` (by SIGINT / SIGTERM) or ``finished``, with the

@@ -40,7 +40,7 @@ import numpy as np
 from ._result import ResultMixin
 from ._validation import DegenerateSample, as_finite_array, check_int
 from .trends import depth_spearman
-from .verdict import BootstrapCI
+from .verdict import BootstrapCI, bootstrap_ci
 
 __all__ = [
     "log_softmax",
@@ -196,8 +196,7 @@ class LogitLensAccumulator:
         self.agree += other.agree
         self.n_tokens += other.n_tokens
         for pid, rows in other.per_prompt.items():
-            self.per_prompt.setdefault(pid, np.zeros((self.n_points, 3)))
-            self.per_prompt[pid] = self.per_prompt[pid] + rows
+            self.per_prompt[pid] = self.per_prompt.get(pid, 0.0) + rows
 
     def result(self, **kwargs: float) -> LogitLens:
         """:func:`logit_lens_stats` of this accumulator (same keyword arguments)."""
@@ -292,8 +291,6 @@ def lens_spearman_ci(acc: LogitLensAccumulator, which: str, window: tuple[int, i
     independent (the convention of every interval verdict here). Raises :class:`DegenerateSample` with fewer
     than 2 prompts; ``ValueError`` for an unknown ``which`` or a window outside the points.
     """
-    from .verdict import bootstrap_ci
-
     col = {"kl": 0, "agreement": 1}.get(which)
     if col is None:
         raise ValueError(f"which: 'kl' or 'agreement', not {which!r}")
